@@ -1,0 +1,422 @@
+//! Acquire, release, refresh and woken waits for named locks.
+//!
+//! # How a wait is woken
+//! A waiter's acquire attempt, when it finds the lock held, also marks the
+//! lock's `waiters` key (in the same script, so atomically with seeing the
+//! lock held). The release script deletes the lock and, if the mark is
+//! there, pushes one element onto the lock's `wake` list. Waiters sit in
+//! `BLPOP wake` and try again as soon as they pop it. Because the element
+//! stays in the list until popped, a release that lands between a waiter's
+//! failed attempt and its BLPOP is not lost. Redis serves BLPOP clients in
+//! the order they blocked, so waiters are served in order and none starves.
+//!
+//! Each BLPOP is bounded by the smaller of the waiter's own time left and
+//! the holder's remaining TTL, so a holder that died without releasing is
+//! noticed when its TTL runs out, and no waiter overstays its deadline.
+//! Pub/sub was the alternative; it needs a second connection per process
+//! and its messages are lost when no one is subscribed at that instant.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use once_cell::sync::Lazy;
+use parking_lot::Mutex;
+
+use crate::dsn::Dsn;
+use crate::error::{Error, Result};
+use crate::keys::LockKeys;
+use crate::pool::{Pool, Target};
+use crate::scripts;
+use crate::stats::Stats;
+
+/// A waiter's mark outlives its remaining wait by this much, so it is still
+/// there while the waiter makes its last attempt.
+const MARK_SLACK: Duration = Duration::from_secs(1);
+/// An unbounded wait blocks in slices of at most this long, re-marking itself
+/// between them.
+const FOREVER_SLICE: Duration = Duration::from_secs(10);
+/// Orphans kept for clean-up at most; more than that are left to their TTL.
+const MAX_ORPHANS: usize = 1024;
+
+/// Connection and key settings of a [`LockClient`].
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    /// Prepended to every lock name (`lock:` by default in PHP).
+    pub prefix: Vec<u8>,
+    /// Limit for opening a connection.
+    pub connect_timeout: Duration,
+    /// Limit for one command's reply.
+    pub timeout: Duration,
+    /// Whether acquires draw a fencing token from the per-name counter.
+    pub fencing: bool,
+}
+
+/// How long an acquire may wait for a held lock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wait {
+    /// Try once.
+    No,
+    /// Wait at most this long (zero is the same as [`Wait::No`]).
+    For(Duration),
+    /// Wait until acquired.
+    Forever,
+}
+
+/// What the caller holds after a successful acquire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hold {
+    /// The fencing token, when fencing is on.
+    pub fence: Option<i64>,
+    /// When the lock was had (for hold-time metrics and local expiry).
+    pub acquired_at: Instant,
+}
+
+/// The result of [`LockClient::acquire`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AcquireOutcome {
+    /// The caller holds the lock.
+    Acquired(Hold),
+    /// Held by someone else and the caller did not wait.
+    Conflicted,
+    /// Held by someone else for the whole of a bounded wait.
+    TimedOut,
+}
+
+/// Who holds a lock, as seen by one owner token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ownership {
+    /// The token holds it; `remaining` is its TTL (None: no expiry).
+    Mine {
+        /// Time left before it expires.
+        remaining: Option<Duration>,
+    },
+    /// Free, expired, or held under another token.
+    NotMine,
+}
+
+enum Attempt {
+    Acquired(Option<i64>),
+    Held { pttl_ms: i64 },
+}
+
+/// An acquire whose outcome is unknown (its command timed out or the
+/// connection broke after sending): the lock may be set under its token.
+struct Orphan {
+    target: Target,
+    keys: LockKeys,
+    token: String,
+    pid: u32,
+    gone_by: Instant,
+}
+
+static ORPHANS: Lazy<Mutex<Vec<Orphan>>> = Lazy::new(|| Mutex::new(Vec::new()));
+
+/// Lock operations against one Redis server with one set of options.
+///
+/// Cheap to create: connections live in the shared [`Pool`].
+#[derive(Clone)]
+pub struct LockClient {
+    pool: Arc<Pool>,
+    stats: Arc<Mutex<Stats>>,
+    target: Target,
+    prefix: Vec<u8>,
+    fencing: bool,
+}
+
+impl LockClient {
+    /// A client on the process-wide pool and metrics.
+    pub fn new(dsn: Dsn, options: ClientOptions) -> Self {
+        Self::with_pool(Pool::global(), Stats::global(), dsn, options)
+    }
+
+    /// A client on the given pool and metrics (tests use their own).
+    pub fn with_pool(
+        pool: Arc<Pool>,
+        stats: Arc<Mutex<Stats>>,
+        dsn: Dsn,
+        options: ClientOptions,
+    ) -> Self {
+        LockClient {
+            pool,
+            stats,
+            target: Target {
+                dsn,
+                connect_timeout: options.connect_timeout,
+                timeout: options.timeout,
+            },
+            prefix: options.prefix,
+            fencing: options.fencing,
+        }
+    }
+
+    /// The server this client talks to.
+    pub fn dsn(&self) -> &Dsn {
+        &self.target.dsn
+    }
+
+    /// Whether acquires draw fencing tokens.
+    pub fn fencing(&self) -> bool {
+        self.fencing
+    }
+
+    /// The Redis keys of lock `name`.
+    pub fn keys(&self, name: &[u8]) -> LockKeys {
+        LockKeys::new(&self.prefix, name)
+    }
+
+    /// Takes lock `name` for `token` with `ttl`, waiting as `wait` says.
+    ///
+    /// Errors only when Redis is unreachable, too slow or answers with an
+    /// error; a held lock is an `Ok` outcome.
+    pub fn acquire(
+        &self,
+        name: &[u8],
+        token: &str,
+        ttl: Duration,
+        wait: Wait,
+    ) -> Result<AcquireOutcome> {
+        let outcome = self.acquire_inner(name, token, ttl, wait);
+        if outcome.is_ok() {
+            // Only once the server has answered: a stalled server must not
+            // cost a second timeout on top of the caller's own.
+            self.clean_up_orphans();
+        }
+        outcome
+    }
+
+    fn acquire_inner(
+        &self,
+        name: &[u8],
+        token: &str,
+        ttl: Duration,
+        wait: Wait,
+    ) -> Result<AcquireOutcome> {
+        let start = Instant::now();
+        let keys = self.keys(name);
+        let ttl_ms = millis(ttl);
+        let deadline = match wait {
+            Wait::No => Some(start),
+            Wait::For(d) => Some(start + d),
+            Wait::Forever => None,
+        };
+        loop {
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            let will_wait = left.is_none_or(|l| !l.is_zero());
+            let mark = match left {
+                _ if !will_wait => Duration::ZERO,
+                Some(left) => left + MARK_SLACK,
+                None => FOREVER_SLICE + MARK_SLACK,
+            };
+            match self.attempt(&keys, token, ttl_ms, millis(mark)) {
+                Ok(Attempt::Acquired(fence)) => {
+                    self.stats.lock().record_acquired(start.elapsed());
+                    let acquired_at = Instant::now();
+                    return Ok(AcquireOutcome::Acquired(Hold { fence, acquired_at }));
+                }
+                Ok(Attempt::Held { pttl_ms }) => {
+                    if !will_wait {
+                        return Ok(if matches!(wait, Wait::For(d) if !d.is_zero()) {
+                            self.stats.lock().record_timeout();
+                            AcquireOutcome::TimedOut
+                        } else {
+                            self.stats.lock().record_conflict();
+                            AcquireOutcome::Conflicted
+                        });
+                    }
+                    if pttl_ms == -2 {
+                        continue; // expired between the two calls in the script
+                    }
+                    let mut block = left.unwrap_or(FOREVER_SLICE).min(FOREVER_SLICE);
+                    if pttl_ms > 0 {
+                        block = block.min(Duration::from_millis(pttl_ms.unsigned_abs()));
+                    }
+                    self.wait_for_wake(&keys, block)?;
+                }
+                Err(err) => {
+                    if err.is_unavailable() {
+                        self.remember_orphan(keys, token, ttl);
+                    }
+                    return Err(err);
+                }
+            }
+        }
+    }
+
+    /// Deletes lock `name` if `token` still holds it. False when it had
+    /// expired or been taken over: the other holder's lock is left alone.
+    pub fn release(&self, name: &[u8], token: &str, acquired_at: Option<Instant>) -> Result<bool> {
+        let keys = self.keys(name);
+        let released: i64 = self.run(|con| {
+            scripts::RELEASE
+                .key(&keys.lock)
+                .key(&keys.waiters)
+                .key(&keys.wake)
+                .arg(token)
+                .invoke(con)
+        })?;
+        let released = released == 1;
+        self.stats
+            .lock()
+            .record_release(released, acquired_at.map(|t| t.elapsed()));
+        Ok(released)
+    }
+
+    /// Sets a new TTL on lock `name` if `token` still holds it.
+    pub fn refresh(&self, name: &[u8], token: &str, ttl: Duration) -> Result<bool> {
+        let keys = self.keys(name);
+        let refreshed: i64 = self.run(|con| {
+            scripts::REFRESH
+                .key(&keys.lock)
+                .arg(token)
+                .arg(millis(ttl))
+                .invoke(con)
+        })?;
+        Ok(refreshed == 1)
+    }
+
+    /// Whether `token` holds lock `name`, and for how long still.
+    pub fn ownership(&self, name: &[u8], token: &str) -> Result<Ownership> {
+        let keys = self.keys(name);
+        let pttl: i64 = self.run(|con| scripts::OWNED_TTL.key(&keys.lock).arg(token).invoke(con))?;
+        Ok(match pttl {
+            -3 | -2 => Ownership::NotMine,
+            -1 => Ownership::Mine { remaining: None },
+            ms => Ownership::Mine {
+                remaining: Some(Duration::from_millis(ms.unsigned_abs())),
+            },
+        })
+    }
+
+    /// Whether anyone holds lock `name`.
+    pub fn is_locked(&self, name: &[u8]) -> Result<bool> {
+        let keys = self.keys(name);
+        let exists: i64 = self.run(|con| redis::cmd("EXISTS").arg(&keys.lock).query(con))?;
+        Ok(exists == 1)
+    }
+
+    /// Deletes lock `name` whoever holds it, waking one waiter.
+    pub fn force_release(&self, name: &[u8]) -> Result<bool> {
+        let keys = self.keys(name);
+        let deleted: i64 = self.run(|con| {
+            scripts::FORCE_RELEASE
+                .key(&keys.lock)
+                .key(&keys.waiters)
+                .key(&keys.wake)
+                .invoke(con)
+        })?;
+        Ok(deleted == 1)
+    }
+
+    fn attempt(&self, keys: &LockKeys, token: &str, ttl_ms: u64, mark_ms: u64) -> Result<Attempt> {
+        let fencing = if self.fencing { "1" } else { "0" };
+        let reply: Vec<i64> = self.run(|con| {
+            scripts::ACQUIRE
+                .key(&keys.lock)
+                .key(&keys.fence)
+                .key(&keys.waiters)
+                .arg(token)
+                .arg(ttl_ms)
+                .arg(fencing)
+                .arg(mark_ms)
+                .invoke(con)
+        })?;
+        match reply.as_slice() {
+            [1, fence] => Ok(Attempt::Acquired(self.fencing.then_some(*fence))),
+            [0, pttl_ms] => Ok(Attempt::Held { pttl_ms: *pttl_ms }),
+            other => Err(Error::Protocol {
+                dsn: self.target.dsn.redacted().to_owned(),
+                detail: format!("acquire script returned {other:?}"),
+            }),
+        }
+    }
+
+    fn wait_for_wake(&self, keys: &LockKeys, block: Duration) -> Result<()> {
+        // BLPOP 0 would block forever: never send less than a millisecond.
+        let block = block.max(Duration::from_millis(1));
+        let seconds = format!("{:.3}", block.as_secs_f64());
+        let read_timeout = block + self.target.timeout;
+        let _: Option<(Vec<u8>, Vec<u8>)> = self.pool.run(&self.target, read_timeout, |con| {
+            redis::cmd("BLPOP").arg(&keys.wake).arg(&seconds).query(con)
+        })?;
+        Ok(())
+    }
+
+    fn run<T>(
+        &self,
+        op: impl FnMut(&mut redis::Connection) -> std::result::Result<T, redis::RedisError>,
+    ) -> Result<T> {
+        self.pool.run(&self.target, self.target.timeout, op)
+    }
+
+    fn remember_orphan(&self, keys: LockKeys, token: &str, ttl: Duration) {
+        let mut orphans = ORPHANS.lock();
+        let now = Instant::now();
+        orphans.retain(|o| o.gone_by > now);
+        if orphans.len() < MAX_ORPHANS {
+            orphans.push(Orphan {
+                target: self.target.clone(),
+                keys,
+                token: token.to_owned(),
+                pid: std::process::id(),
+                gone_by: now + ttl,
+            });
+        }
+    }
+
+    fn clean_up_orphans(&self) {
+        let mine = {
+            let mut orphans = ORPHANS.lock();
+            if orphans.is_empty() {
+                return;
+            }
+            let dsn = self.target.dsn.as_str();
+            let (mine, rest): (Vec<_>, Vec<_>) =
+                orphans.drain(..).partition(|o| o.target.dsn.as_str() == dsn);
+            *orphans = rest;
+            mine
+        };
+        release_orphans(&self.pool, mine);
+    }
+}
+
+/// Deletes, where they are still set under their token, the locks of
+/// acquires whose outcome was unknown, so none stays orphaned until its TTL.
+/// Called after acquires that reached the server and at PHP request shutdown.
+pub fn clean_up_all_orphans(pool: &Pool) {
+    let all: Vec<Orphan> = ORPHANS.lock().drain(..).collect();
+    release_orphans(pool, all);
+}
+
+fn release_orphans(pool: &Pool, orphans: Vec<Orphan>) {
+    let pid = std::process::id();
+    let now = Instant::now();
+    let mut unreachable = Vec::new();
+    for orphan in orphans {
+        if orphan.pid != pid || orphan.gone_by <= now {
+            continue; // another process's, or expired by itself already
+        }
+        if !unreachable.is_empty() {
+            unreachable.push(orphan); // the server just failed: keep the rest for later
+            continue;
+        }
+        let keys = &orphan.keys;
+        let result: Result<i64> = pool.run(&orphan.target, orphan.target.timeout, |con| {
+            scripts::RELEASE
+                .key(&keys.lock)
+                .key(&keys.waiters)
+                .key(&keys.wake)
+                .arg(&orphan.token)
+                .invoke(con)
+        });
+        if result.is_err() {
+            unreachable.push(orphan);
+        }
+    }
+    if !unreachable.is_empty() {
+        ORPHANS.lock().extend(unreachable);
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}

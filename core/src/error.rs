@@ -1,0 +1,83 @@
+//! The one error type of the lock logic.
+
+use std::time::Duration;
+
+/// Everything that can go wrong below the PHP layer.
+///
+/// Every variant that involves a server names it by its redacted DSN (no
+/// password), so messages can be shown to users and logged as they are.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The DSN could not be parsed or uses an unsupported form.
+    #[error("invalid DSN \"{dsn}\": {reason}")]
+    InvalidDsn {
+        /// The DSN as given, with any password masked.
+        dsn: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// No connection could be made, or it broke and could not be re-made.
+    #[error("Redis at {dsn} is unavailable: {detail}")]
+    Unavailable {
+        /// Redacted DSN.
+        dsn: String,
+        /// The underlying cause.
+        detail: String,
+    },
+
+    /// A connect or a command did not complete in time; the connection was dropped.
+    #[error("Redis at {dsn} did not answer within {} ms", .after.as_millis())]
+    Timeout {
+        /// Redacted DSN.
+        dsn: String,
+        /// The limit that ran out.
+        after: Duration,
+    },
+
+    /// Redis answered with an error (for example a key of the wrong type).
+    #[error("Redis at {dsn} answered with an error: {detail}")]
+    Server {
+        /// Redacted DSN.
+        dsn: String,
+        /// The server's error text.
+        detail: String,
+    },
+
+    /// Redis answered with something the scripts never return.
+    #[error("unexpected reply from Redis at {dsn}: {detail}")]
+    Protocol {
+        /// Redacted DSN.
+        dsn: String,
+        /// What was received.
+        detail: String,
+    },
+}
+
+impl Error {
+    /// True when Redis could not be reached or did not answer: the cases that
+    /// `on_unavailable = open` treats as "no lock service".
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Error::Unavailable { .. } | Error::Timeout { .. })
+    }
+
+    /// Classifies a redis-rs error seen while talking to `dsn`.
+    pub(crate) fn from_redis(dsn: &str, err: &redis::RedisError, timeout: Duration) -> Self {
+        let dsn = dsn.to_owned();
+        if err.is_timeout() {
+            Error::Timeout { dsn, after: timeout }
+        } else if matches!(err.kind(), redis::ErrorKind::Server(_)) {
+            Error::Server { dsn, detail: err.to_string() }
+        } else if matches!(
+            err.kind(),
+            redis::ErrorKind::UnexpectedReturnType | redis::ErrorKind::Parse
+        ) {
+            Error::Protocol { dsn, detail: err.to_string() }
+        } else {
+            Error::Unavailable { dsn, detail: err.to_string() }
+        }
+    }
+}
+
+/// Result with [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;

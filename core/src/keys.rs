@@ -1,0 +1,55 @@
+//! The Redis keys of one lock name.
+//!
+//! All of them are `<prefix>{<name>}<suffix>`: they share everything up to
+//! and including the closing brace of the first `{…}`, so they hash to one
+//! Redis Cluster slot whatever the prefix or the name contain, and one Lua
+//! script may touch them all.
+
+/// Keys of one lock.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LockKeys {
+    /// Holds the owner token, with the lock's TTL.
+    pub lock: Vec<u8>,
+    /// The fencing counter (only written with fencing on; never expires).
+    pub fence: Vec<u8>,
+    /// Present while someone waits; tells release to push a wake-up.
+    pub waiters: Vec<u8>,
+    /// The list waiters BLPOP on; release pushes one element per release.
+    pub wake: Vec<u8>,
+}
+
+impl LockKeys {
+    /// The keys of lock `name` under `prefix`.
+    pub fn new(prefix: &[u8], name: &[u8]) -> Self {
+        let mut lock = Vec::with_capacity(prefix.len() + name.len() + 2);
+        lock.extend_from_slice(prefix);
+        lock.push(b'{');
+        lock.extend_from_slice(name);
+        lock.push(b'}');
+        let with = |suffix: &[u8]| {
+            let mut key = lock.clone();
+            key.extend_from_slice(suffix);
+            key
+        };
+        LockKeys {
+            fence: with(b":fence"),
+            waiters: with(b":waiters"),
+            wake: with(b":wake"),
+            lock,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_share_the_hash_tag() {
+        let k = LockKeys::new(b"lock:", b"a}b\0c");
+        assert_eq!(k.lock, b"lock:{a}b\0c}".to_vec());
+        for other in [&k.fence, &k.waiters, &k.wake] {
+            assert!(other.starts_with(&k.lock));
+        }
+    }
+}

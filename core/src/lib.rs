@@ -1,0 +1,24 @@
+//! Lock logic of the `redis_lock` PHP extension, kept free of PHP so it can be
+//! tested with `cargo test` against a real Redis.
+//!
+//! - [`dsn`]: parsing and redacting connection strings;
+//! - [`pool`]: one connection per DSN per process, fork-aware;
+//! - [`scripts`] and [`keys`]: what is stored in Redis and the Lua that changes it;
+//! - [`client`]: acquire / release / refresh and woken waits;
+//! - [`stats`]: this process's lock metrics;
+//! - [`error`]: the one error type.
+
+pub mod client;
+pub mod dsn;
+pub mod error;
+pub mod keys;
+pub mod pool;
+pub mod scripts;
+pub mod stats;
+pub mod token;
+
+pub use client::{AcquireOutcome, ClientOptions, Hold, LockClient, Wait};
+pub use dsn::Dsn;
+pub use error::{Error, Result};
+pub use pool::Pool;
+pub use stats::{Stats, StatsSnapshot};

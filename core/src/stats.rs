@@ -1,0 +1,160 @@
+//! This process's lock metrics, as `LockManager::stats()` reports them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use once_cell::sync::Lazy;
+use parking_lot::Mutex;
+
+/// Times are recorded in microseconds, up to an hour, to 3 significant digits.
+const MAX_MICROS: u64 = 3_600_000_000;
+
+/// Counters and latency histograms. Reset in a child after `fork()`, so each
+/// worker reports only its own work.
+pub struct Stats {
+    pid: u32,
+    acquired: u64,
+    conflicts: u64,
+    timeouts: u64,
+    releases: u64,
+    releases_lost: u64,
+    wait: Option<Histogram<u64>>,
+    hold: Option<Histogram<u64>>,
+}
+
+/// Summary of one latency distribution, in seconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Summary {
+    /// Number of samples.
+    pub count: u64,
+    /// Mean.
+    pub mean: f64,
+    /// Median.
+    pub p50: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Largest sample.
+    pub max: f64,
+}
+
+/// A copy of the counters at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct StatsSnapshot {
+    /// Successful acquisitions.
+    pub acquired: u64,
+    /// Attempts that found the lock held and did not wait (or waited forever in vain).
+    pub conflicts: u64,
+    /// Bounded waits that ran out.
+    pub timeouts: u64,
+    /// Releases that removed the caller's lock.
+    pub releases: u64,
+    /// Releases that found the lock expired or taken over by someone else.
+    pub releases_lost: u64,
+    /// Time from the start of an acquire to having the lock.
+    pub wait: Summary,
+    /// Time from having the lock to releasing it.
+    pub hold: Summary,
+}
+
+static GLOBAL: Lazy<Arc<Mutex<Stats>>> = Lazy::new(|| Arc::new(Mutex::new(Stats::new())));
+
+impl Default for Stats {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Stats {
+    /// Empty metrics for this process.
+    pub fn new() -> Self {
+        Stats {
+            pid: std::process::id(),
+            acquired: 0,
+            conflicts: 0,
+            timeouts: 0,
+            releases: 0,
+            releases_lost: 0,
+            // Construction only fails for invalid bounds, which are constant.
+            wait: Histogram::new_with_bounds(1, MAX_MICROS, 3).ok(),
+            hold: Histogram::new_with_bounds(1, MAX_MICROS, 3).ok(),
+        }
+    }
+
+    /// The process-wide metrics.
+    pub fn global() -> Arc<Mutex<Stats>> {
+        Arc::clone(&GLOBAL)
+    }
+
+    fn for_this_process(&mut self) -> &mut Self {
+        if self.pid != std::process::id() {
+            *self = Stats::new();
+        }
+        self
+    }
+
+    /// Records a successful acquire after waiting `wait`.
+    pub fn record_acquired(&mut self, wait: Duration) {
+        let s = self.for_this_process();
+        s.acquired += 1;
+        record(&mut s.wait, wait);
+    }
+
+    /// Records an acquire that found the lock held.
+    pub fn record_conflict(&mut self) {
+        self.for_this_process().conflicts += 1;
+    }
+
+    /// Records a bounded wait that ran out.
+    pub fn record_timeout(&mut self) {
+        self.for_this_process().timeouts += 1;
+    }
+
+    /// Records a release; `released` is false when the lock was no longer ours.
+    pub fn record_release(&mut self, released: bool, held: Option<Duration>) {
+        let s = self.for_this_process();
+        if released {
+            s.releases += 1;
+        } else {
+            s.releases_lost += 1;
+        }
+        if let Some(held) = held {
+            record(&mut s.hold, held);
+        }
+    }
+
+    /// The current values.
+    pub fn snapshot(&mut self) -> StatsSnapshot {
+        let s = self.for_this_process();
+        StatsSnapshot {
+            acquired: s.acquired,
+            conflicts: s.conflicts,
+            timeouts: s.timeouts,
+            releases: s.releases,
+            releases_lost: s.releases_lost,
+            wait: summarize(s.wait.as_ref()),
+            hold: summarize(s.hold.as_ref()),
+        }
+    }
+}
+
+fn record(h: &mut Option<Histogram<u64>>, d: Duration) {
+    if let Some(h) = h {
+        let micros = u64::try_from(d.as_micros()).unwrap_or(MAX_MICROS).clamp(1, MAX_MICROS);
+        h.saturating_record(micros);
+    }
+}
+
+fn summarize(h: Option<&Histogram<u64>>) -> Summary {
+    let Some(h) = h.filter(|h| !h.is_empty()) else {
+        return Summary::default();
+    };
+    let secs = |micros: u64| micros as f64 / 1e6;
+    Summary {
+        count: h.len(),
+        mean: h.mean() / 1e6,
+        p50: secs(h.value_at_quantile(0.5)),
+        p99: secs(h.value_at_quantile(0.99)),
+        max: secs(h.max()),
+    }
+}

@@ -1,0 +1,252 @@
+//! The lock logic against a real Redis.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::RedisServer;
+use parking_lot::Mutex;
+use redis_lock_core::client::Ownership;
+use redis_lock_core::token::new_token;
+use redis_lock_core::{AcquireOutcome, Wait};
+
+const TTL: Duration = Duration::from_secs(10);
+
+fn acquired(o: AcquireOutcome) -> bool {
+    matches!(o, AcquireOutcome::Acquired(_))
+}
+
+#[test]
+fn only_the_owner_releases() {
+    let redis = RedisServer::start();
+    let c = redis.client(false);
+    let (a, b) = (new_token(), new_token());
+    assert!(acquired(c.acquire(b"k", &a, TTL, Wait::No).unwrap()));
+    assert_eq!(c.acquire(b"k", &b, TTL, Wait::No).unwrap(), AcquireOutcome::Conflicted);
+    assert!(!c.release(b"k", &b, None).unwrap(), "a stranger must not release");
+    assert!(c.is_locked(b"k").unwrap());
+    assert!(c.release(b"k", &a, None).unwrap());
+    assert!(!c.is_locked(b"k").unwrap());
+    assert!(!c.release(b"k", &a, None).unwrap(), "second release finds nothing");
+}
+
+#[test]
+fn expired_holder_cannot_touch_new_holder() {
+    let redis = RedisServer::start();
+    let c = redis.client(false);
+    let (old, new) = (new_token(), new_token());
+    assert!(acquired(c.acquire(b"k", &old, Duration::from_millis(100), Wait::No).unwrap()));
+    std::thread::sleep(Duration::from_millis(150));
+    assert!(acquired(c.acquire(b"k", &new, TTL, Wait::No).unwrap()));
+    assert!(!c.release(b"k", &old, None).unwrap());
+    assert!(!c.refresh(b"k", &old, TTL).unwrap());
+    assert_eq!(c.ownership(b"k", &old).unwrap(), Ownership::NotMine);
+    let mut raw = redis.raw();
+    let stored: String = redis::cmd("GET").arg("test:{k}").query(&mut raw).unwrap();
+    assert_eq!(stored, new, "the new holder's lock is left in place");
+}
+
+#[test]
+fn refresh_extends_only_while_owned() {
+    let redis = RedisServer::start();
+    let c = redis.client(false);
+    let t = new_token();
+    assert!(acquired(c.acquire(b"k", &t, Duration::from_millis(300), Wait::No).unwrap()));
+    assert!(c.refresh(b"k", &t, Duration::from_secs(5)).unwrap());
+    match c.ownership(b"k", &t).unwrap() {
+        Ownership::Mine { remaining: Some(r) } => assert!(r > Duration::from_secs(4), "{r:?}"),
+        other => panic!("{other:?}"),
+    }
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(c.is_locked(b"k").unwrap(), "the refreshed TTL holds past the first");
+}
+
+#[test]
+fn binary_names_are_distinct_keys() {
+    let redis = RedisServer::start();
+    let c = redis.client(false);
+    let t = new_token();
+    assert!(acquired(c.acquire(b"a\0b", &t, TTL, Wait::No).unwrap()));
+    assert!(acquired(c.acquire(b"a\0c", &t, TTL, Wait::No).unwrap()));
+    assert!(!c.is_locked(b"a").unwrap());
+}
+
+#[test]
+fn scripts_survive_script_flush() {
+    let redis = RedisServer::start();
+    let c = redis.client(false);
+    let t = new_token();
+    assert!(acquired(c.acquire(b"k", &t, TTL, Wait::No).unwrap()));
+    let mut raw = redis.raw();
+    let _: () = redis::cmd("SCRIPT").arg("FLUSH").query(&mut raw).unwrap();
+    assert!(c.release(b"k", &t, None).unwrap(), "release re-loads its script on NOSCRIPT");
+    let _: () = redis::cmd("SCRIPT").arg("FLUSH").query(&mut raw).unwrap();
+    assert!(acquired(c.acquire(b"k", &t, TTL, Wait::No).unwrap()));
+}
+
+#[test]
+fn fencing_tokens_increase_in_acquisition_order_across_threads() {
+    let redis = RedisServer::start();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let c = redis.client(true);
+            let seen = Arc::clone(&seen);
+            std::thread::spawn(move || {
+                for _ in 0..50 {
+                    let t = new_token();
+                    match c.acquire(b"fenced", &t, TTL, Wait::For(Duration::from_secs(10))).unwrap() {
+                        AcquireOutcome::Acquired(hold) => {
+                            seen.lock().push(hold.fence.expect("fencing is on"));
+                            assert!(c.release(b"fenced", &t, Some(hold.acquired_at)).unwrap());
+                        }
+                        other => panic!("{other:?}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let seen = seen.lock();
+    assert_eq!(seen.len(), 400);
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "tokens must strictly increase in lock order");
+}
+
+#[test]
+fn no_fencing_token_without_fencing() {
+    let redis = RedisServer::start();
+    let c = redis.client(false);
+    match c.acquire(b"k", &new_token(), TTL, Wait::No).unwrap() {
+        AcquireOutcome::Acquired(hold) => assert_eq!(hold.fence, None),
+        other => panic!("{other:?}"),
+    }
+    let mut raw = redis.raw();
+    let n: i64 = redis::cmd("EXISTS").arg("test:{k}:fence").query(&mut raw).unwrap();
+    assert_eq!(n, 0, "no counter key is kept without fencing");
+}
+
+#[test]
+fn waiter_is_woken_by_release_not_by_ttl() {
+    let redis = RedisServer::start();
+    let c = redis.client(false);
+    let holder = new_token();
+    assert!(acquired(c.acquire(b"k", &holder, TTL, Wait::No).unwrap()));
+    let waiter = {
+        let c = redis.client(false);
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            let out = c.acquire(b"k", &new_token(), TTL, Wait::For(Duration::from_secs(5))).unwrap();
+            (out, start.elapsed())
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let released_at = Instant::now();
+    assert!(c.release(b"k", &holder, None).unwrap());
+    let (out, waited) = waiter.join().unwrap();
+    assert!(acquired(out));
+    let after_release = waited.saturating_sub(Duration::from_millis(300));
+    assert!(
+        released_at.elapsed() < Duration::from_secs(1) && after_release < Duration::from_millis(500),
+        "woken {after_release:?} after release; the holder's TTL was 10 s"
+    );
+}
+
+#[test]
+fn waiter_notices_a_dead_holder_when_its_ttl_runs_out() {
+    let redis = RedisServer::start();
+    let c = redis.client(false);
+    assert!(acquired(c.acquire(b"k", &new_token(), Duration::from_millis(400), Wait::No).unwrap()));
+    let start = Instant::now();
+    let out = c.acquire(b"k", &new_token(), TTL, Wait::For(Duration::from_secs(5))).unwrap();
+    let waited = start.elapsed();
+    assert!(acquired(out));
+    assert!(waited >= Duration::from_millis(300) && waited < Duration::from_secs(2), "{waited:?}");
+}
+
+#[test]
+fn bounded_wait_keeps_its_deadline() {
+    let redis = RedisServer::start();
+    let c = redis.client(false);
+    assert!(acquired(c.acquire(b"k", &new_token(), TTL, Wait::No).unwrap()));
+    let start = Instant::now();
+    let out = c.acquire(b"k", &new_token(), TTL, Wait::For(Duration::from_millis(300))).unwrap();
+    let waited = start.elapsed();
+    assert_eq!(out, AcquireOutcome::TimedOut);
+    assert!(waited >= Duration::from_millis(300) && waited < Duration::from_millis(700), "{waited:?}");
+}
+
+#[test]
+fn waiters_are_served_in_turn_with_no_lost_wakeup() {
+    // Four threads hand one lock around 50 times each with no sleeps: a lost
+    // wake-up would stall a waiter until its 10 s TTL bound and fail the deadline.
+    let redis = RedisServer::start();
+    let start = Instant::now();
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let c = redis.client(false);
+            std::thread::spawn(move || {
+                for _ in 0..50 {
+                    let t = new_token();
+                    let out = c.acquire(b"hot", &t, TTL, Wait::For(Duration::from_secs(20))).unwrap();
+                    assert!(acquired(out));
+                    assert!(c.release(b"hot", &t, None).unwrap());
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert!(start.elapsed() < Duration::from_secs(8), "{:?}", start.elapsed());
+}
+
+#[test]
+fn unreachable_server_errors_within_the_timeout() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let c = common::client_for(&format!("redis://:hunter2@127.0.0.1:{port}"), false, Duration::from_millis(300));
+    let start = Instant::now();
+    let err = c.acquire(b"k", &new_token(), TTL, Wait::No).unwrap_err();
+    assert!(err.is_unavailable(), "{err}");
+    assert!(start.elapsed() < Duration::from_millis(500));
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+}
+
+#[test]
+fn stalled_server_times_out_and_the_ambiguous_acquire_is_cleaned_up() {
+    let redis = RedisServer::start();
+    let c = common::client_for(&redis.dsn(), false, Duration::from_millis(300));
+    let t = new_token();
+    // Warm the connection so the next command is sent before the stall shows.
+    assert!(!c.is_locked(b"warm").unwrap());
+    redis.signal("-STOP");
+    let start = Instant::now();
+    let err = c.acquire(b"k", &t, TTL, Wait::No).unwrap_err();
+    let took = start.elapsed();
+    redis.signal("-CONT");
+    assert!(matches!(err, redis_lock_core::Error::Timeout { .. }), "{err}");
+    assert!(took < Duration::from_millis(330), "{took:?} for a 300 ms timeout");
+    // The SET went out before the stall; once Redis runs again it is applied.
+    // The next acquire on this DSN deletes that orphan before returning.
+    std::thread::sleep(Duration::from_millis(50));
+    let other = new_token();
+    let _ = c.acquire(b"unrelated", &other, TTL, Wait::No).unwrap();
+    assert!(!c.is_locked(b"k").unwrap(), "the orphaned lock was released");
+}
+
+#[test]
+fn reconnects_after_a_server_restart() {
+    let redis = RedisServer::start();
+    let port = redis.port;
+    let c = redis.client(false);
+    assert!(!c.is_locked(b"k").unwrap());
+    drop(redis);
+    let redis = RedisServer::start_on(port);
+    let t = new_token();
+    assert!(acquired(c.acquire(b"k", &t, TTL, Wait::No).unwrap()), "stale connection replaced once");
+    assert!(c.release(b"k", &t, None).unwrap());
+    drop(redis);
+}
