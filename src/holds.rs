@@ -1,0 +1,171 @@
+//! Locks this process holds, and the acquire/release policy shared by the
+//! PHP classes.
+//!
+//! The registry, not the PHP objects, is the record of what is still held,
+//! because objects are not always destroyed: after a fatal error PHP runs no
+//! destructors, but request shutdown still empties the registry. An object
+//! keeps only the id of its entry. Entries remember the pid that acquired
+//! them: after `fork()` the child sees the parent's entries in its copy of
+//! memory and must neither release nor report them as its own.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ext_php_rs::exception::PhpException;
+use ext_php_rs::flags::ErrorType;
+use once_cell::sync::Lazy;
+use parking_lot::Mutex;
+use redis_lock_core::{AcquireOutcome, LockClient, Wait};
+
+use crate::exceptions::from_core;
+
+/// Identifies one hold in the registry.
+pub type HoldId = u64;
+
+/// One lock held by this process.
+#[derive(Clone)]
+pub struct Held {
+    /// Who to release it with.
+    pub client: Arc<LockClient>,
+    /// The lock name (without prefix).
+    pub name: Vec<u8>,
+    /// The owner token it is stored under.
+    pub token: String,
+    /// Its fencing token, when fencing is on.
+    pub fence: Option<i64>,
+    /// When it was had.
+    pub acquired_at: Instant,
+    /// Granted without Redis under `on_unavailable = open`: nothing to release.
+    pub phantom: bool,
+    /// Release at request end (false for a `Lock` made with `$autoRelease = false`).
+    pub auto_release: bool,
+    pid: u32,
+}
+
+static HELD: Lazy<Mutex<HashMap<HoldId, Held>>> = Lazy::new(|| Mutex::new(HashMap::new()));
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+/// Whether this request has already warned that it runs without locks.
+static WARNED_UNAVAILABLE: AtomicBool = AtomicBool::new(false);
+
+/// What an acquire came to.
+pub enum Acquired {
+    /// Held, under this id.
+    Yes(HoldId),
+    /// Held by someone else; the caller did not wait.
+    Conflicted,
+    /// Held by someone else for the whole bounded wait.
+    TimedOut,
+}
+
+/// The acquire/release policy of one configured object.
+pub struct Locker {
+    /// Lock operations on the configured server.
+    pub client: Arc<LockClient>,
+    /// TTL when the caller passes none.
+    pub default_ttl: Duration,
+    /// `on_unavailable = open`.
+    pub fail_open: bool,
+}
+
+impl Locker {
+    /// Acquires `name` for `token`, registering the hold.
+    ///
+    /// With `fail_open`, Redis being unreachable grants a phantom hold and
+    /// raises one E_WARNING per request; otherwise it is a `ConnectionException`.
+    pub fn acquire(
+        &self,
+        name: &[u8],
+        token: &str,
+        ttl: Duration,
+        wait: Wait,
+        auto_release: bool,
+    ) -> Result<Acquired, PhpException> {
+        let (fence, phantom) = match self.client.acquire(name, token, ttl, wait) {
+            Ok(AcquireOutcome::Acquired(hold)) => (hold.fence, false),
+            Ok(AcquireOutcome::Conflicted) => return Ok(Acquired::Conflicted),
+            Ok(AcquireOutcome::TimedOut) => return Ok(Acquired::TimedOut),
+            Err(err) if self.fail_open && err.is_unavailable() => {
+                warn_unavailable(&err);
+                (None, true)
+            }
+            Err(err) => return Err(from_core(&err)),
+        };
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let held = Held {
+            client: Arc::clone(&self.client),
+            name: name.to_vec(),
+            token: token.to_owned(),
+            fence,
+            acquired_at: Instant::now(),
+            phantom,
+            auto_release,
+            pid: std::process::id(),
+        };
+        HELD.lock().insert(id, held);
+        Ok(Acquired::Yes(id))
+    }
+}
+
+/// The hold `id`, if this process still has it.
+pub fn get(id: HoldId) -> Option<Held> {
+    HELD.lock().get(&id).filter(|h| h.pid == std::process::id()).cloned()
+}
+
+/// Releases hold `id`: true only if this process still owned the lock.
+pub fn release(id: HoldId) -> Result<bool, PhpException> {
+    let Some(held) = take(id) else {
+        return Ok(false);
+    };
+    release_held(&held).map_err(|e| from_core(&e))
+}
+
+/// Releases hold `id` from a destructor: errors are swallowed, there is no
+/// one to throw them to, and the TTL bounds what is left behind.
+pub fn release_quietly(id: HoldId) {
+    if let Some(held) = take(id) {
+        let _ = release_held(&held);
+    }
+}
+
+/// Forgets hold `id` without touching Redis (the lock was found gone).
+pub fn forget(id: HoldId) {
+    let _ = take(id);
+}
+
+/// Request shutdown: releases this process's auto-release holds and forgets
+/// the rest (holds inherited from a parent, and `autoRelease = false` locks,
+/// whose objects die with the request).
+pub fn end_request() {
+    let drained: Vec<Held> = HELD.lock().drain().map(|(_, h)| h).collect();
+    let pid = std::process::id();
+    for held in drained.iter().filter(|h| h.pid == pid && h.auto_release) {
+        let _ = release_held(held);
+    }
+    WARNED_UNAVAILABLE.store(false, Ordering::Relaxed);
+}
+
+fn take(id: HoldId) -> Option<Held> {
+    let mut map = HELD.lock();
+    if map.get(&id)?.pid != std::process::id() {
+        return None; // the parent's, seen through fork()
+    }
+    map.remove(&id)
+}
+
+fn release_held(held: &Held) -> Result<bool, redis_lock_core::Error> {
+    if held.phantom {
+        return Ok(true);
+    }
+    held.client.release(&held.name, &held.token, Some(held.acquired_at))
+}
+
+fn warn_unavailable(err: &redis_lock_core::Error) {
+    if !WARNED_UNAVAILABLE.swap(true, Ordering::Relaxed) {
+        ext_php_rs::error::php_error(
+            &ErrorType::Warning,
+            &format!("redis_lock: {err}; on_unavailable=open, so locks are granted without Redis while it is unreachable (warned once per request)"),
+        );
+    }
+}

@@ -1,0 +1,150 @@
+//! `RedisLock\LockManager`: makes `Lock`s and runs callbacks under them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ext_php_rs::boxed::ZBox;
+use ext_php_rs::prelude::*;
+use ext_php_rs::types::{ZendCallable, ZendHashTable, Zval};
+use redis_lock_core::token::new_token;
+use redis_lock_core::Wait;
+
+use crate::args::{self, Param};
+use crate::callback;
+use crate::exceptions::{conflicted, from_core, timed_out};
+use crate::holds::{self, Acquired, Locker};
+use crate::lock::Lock;
+use crate::settings::Settings;
+
+/// Named locks for applications, as Laravel's `Cache::lock()` and Symfony's
+/// `LockFactory` offer them.
+#[php_class]
+#[php(name = "RedisLock\\LockManager")]
+pub struct LockManager {
+    locker: Arc<Locker>,
+}
+
+#[php_impl]
+impl LockManager {
+    /// @param ?string $dsn     null: the redis_lock.dsn ini value
+    /// @param array   $options overrides of the redis_lock.* ini entries
+    ///                         (prefix, ttl, connect_timeout, timeout, on_unavailable, fencing)
+    /// @throws \ValueError on an invalid DSN or option; nothing is connected yet
+    pub fn __construct(dsn: Option<&Zval>, options: Option<&ZendHashTable>) -> PhpResult<Self> {
+        let s = Settings::resolve("RedisLock\\LockManager::__construct", dsn, options)?;
+        Ok(LockManager {
+            locker: Arc::new(Locker { client: Arc::new(s.client), default_ttl: s.ttl, fail_open: s.fail_open }),
+        })
+    }
+
+    /// A new lock on `$name` with a fresh owner token; not yet acquired.
+    ///
+    /// @param string         $name        non-empty, at most 1024 bytes, binary-safe
+    /// @param int|float|null $ttl         seconds; null: the configured ttl
+    /// @param bool           $autoRelease release when the Lock is destroyed and at request end
+    #[php(defaults(auto_release = true))]
+    pub fn create_lock(&self, name: &Zval, ttl: Option<&Zval>, auto_release: bool) -> PhpResult<Lock> {
+        const FUNC: &str = "RedisLock\\LockManager::createLock";
+        let name = args::name(name, Param::new(FUNC, 1, "name"))?;
+        let ttl = args::ttl(ttl, Param::new(FUNC, 2, "ttl"), self.locker.default_ttl)?;
+        Ok(Lock::new(Arc::clone(&self.locker), name, new_token(), ttl, auto_release))
+    }
+
+    /// The lock on `$name` as owned by `$owner` (a `Lock::owner()` from any
+    /// process), to release or refresh it. Never released automatically.
+    pub fn restore_lock(&self, name: &Zval, owner: &Zval) -> PhpResult<Lock> {
+        const FUNC: &str = "RedisLock\\LockManager::restoreLock";
+        let name = args::name(name, Param::new(FUNC, 1, "name"))?;
+        let owner_param = Param::new(FUNC, 2, "owner");
+        let owner = owner
+            .zend_str()
+            .ok_or_else(|| owner_param.wrong_type("string", owner))?
+            .as_bytes();
+        let owner = String::from_utf8(owner.to_vec()).map_err(|_| owner_param.invalid("must be an owner token"))?;
+        if owner.is_empty() || owner.len() > args::MAX_NAME_BYTES {
+            return Err(owner_param.invalid("must be an owner token"));
+        }
+        Ok(Lock::new(Arc::clone(&self.locker), name, owner, self.locker.default_ttl, false))
+    }
+
+    /// Tries once to take `$name`, runs `$callback` under it, releases (also
+    /// when it throws) and returns its value.
+    ///
+    /// @param int|float|null $ttl seconds; null: the configured ttl
+    /// @throws \RedisLock\LockConflictedException when the lock is held
+    pub fn execute_with_lock(&self, name: &Zval, callback: ZendCallable, ttl: Option<&Zval>) -> PhpResult<Zval> {
+        const FUNC: &str = "RedisLock\\LockManager::executeWithLock";
+        let name = args::name(name, Param::new(FUNC, 1, "name"))?;
+        let ttl = args::ttl(ttl, Param::new(FUNC, 3, "ttl"), self.locker.default_ttl)?;
+        self.run_locked(name, &callback, ttl, Wait::No)
+    }
+
+    /// Waits up to `$maxWait` for `$name` (woken on release), runs `$callback`
+    /// under it, releases (also when it throws) and returns its value.
+    ///
+    /// @param int|float      $maxWait seconds
+    /// @param int|float|null $ttl     seconds; null: the configured ttl
+    /// @throws \RedisLock\LockTimeoutException when not acquired within $maxWait
+    pub fn wait_and_execute(
+        &self,
+        name: &Zval,
+        callback: ZendCallable,
+        max_wait: Option<&Zval>,
+        ttl: Option<&Zval>,
+    ) -> PhpResult<Zval> {
+        const FUNC: &str = "RedisLock\\LockManager::waitAndExecute";
+        let name = args::name(name, Param::new(FUNC, 1, "name"))?;
+        let max_wait = args::wait(max_wait, Param::new(FUNC, 3, "maxWait"), Duration::from_secs(10))?;
+        let ttl = args::ttl(ttl, Param::new(FUNC, 4, "ttl"), self.locker.default_ttl)?;
+        self.run_locked(name, &callback, ttl, Wait::For(max_wait))
+    }
+
+    /// Whether anyone holds `$name`.
+    pub fn is_locked(&self, name: &Zval) -> PhpResult<bool> {
+        let name = args::name(name, Param::new("RedisLock\\LockManager::isLocked", 1, "name"))?;
+        self.locker.client.is_locked(&name).map_err(|e| from_core(&e))
+    }
+
+    /// Deletes `$name` whoever holds it (an operator's tool).
+    ///
+    /// @return bool whether there was a lock to delete
+    pub fn force_release(&self, name: &Zval) -> PhpResult<bool> {
+        let name = args::name(name, Param::new("RedisLock\\LockManager::forceRelease", 1, "name"))?;
+        self.locker.client.force_release(&name).map_err(|e| from_core(&e))
+    }
+
+    /// This worker process's lock metrics since it started (or forked):
+    /// acquired, conflicts, timeouts, releases, releases_lost, and wait /
+    /// hold time summaries (count, mean, p50, p99, max, in seconds).
+    ///
+    /// @return array<string, int|array<string, int|float>>
+    pub fn stats(&self) -> PhpResult<ZBox<ZendHashTable>> {
+        crate::stats::to_array(redis_lock_core::Stats::global().lock().snapshot())
+    }
+}
+
+impl LockManager {
+    fn run_locked(&self, name: Vec<u8>, callback: &ZendCallable, ttl: Duration, wait: Wait) -> PhpResult<Zval> {
+        let id = match self.locker.acquire(&name, &new_token(), ttl, wait, true)? {
+            Acquired::Yes(id) => id,
+            Acquired::Conflicted if wait == Wait::No => {
+                return Err(conflicted(format!("Lock \"{}\" is held by another owner", String::from_utf8_lossy(&name))))
+            }
+            Acquired::Conflicted | Acquired::TimedOut => {
+                let waited = match wait {
+                    Wait::For(d) => d.as_secs_f64(),
+                    _ => 0.0,
+                };
+                return Err(timed_out(format!(
+                    "Lock \"{}\" was not released within {waited} s",
+                    String::from_utf8_lossy(&name)
+                )));
+            }
+        };
+        let result = callback::call(callback);
+        let released = holds::release(id);
+        let value = result?;
+        released?;
+        Ok(value)
+    }
+}

@@ -1,0 +1,166 @@
+//! What a `RedisMutex` or `LockManager` is configured with: the php.ini
+//! entries, overridden by the constructor's `$dsn` and `$options`.
+
+use std::time::Duration;
+
+use ext_php_rs::exception::PhpException;
+use ext_php_rs::types::{ZendHashTable, Zval};
+use redis_lock_core::{ClientOptions, Dsn, LockClient};
+
+use crate::args::{self, Param};
+use crate::exceptions::{type_error, value_error};
+use crate::ini;
+
+/// A resolved configuration.
+pub struct Settings {
+    /// Lock operations on the configured server.
+    pub client: LockClient,
+    /// TTL used when a method's `$ttl` is null.
+    pub ttl: Duration,
+    /// `on_unavailable = open`: acquire succeeds without a lock when Redis is down.
+    pub fail_open: bool,
+}
+
+struct Raw {
+    dsn: Vec<u8>,
+    prefix: Vec<u8>,
+    ttl: Duration,
+    connect_timeout: Duration,
+    timeout: Duration,
+    fail_open: bool,
+    fencing: bool,
+}
+
+impl Settings {
+    /// Resolves the settings of a constructor of class `func` (`Class::__construct`).
+    pub fn resolve(
+        func: &'static str,
+        dsn: Option<&Zval>,
+        options: Option<&ZendHashTable>,
+    ) -> Result<Settings, PhpException> {
+        let mut raw = Raw::from_ini(func)?;
+        let options_param = Param::new(func, 2, "options");
+        let mut dsn_from_options = None;
+        if let Some(options) = options {
+            for (key, value) in options {
+                let key = key.to_string();
+                let at = |must: &str| value_error(format!("{}(): Argument #2 ($options) key \"{key}\" {must}", func));
+                let typed = |expected: &str| {
+                    type_error(format!(
+                        "{}(): Argument #2 ($options) key \"{key}\" must be of type {expected}, {} given",
+                        func,
+                        args::type_name(value)
+                    ))
+                };
+                match key.as_str() {
+                    "dsn" => {
+                        let s = value.zend_str().ok_or_else(|| typed("string"))?;
+                        dsn_from_options = Some(s.as_bytes().to_vec());
+                    }
+                    "prefix" => {
+                        let s = value.zend_str().ok_or_else(|| typed("string"))?;
+                        if s.as_bytes().len() > args::MAX_NAME_BYTES {
+                            return Err(at("must be at most 1024 bytes long"));
+                        }
+                        raw.prefix = s.as_bytes().to_vec();
+                    }
+                    "ttl" | "connect_timeout" | "timeout" => {
+                        let secs = args::number(value, options_param, "int|float")
+                            .map_err(|_| typed("int|float"))?;
+                        let d = args::seconds_in_range(secs, true).map_err(at)?;
+                        match key.as_str() {
+                            "ttl" => raw.ttl = d,
+                            "connect_timeout" => raw.connect_timeout = d,
+                            _ => raw.timeout = d,
+                        }
+                    }
+                    "on_unavailable" => {
+                        let s = value.zend_str().ok_or_else(|| typed("string"))?;
+                        raw.fail_open = parse_policy(s.as_bytes()).ok_or_else(|| at("must be \"closed\" or \"open\""))?;
+                    }
+                    "fencing" => {
+                        raw.fencing = value.bool().filter(|_| value.is_bool()).ok_or_else(|| typed("bool"))?;
+                    }
+                    _ => {
+                        return Err(options_param.invalid(&format!(
+                            "has unknown key \"{key}\" (known: {})",
+                            ini::NAMES.join(", ")
+                        )))
+                    }
+                }
+            }
+        }
+        match dsn {
+            Some(zv) if !zv.is_null() => {
+                let s = zv.zend_str().ok_or_else(|| Param::new(func, 1, "dsn").wrong_type("?string", zv))?;
+                raw.dsn = s.as_bytes().to_vec();
+            }
+            _ => {
+                if let Some(d) = dsn_from_options {
+                    raw.dsn = d;
+                }
+            }
+        }
+        let dsn_text = String::from_utf8(raw.dsn)
+            .map_err(|_| Param::new(func, 1, "dsn").invalid("must be valid UTF-8"))?;
+        let dsn = Dsn::parse(&dsn_text).map_err(|e| {
+            value_error(format!("{func}(): Argument #1 ($dsn) is invalid: {e}"))
+        })?;
+        let client = LockClient::new(
+            dsn,
+            ClientOptions {
+                prefix: raw.prefix,
+                connect_timeout: raw.connect_timeout,
+                timeout: raw.timeout,
+                fencing: raw.fencing,
+            },
+        );
+        Ok(Settings { client, ttl: raw.ttl, fail_open: raw.fail_open })
+    }
+}
+
+impl Raw {
+    fn from_ini(func: &'static str) -> Result<Raw, PhpException> {
+        let bad = |name: &str, must: &str| {
+            value_error(format!("{func}(): php.ini setting redis_lock.{name} {must}"))
+        };
+        let text = |name: &str, default: &str| ini::get(name).unwrap_or_else(|| default.as_bytes().to_vec());
+        let seconds = |name: &str, default: &str| -> Result<Duration, PhpException> {
+            let v = text(name, default);
+            let secs = std::str::from_utf8(&v)
+                .ok()
+                .and_then(|s| s.trim().parse::<f64>().ok())
+                .ok_or_else(|| bad(name, "must be a number of seconds"))?;
+            args::seconds_in_range(secs, true).map_err(|must| bad(name, must))
+        };
+        Ok(Raw {
+            dsn: text("dsn", "redis://127.0.0.1:6379"),
+            prefix: text("prefix", "lock:"),
+            ttl: seconds("ttl", "5")?,
+            connect_timeout: seconds("connect_timeout", "1.0")?,
+            timeout: seconds("timeout", "1.0")?,
+            fail_open: parse_policy(&text("on_unavailable", "closed"))
+                .ok_or_else(|| bad("on_unavailable", "must be \"closed\" or \"open\""))?,
+            fencing: parse_flag(&text("fencing", "0"))
+                .ok_or_else(|| bad("fencing", "must be on or off"))?,
+        })
+    }
+}
+
+/// `closed` → false, `open` → true.
+fn parse_policy(v: &[u8]) -> Option<bool> {
+    match v.to_ascii_lowercase().as_slice() {
+        b"closed" => Some(false),
+        b"open" => Some(true),
+        _ => None,
+    }
+}
+
+/// php.ini booleans as PHP reads them.
+fn parse_flag(v: &[u8]) -> Option<bool> {
+    match v.to_ascii_lowercase().as_slice() {
+        b"" | b"0" | b"off" | b"false" | b"no" | b"none" => Some(false),
+        b"1" | b"on" | b"true" | b"yes" => Some(true),
+        _ => None,
+    }
+}

@@ -1,0 +1,34 @@
+//! `LockManager::stats()` as a PHP array.
+
+use ext_php_rs::boxed::ZBox;
+use ext_php_rs::prelude::*;
+use ext_php_rs::types::ZendHashTable;
+use redis_lock_core::stats::Summary;
+use redis_lock_core::StatsSnapshot;
+
+/// The snapshot as `['acquired' => int, …, 'wait' => ['count' => …], 'hold' => […]]`.
+pub fn to_array(s: StatsSnapshot) -> PhpResult<ZBox<ZendHashTable>> {
+    let mut out = ZendHashTable::new();
+    for (key, value) in [
+        ("acquired", s.acquired),
+        ("conflicts", s.conflicts),
+        ("timeouts", s.timeouts),
+        ("releases", s.releases),
+        ("releases_lost", s.releases_lost),
+    ] {
+        out.insert(key, i64::try_from(value).unwrap_or(i64::MAX))?;
+    }
+    out.insert("wait", summary(s.wait)?)?;
+    out.insert("hold", summary(s.hold)?)?;
+    Ok(out)
+}
+
+fn summary(s: Summary) -> PhpResult<ZBox<ZendHashTable>> {
+    let mut out = ZendHashTable::new();
+    out.insert("count", i64::try_from(s.count).unwrap_or(i64::MAX))?;
+    out.insert("mean", s.mean)?;
+    out.insert("p50", s.p50)?;
+    out.insert("p99", s.p99)?;
+    out.insert("max", s.max)?;
+    Ok(out)
+}
