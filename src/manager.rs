@@ -1,5 +1,8 @@
 //! `RedisLock\LockManager`: makes `Lock`s and runs callbacks under them.
 
+// PHP named arguments take the Rust parameter names: `$autoRelease`, `$maxWait`.
+#![allow(non_snake_case)]
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,7 +33,7 @@ impl LockManager {
     /// @param array   $options overrides of the redis_lock.* ini entries
     ///                         (prefix, ttl, connect_timeout, timeout, on_unavailable, fencing)
     /// @throws \ValueError on an invalid DSN or option; nothing is connected yet
-    pub fn __construct(dsn: Option<&Zval>, options: Option<&ZendHashTable>) -> PhpResult<Self> {
+    pub fn __construct(dsn: Option<String>, options: Option<&ZendHashTable>) -> PhpResult<Self> {
         let s = Settings::resolve("RedisLock\\LockManager::__construct", dsn, options)?;
         Ok(LockManager {
             locker: Arc::new(Locker { client: Arc::new(s.client), default_ttl: s.ttl, fail_open: s.fail_open }),
@@ -42,12 +45,12 @@ impl LockManager {
     /// @param string         $name        non-empty, at most 1024 bytes, binary-safe
     /// @param int|float|null $ttl         seconds; null: the configured ttl
     /// @param bool           $autoRelease release when the Lock is destroyed and at request end
-    #[php(defaults(auto_release = true))]
-    pub fn create_lock(&self, name: &Zval, ttl: Option<&Zval>, auto_release: bool) -> PhpResult<Lock> {
+    #[php(defaults(autoRelease = true))]
+    pub fn create_lock(&self, name: &Zval, ttl: Option<&Zval>, autoRelease: bool) -> PhpResult<Lock> {
         const FUNC: &str = "RedisLock\\LockManager::createLock";
         let name = args::name(name, Param::new(FUNC, 1, "name"))?;
         let ttl = args::ttl(ttl, Param::new(FUNC, 2, "ttl"), self.locker.default_ttl)?;
-        Ok(Lock::new(Arc::clone(&self.locker), name, new_token(), ttl, auto_release))
+        Ok(Lock::new(Arc::clone(&self.locker), name, new_token(), ttl, autoRelease))
     }
 
     /// The lock on `$name` as owned by `$owner` (a `Lock::owner()` from any
@@ -89,12 +92,12 @@ impl LockManager {
         &self,
         name: &Zval,
         callback: ZendCallable,
-        max_wait: Option<&Zval>,
+        maxWait: Option<&Zval>,
         ttl: Option<&Zval>,
     ) -> PhpResult<Zval> {
         const FUNC: &str = "RedisLock\\LockManager::waitAndExecute";
         let name = args::name(name, Param::new(FUNC, 1, "name"))?;
-        let max_wait = args::wait(max_wait, Param::new(FUNC, 3, "maxWait"), Duration::from_secs(10))?;
+        let max_wait = args::wait(maxWait, Param::new(FUNC, 3, "maxWait"), Duration::from_secs(10))?;
         let ttl = args::ttl(ttl, Param::new(FUNC, 4, "ttl"), self.locker.default_ttl)?;
         self.run_locked(name, &callback, ttl, Wait::For(max_wait))
     }

@@ -37,7 +37,7 @@ impl RedisMutex {
     /// @param array   $options overrides of the redis_lock.* ini entries
     ///                         (prefix, ttl, connect_timeout, timeout, on_unavailable, fencing)
     /// @throws \ValueError on an invalid DSN or option; nothing is connected yet
-    pub fn __construct(dsn: Option<&Zval>, options: Option<&ZendHashTable>) -> PhpResult<Self> {
+    pub fn __construct(dsn: Option<String>, options: Option<&ZendHashTable>) -> PhpResult<Self> {
         let s = Settings::resolve("RedisLock\\RedisMutex::__construct", dsn, options)?;
         Ok(RedisMutex {
             locker: Locker { client: Arc::new(s.client), default_ttl: s.ttl, fail_open: s.fail_open },

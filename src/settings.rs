@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use ext_php_rs::exception::PhpException;
-use ext_php_rs::types::{ZendHashTable, Zval};
+use ext_php_rs::types::ZendHashTable;
 use redis_lock_core::{ClientOptions, Dsn, LockClient};
 
 use crate::args::{self, Param};
@@ -35,7 +35,7 @@ impl Settings {
     /// Resolves the settings of a constructor of class `func` (`Class::__construct`).
     pub fn resolve(
         func: &'static str,
-        dsn: Option<&Zval>,
+        dsn: Option<String>,
         options: Option<&ZendHashTable>,
     ) -> Result<Settings, PhpException> {
         let mut raw = Raw::from_ini(func)?;
@@ -90,16 +90,10 @@ impl Settings {
                 }
             }
         }
-        match dsn {
-            Some(zv) if !zv.is_null() => {
-                let s = zv.zend_str().ok_or_else(|| Param::new(func, 1, "dsn").wrong_type("?string", zv))?;
-                raw.dsn = s.as_bytes().to_vec();
-            }
-            _ => {
-                if let Some(d) = dsn_from_options {
-                    raw.dsn = d;
-                }
-            }
+        if let Some(dsn) = dsn {
+            raw.dsn = dsn.into_bytes();
+        } else if let Some(dsn) = dsn_from_options {
+            raw.dsn = dsn;
         }
         let dsn_text = String::from_utf8(raw.dsn)
             .map_err(|_| Param::new(func, 1, "dsn").invalid("must be valid UTF-8"))?;

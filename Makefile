@@ -1,0 +1,43 @@
+# The two commands of the README:
+#   make demo   builds the extension, starts a local Redis on a free port and
+#               shows forked PHP workers losing updates without a lock and not with one
+#   make test   builds and runs every test (cargo test, stub check, PHPUnit)
+# Both install what they need first (scripts/install-deps.sh).
+
+SO      := $(CURDIR)/target/release/libredis_lock.so
+STATE   := $(CURDIR)/.build
+STUBS   := stubs/redis_lock.stubs.php
+
+.PHONY: deps build demo test test-rust test-php stubs stubs-check clean
+
+deps:
+	./scripts/install-deps.sh
+
+build: deps
+	cargo build --release
+
+demo: build
+	./scripts/demo.sh
+
+test: build test-rust stubs-check test-php
+
+test-rust:
+	cargo test --release --workspace --exclude redis_lock
+
+test-php:
+	REDIS_LOCK_SO=$(SO) php -d extension=$(SO) /usr/bin/phpunit -c php-tests/phpunit.xml
+
+stubs: build
+	mkdir -p $(STATE)
+	cargo php stubs --stdout $(SO) > $(STATE)/raw.stubs.php
+	php -d extension=$(SO) scripts/stubs.php $(STATE)/raw.stubs.php > $(STUBS)
+
+stubs-check:
+	mkdir -p $(STATE)
+	cargo php stubs --stdout $(SO) > $(STATE)/raw.stubs.php
+	php -d extension=$(SO) scripts/stubs.php $(STATE)/raw.stubs.php > $(STATE)/stubs.php
+	@diff -u $(STUBS) $(STATE)/stubs.php || { echo "stubs/ is out of date: run 'make stubs'"; exit 1; }
+
+clean:
+	cargo clean
+	rm -rf $(STATE)

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what building and testing need on a fresh Debian 12 machine that
+# has Rust but no PHP and no Redis. Idempotent: installs only what is missing.
+set -euo pipefail
+
+packages=(php8.2-cli php8.2-dev php8.2-xml php8.2-mbstring php-redis libclang-dev redis-server phpunit)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    echo "installing: ${missing[*]}"
+    $sudo apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+# Debian starts a redis-server on 6379 when the package is installed; the
+# project never uses it: every script starts its own on a free port.
+
+# The stub generator for ext-php-rs 0.16 extensions.
+if ! cargo php --version >/dev/null 2>&1; then
+    cargo install cargo-php --version 0.2.2 --locked
+fi
