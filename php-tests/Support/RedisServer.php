@@ -1,0 +1,116 @@
+<?php
+declare(strict_types=1);
+
+namespace RedisLock\Tests;
+
+/** A real redis-server on a free loopback port, stopped by the process that started it. */
+final class RedisServer
+{
+    private int $owner;
+    private bool $stopped = false;
+
+    private function __construct(public readonly int $port, private string $dir)
+    {
+        $this->owner = getmypid();
+        // Forked workers inherit this object: only the starting process stops it.
+        register_shutdown_function(function (): void {
+            if (getmypid() === $this->owner) {
+                $this->stop();
+            }
+        });
+    }
+
+    public static function freePort(): int
+    {
+        $socket = stream_socket_server('tcp://127.0.0.1:0');
+        $name = stream_socket_get_name($socket, false);
+        fclose($socket);
+        return (int) substr($name, strrpos($name, ':') + 1);
+    }
+
+    public static function start(?int $port = null, array $args = []): self
+    {
+        $port ??= self::freePort();
+        $dir = sys_get_temp_dir() . "/redis-lock-test-$port";
+        @mkdir($dir);
+        $cmd = sprintf(
+            'redis-server --port %d --bind 127.0.0.1 --save "" --appendonly no --daemonize yes --pidfile %s --logfile %s --dir %s %s',
+            $port,
+            escapeshellarg("$dir/redis.pid"),
+            escapeshellarg("$dir/redis.log"),
+            escapeshellarg($dir),
+            implode(' ', array_map('escapeshellarg', $args))
+        );
+        exec($cmd, $out, $code);
+        if ($code !== 0) {
+            throw new \RuntimeException("redis-server failed to start: " . implode("\n", $out));
+        }
+        $server = new self($port, $dir);
+        $deadline = microtime(true) + 10;
+        while (!$server->answers()) {
+            if (microtime(true) > $deadline) {
+                throw new \RuntimeException("redis-server on $port did not start");
+            }
+            usleep(20_000);
+        }
+        return $server;
+    }
+
+    public function dsn(): string
+    {
+        return "redis://127.0.0.1:{$this->port}";
+    }
+
+    public function pid(): int
+    {
+        return (int) trim((string) @file_get_contents("{$this->dir}/redis.pid"));
+    }
+
+    /** A plain phpredis connection, to look at what the extension stored. */
+    public function client(): \Redis
+    {
+        $redis = new \Redis();
+        $redis->connect('127.0.0.1', $this->port, 2.0);
+        return $redis;
+    }
+
+    public function answers(): bool
+    {
+        $socket = @stream_socket_client("tcp://127.0.0.1:{$this->port}", $errno, $errstr, 0.2);
+        if ($socket === false) {
+            return false;
+        }
+        fwrite($socket, "PING\r\n");
+        stream_set_timeout($socket, 1);
+        $reply = fgets($socket);
+        fclose($socket);
+        return $reply === "+PONG\r\n";
+    }
+
+    public function pause(): void
+    {
+        posix_kill($this->pid(), SIGSTOP);
+    }
+
+    public function resume(): void
+    {
+        posix_kill($this->pid(), SIGCONT);
+    }
+
+    public function stop(): void
+    {
+        if ($this->stopped) {
+            return;
+        }
+        $this->stopped = true;
+        $pid = $this->pid();
+        if ($pid > 0) {
+            posix_kill($pid, SIGCONT);
+            posix_kill($pid, SIGTERM);
+            $deadline = microtime(true) + 10;
+            while (posix_kill($pid, 0) && microtime(true) < $deadline) {
+                usleep(20_000);
+            }
+        }
+    }
+}

@@ -1,0 +1,50 @@
+<?php
+declare(strict_types=1);
+
+namespace RedisLock\Tests;
+
+abstract class TestCase extends \PHPUnit\Framework\TestCase
+{
+    public static RedisServer $server;
+
+    protected \Redis $redis;
+
+    protected function setUp(): void
+    {
+        $this->redis = self::$server->client();
+        $this->redis->flushAll();
+    }
+
+    protected function dsn(): string
+    {
+        return self::$server->dsn();
+    }
+
+    /** The stored owner token of lock $name under the default prefix. */
+    protected function storedToken(string $name, string $prefix = 'lock:'): string|false
+    {
+        return $this->redis->get($prefix . '{' . $name . '}');
+    }
+
+    /**
+     * Runs PHP code in a separate php process that loads the extension.
+     *
+     * @return array{int, string, string} exit code, stdout, stderr
+     */
+    protected static function runPhp(string $code, array $ini = []): array
+    {
+        $file = tempnam(sys_get_temp_dir(), 'rl') . '.php';
+        file_put_contents($file, $code);
+        $cmd = [PHP_BINARY, '-d', 'extension=' . getenv('REDIS_LOCK_SO'), '-d', 'display_errors=stderr'];
+        foreach ($ini as $k => $v) {
+            array_push($cmd, '-d', "$k=$v");
+        }
+        $cmd[] = $file;
+        $proc = proc_open($cmd, [1 => ['pipe', 'w'], 2 => ['pipe', 'w']], $pipes);
+        $out = stream_get_contents($pipes[1]);
+        $err = stream_get_contents($pipes[2]);
+        $code = proc_close($proc);
+        unlink($file);
+        return [$code, $out, $err];
+    }
+}
