@@ -1,0 +1,140 @@
+<?php
+declare(strict_types=1);
+
+namespace RedisLock\Tests;
+
+use RedisLock\LockManager;
+use RedisLock\RedisMutex;
+
+/**
+ * Invalid input gets \TypeError or \ValueError naming the argument, and
+ * nothing reaches Redis.
+ */
+final class BadInputTest extends TestCase
+{
+    /** @return iterable<string, array{callable(RedisMutex, LockManager): mixed, class-string, string|list<string>}> */
+    public static function cases(): iterable
+    {
+        $names = [
+            'empty' => ['', \ValueError::class, 'must not be empty'],
+            '1025 bytes' => [str_repeat('n', 1025), \ValueError::class, 'must be at most 1024 bytes'],
+            'array' => [[], \TypeError::class, 'must be of type string, array given'],
+            'null' => [null, \TypeError::class, 'must be of type string, null given'],
+            'float' => [1.5, \TypeError::class, 'must be of type string, float given'],
+            'object' => [new \stdClass(), \TypeError::class, 'stdClass given'],
+        ];
+        foreach ($names as $label => [$name, $class, $msg]) {
+            yield "RedisMutex::acquire name $label" => [fn ($m) => $m->acquire($name), $class, ['RedisMutex::acquire(): Argument #1 ($key)', $msg]];
+            yield "RedisMutex::release name $label" => [fn ($m) => $m->release($name), $class, 'Argument #1 ($key)'];
+            yield "RedisMutex::extend name $label" => [fn ($m) => $m->extend($name), $class, 'Argument #1 ($key)'];
+            yield "RedisMutex::isLocked name $label" => [fn ($m) => $m->isLocked($name), $class, 'Argument #1 ($key)'];
+            yield "RedisMutex::fencingToken name $label" => [fn ($m) => $m->fencingToken($name), $class, 'Argument #1 ($key)'];
+            yield "RedisMutex::synchronized name $label" => [fn ($m) => $m->synchronized($name, fn () => 1), $class, 'Argument #1 ($key)'];
+            yield "createLock name $label" => [fn ($m, $lm) => $lm->createLock($name), $class, 'Argument #1 ($name)'];
+            yield "restoreLock name $label" => [fn ($m, $lm) => $lm->restoreLock($name, 'x'), $class, 'Argument #1 ($name)'];
+            yield "executeWithLock name $label" => [fn ($m, $lm) => $lm->executeWithLock($name, fn () => 1), $class, 'Argument #1 ($name)'];
+            yield "waitAndExecute name $label" => [fn ($m, $lm) => $lm->waitAndExecute($name, fn () => 1), $class, 'Argument #1 ($name)'];
+            yield "isLocked name $label" => [fn ($m, $lm) => $lm->isLocked($name), $class, 'Argument #1 ($name)'];
+            yield "forceRelease name $label" => [fn ($m, $lm) => $lm->forceRelease($name), $class, 'Argument #1 ($name)'];
+        }
+
+        $ttls = [
+            'zero' => [0, \ValueError::class, 'must be greater than 0'],
+            'negative' => [-1, \ValueError::class, 'must be greater than 0'],
+            'NAN' => [NAN, \ValueError::class, 'NAN'],
+            'INF' => [INF, \ValueError::class, 'at most 2592000'],
+            '1e12' => [1e12, \ValueError::class, 'at most 2592000'],
+            '31 days' => [31 * 86400, \ValueError::class, 'at most 2592000'],
+            'sub-millisecond' => [0.0001, \ValueError::class, 'at least 0.001'],
+            'string' => ['soon', \TypeError::class, 'must be of type int|float|null, string given'],
+            'bool' => [true, \TypeError::class, 'bool given'],
+            'array' => [[5], \TypeError::class, 'array given'],
+        ];
+        foreach ($ttls as $label => [$ttl, $class, $msg]) {
+            yield "RedisMutex::acquire ttl $label" => [fn ($m) => $m->acquire('k', $ttl), $class, ['Argument #2 ($ttl)', $msg]];
+            yield "RedisMutex::extend ttl $label" => [fn ($m) => $m->extend('k', $ttl), $class, 'Argument #2 ($ttl)'];
+            yield "RedisMutex::synchronized ttl $label" => [fn ($m) => $m->synchronized('k', fn () => 1, $ttl), $class, 'Argument #3 ($ttl)'];
+            yield "createLock ttl $label" => [fn ($m, $lm) => $lm->createLock('k', $ttl), $class, 'Argument #2 ($ttl)'];
+            yield "executeWithLock ttl $label" => [fn ($m, $lm) => $lm->executeWithLock('k', fn () => 1, $ttl), $class, 'Argument #3 ($ttl)'];
+            yield "waitAndExecute ttl $label" => [fn ($m, $lm) => $lm->waitAndExecute('k', fn () => 1, 1, $ttl), $class, 'Argument #4 ($ttl)'];
+            yield "Lock::refresh ttl $label" => [fn ($m, $lm) => $lm->createLock('k')->refresh($ttl), $class, 'Argument #1 ($ttl)'];
+        }
+
+        $waits = [
+            'negative' => [-0.5, \ValueError::class, 'greater than or equal to 0'],
+            'NAN' => [NAN, \ValueError::class, 'NAN'],
+            'INF' => [INF, \ValueError::class, 'at most 2592000'],
+            'null' => [null, \TypeError::class, 'must be of type int|float, null given'],
+            'string' => ['later', \TypeError::class, 'string given'],
+        ];
+        foreach ($waits as $label => [$wait, $class, $msg]) {
+            yield "RedisMutex::acquire wait $label" => [fn ($m) => $m->acquire('k', 1, $wait), $class, ['Argument #3 ($wait)', $msg]];
+            yield "RedisMutex::synchronized wait $label" => [fn ($m) => $m->synchronized('k', fn () => 1, 1, $wait), $class, 'Argument #4 ($wait)'];
+            yield "waitAndExecute maxWait $label" => [fn ($m, $lm) => $lm->waitAndExecute('k', fn () => 1, $wait), $class, 'Argument #3 ($maxWait)'];
+            yield "Lock::block seconds $label" => [fn ($m, $lm) => $lm->createLock('k')->block($wait), $class, 'Argument #1 ($seconds)'];
+        }
+
+        yield 'synchronized not callable' => [fn ($m) => $m->synchronized('k', 'no_such_function'), \TypeError::class, 'callback'];
+        yield 'executeWithLock not callable' => [fn ($m, $lm) => $lm->executeWithLock('k', 42), \TypeError::class, 'callback'];
+        yield 'restoreLock empty owner' => [fn ($m, $lm) => $lm->restoreLock('k', ''), \ValueError::class, 'Argument #2 ($owner)'];
+        yield 'restoreLock owner array' => [fn ($m, $lm) => $lm->restoreLock('k', []), \TypeError::class, 'Argument #2 ($owner)'];
+
+        $dsns = [
+            'empty' => '', 'no scheme' => '127.0.0.1:6379', 'http' => 'http://h', 'no host' => 'redis://',
+            'bad db' => 'redis://h/x', 'bad port' => 'redis://h:99999', 'unix no path' => 'unix://',
+        ];
+        foreach ($dsns as $label => $dsn) {
+            yield "RedisMutex dsn $label" => [fn () => new RedisMutex($dsn), \ValueError::class, 'Argument #1 ($dsn)'];
+            yield "LockManager dsn $label" => [fn () => new LockManager($dsn), \ValueError::class, 'Argument #1 ($dsn)'];
+        }
+        yield 'dsn int' => [fn () => new RedisMutex([]), \TypeError::class, 'dsn'];
+
+        $options = [
+            'unknown key' => [['ttl' => 1, 'tll' => 1], \ValueError::class, 'unknown key "tll"'],
+            'ttl zero' => [['ttl' => 0], \ValueError::class, 'key "ttl" must be greater than 0'],
+            'ttl string' => [['ttl' => 'x'], \TypeError::class, 'key "ttl" must be of type int|float'],
+            'timeout negative' => [['timeout' => -1], \ValueError::class, 'key "timeout"'],
+            'connect_timeout NAN' => [['connect_timeout' => NAN], \ValueError::class, 'key "connect_timeout"'],
+            'on_unavailable bad' => [['on_unavailable' => 'maybe'], \ValueError::class, '"closed" or "open"'],
+            'on_unavailable int' => [['on_unavailable' => 1], \TypeError::class, 'key "on_unavailable"'],
+            'fencing string' => [['fencing' => 'yes'], \TypeError::class, 'key "fencing" must be of type bool'],
+            'prefix array' => [['prefix' => []], \TypeError::class, 'key "prefix"'],
+            'prefix too long' => [['prefix' => str_repeat('p', 1025)], \ValueError::class, 'key "prefix"'],
+            'dsn in options bad' => [['dsn' => 'nope'], \ValueError::class, 'dsn'],
+        ];
+        foreach ($options as $label => [$opts, $class, $msg]) {
+            yield "RedisMutex options $label" => [fn () => new RedisMutex(null, $opts), $class, $msg];
+            yield "LockManager options $label" => [fn () => new LockManager(null, $opts), $class, $msg];
+        }
+    }
+
+    /** @dataProvider cases */
+    public function testInvalidInputIsRefusedBeforeRedis(callable $call, string $class, string|array $fragments): void
+    {
+        $m = new RedisMutex($this->dsn());
+        $lm = new LockManager($this->dsn());
+        $this->redis->rawCommand('CONFIG', 'RESETSTAT');
+        try {
+            $call($m, $lm);
+            $this->fail("expected $class");
+        } catch (\Throwable $e) {
+            $this->assertInstanceOf($class, $e, $e->getMessage());
+            foreach ((array) $fragments as $fragment) {
+                $this->assertStringContainsString($fragment, $e->getMessage());
+            }
+        }
+        $this->assertSame(0, $this->redis->dbSize(), 'nothing was written');
+        $calls = array_filter(
+            $this->redis->info('commandstats'),
+            // The test's own CONFIG RESETSTAT, DBSIZE and INFO are not the extension's.
+            fn ($k) => !preg_match('/^cmdstat_(config|dbsize|info)\b/', $k),
+            ARRAY_FILTER_USE_KEY
+        );
+        $this->assertSame([], $calls, 'no command reached Redis');
+    }
+
+    public function testTheMatrixIsLarge(): void
+    {
+        $this->assertGreaterThanOrEqual(200, iterator_count(self::cases()));
+    }
+}
