@@ -8,11 +8,11 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use once_cell::sync::Lazy;
 use parking_lot::Mutex;
-use redis::{Client, Connection, RedisError};
+use redis::{Client, Connection, RedisConnectionInfo, RedisError};
 
 use crate::dsn::Dsn;
 use crate::error::{Error, Result};
@@ -126,15 +126,52 @@ impl Pool {
     }
 }
 
+/// Opens a connection, spending at most `connect_timeout` in all.
+///
+/// redis-rs's own handshake (CLIENT SETINFO, AUTH, SELECT) reads each reply
+/// with the whole timeout, so a stalled server would cost one timeout per
+/// setup command. The handshake is therefore done here, each command bounded
+/// by what is left of one deadline.
 fn connect(target: &Target, pid: u32) -> Result<Pooled> {
     let redacted = target.dsn.redacted();
-    let client = Client::open(target.dsn.connection_info().clone())
-        .map_err(|e| Error::from_redis(redacted, &e, target.connect_timeout))?;
-    let con = client
-        .get_connection_with_timeout(target.connect_timeout)
-        .map_err(|e| Error::from_redis(redacted, &e, target.connect_timeout))?;
-    con.set_write_timeout(Some(target.timeout))
-        .map_err(|e| Error::from_redis(redacted, &e, target.timeout))?;
+    let deadline = Instant::now() + target.connect_timeout;
+    let fail = |e: &RedisError| Error::from_redis(redacted, e, target.connect_timeout);
+    let info = target.dsn.connection_info();
+    let settings = info.redis_settings();
+    let bare = info
+        .clone()
+        .set_redis_settings(RedisConnectionInfo::default().set_skip_set_lib_name());
+    let mut con = Client::open(bare)
+        .and_then(|client| client.get_connection_with_timeout(target.connect_timeout))
+        .map_err(|e| fail(&e))?;
+
+    let mut handshake: Vec<redis::Cmd> = Vec::new();
+    if let Some(password) = settings.password() {
+        let mut auth = redis::cmd("AUTH");
+        if let Some(user) = settings.username() {
+            auth.arg(user);
+        }
+        handshake.push(auth.arg(password).clone());
+    }
+    if settings.db() != 0 {
+        handshake.push(redis::cmd("SELECT").arg(settings.db()).clone());
+    }
+    for cmd in handshake {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Error::Timeout { dsn: redacted.to_owned(), after: target.connect_timeout });
+        }
+        con.set_read_timeout(Some(left)).map_err(|e| fail(&e))?;
+        cmd.query::<()>(&mut con).map_err(|e| match e.kind() {
+            // A refused AUTH/SELECT means this server cannot be used as configured.
+            redis::ErrorKind::Server(_) => Error::Unavailable {
+                dsn: redacted.to_owned(),
+                detail: e.to_string(),
+            },
+            _ => fail(&e),
+        })?;
+    }
+    con.set_write_timeout(Some(target.timeout)).map_err(|e| fail(&e))?;
     Ok(Pooled { con, pid, read_timeout: None })
 }
 

@@ -84,7 +84,8 @@ final class RedisServer
         stream_set_timeout($socket, 1);
         $reply = fgets($socket);
         fclose($socket);
-        return $reply === "+PONG\r\n";
+        // Any reply means it is up (a server with ACLs answers -NOAUTH).
+        return is_string($reply) && $reply !== '';
     }
 
     public function pause(): void

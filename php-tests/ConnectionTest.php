@@ -1,0 +1,186 @@
+<?php
+declare(strict_types=1);
+
+namespace RedisLock\Tests;
+
+use RedisLock\ConnectionException;
+use RedisLock\LockManager;
+use RedisLock\RedisMutex;
+
+final class ConnectionTest extends TestCase
+{
+    public function testUnreachableRedisGivesConnectionExceptionWithoutThePassword(): void
+    {
+        $port = RedisServer::freePort();
+        $m = new RedisMutex("redis://:s3cr3t@127.0.0.1:$port", ['connect_timeout' => 0.5]);
+        foreach ([fn () => $m->acquire('k'), fn () => $m->isLocked('k'), fn () => $m->synchronized('k', fn () => 1)] as $call) {
+            $start = microtime(true);
+            try {
+                $call();
+                $this->fail('expected ConnectionException');
+            } catch (ConnectionException $e) {
+                $this->assertStringContainsString("redis://:***@127.0.0.1:$port", $e->getMessage());
+                $this->assertStringNotContainsString('s3cr3t', $e->getMessage());
+                $this->assertInstanceOf(\RedisLock\LockException::class, $e);
+                $this->assertInstanceOf(\RuntimeException::class, $e);
+            }
+            $this->assertLessThan(0.6, microtime(true) - $start);
+        }
+    }
+
+    public function testAStoppedServerFailsFastAndARestartedOneIsUsedAgain(): void
+    {
+        $server = RedisServer::start();
+        $m = new RedisMutex($server->dsn(), ['timeout' => 0.5, 'connect_timeout' => 0.5]);
+        $this->assertTrue($m->acquire('k', 10));
+        $this->assertTrue($m->release('k'));
+        $port = $server->port;
+        $server->stop();
+
+        $start = microtime(true);
+        try {
+            $m->acquire('k');
+            $this->fail('expected ConnectionException');
+        } catch (ConnectionException) {
+        }
+        $this->assertLessThan(0.6, microtime(true) - $start, 'no hang');
+
+        $server = RedisServer::start($port);
+        // A fresh server has no scripts loaded: EVALSHA gets NOSCRIPT and the script is re-sent.
+        $this->assertTrue($m->acquire('k', 10), 'the same object reconnects');
+        $this->assertTrue($m->extend('k', 20));
+        $this->assertTrue($m->release('k'));
+        $server->stop();
+    }
+
+    public function testAStalledServerTimesOutWithinTheTimeoutAndRecovers(): void
+    {
+        $server = RedisServer::start();
+        $lm = new LockManager($server->dsn(), ['timeout' => 0.4, 'connect_timeout' => 0.4]);
+        $this->assertFalse($lm->isLocked('k'));
+        $server->pause();
+        try {
+            foreach ([fn () => $lm->createLock('k')->acquire(), fn () => $lm->isLocked('k'), fn () => $lm->forceRelease('k')] as $call) {
+                $start = microtime(true);
+                try {
+                    $call();
+                    $this->fail('expected ConnectionException');
+                } catch (ConnectionException $e) {
+                    $this->assertStringContainsString('did not answer within 400 ms', $e->getMessage());
+                }
+                $this->assertLessThan(0.44, microtime(true) - $start, 'timeout + 10%');
+            }
+        } finally {
+            $server->resume();
+        }
+        $lock = $lm->createLock('k', 5);
+        $this->assertTrue($lock->acquire(), 'service resumes on the same object');
+        $this->assertTrue($lock->release());
+        usleep(50_000);
+        $this->assertSame(0, $server->client()->dbSize(), 'the timed-out acquire left no orphan');
+        $server->stop();
+    }
+
+    public function testAclUserPasswordAndDbComeFromTheDsn(): void
+    {
+        $server = RedisServer::start(null, ['--user', 'default', 'off', '--user', 'app', 'on', '>pa55', '~*', '&*', '+@all']);
+        $m = new RedisMutex("redis://app:pa55@127.0.0.1:{$server->port}/3");
+        $this->assertTrue($m->acquire('k', 10));
+        $admin = new \Redis();
+        $admin->connect('127.0.0.1', $server->port);
+        $admin->auth(['app', 'pa55']);
+        $admin->select(3);
+        $this->assertNotFalse($admin->get('lock:{k}'), 'stored in db 3');
+        $admin->select(0);
+        $this->assertFalse($admin->get('lock:{k}'));
+
+        $wrong = new RedisMutex("redis://app:wrong@127.0.0.1:{$server->port}");
+        try {
+            $wrong->acquire('k');
+            $this->fail('expected ConnectionException');
+        } catch (ConnectionException $e) {
+            $this->assertStringNotContainsString('wrong', $e->getMessage());
+        }
+        $server->stop();
+    }
+
+    public function testUnixSocket(): void
+    {
+        $sock = sys_get_temp_dir() . '/redis-lock-' . getmypid() . '.sock';
+        $server = RedisServer::start(null, ['--unixsocket', $sock, '--unixsocketperm', '700']);
+        $m = new RedisMutex("unix://$sock");
+        $this->assertTrue($m->acquire('k', 10));
+        $this->assertTrue($server->client()->exists('lock:{k}') === 1);
+        $this->assertTrue($m->release('k'));
+        $server->stop();
+    }
+
+    public function testOneConnectionPerDsnPerProcessAndNoneSharedWithAChild(): void
+    {
+        $dsn = $this->dsn();
+        [$counts] = Workers::run(1, function () use ($dsn) {
+            $probe = self::$server->client();
+            $before = count($probe->client('list'));
+            $objects = [new RedisMutex($dsn), new RedisMutex($dsn), new LockManager($dsn)];
+            for ($i = 0; $i < 20; $i++) {
+                $objects[0]->acquire("a$i");
+                $objects[1]->isLocked("a$i");
+                $objects[2]->createLock("b$i")->acquire();
+            }
+            return [$before, count($probe->client('list'))];
+        });
+        $this->assertSame($counts[0] + 1, $counts[1], 'three objects, sixty calls, one connection');
+
+        // The parent's pooled connection is opened first; a forked child must open its own.
+        $m = new RedisMutex($dsn);
+        $this->assertTrue($m->acquire('parent', 30));
+        $tokenBefore = $this->storedToken('parent');
+        Workers::run(4, function () use ($m) {
+            for ($i = 0; $i < 50; $i++) {
+                $m->isLocked('child-marker');
+            }
+            return [];
+        });
+        $byCmd = array_count_values(array_column($this->redis->client('list'), 'cmd'));
+        $this->assertArrayNotHasKey('exists', $byCmd, 'the children\'s connections closed with them');
+        $this->assertTrue($m->isLocked('parent'), 'the parent\'s connection still answers in step');
+        $this->assertTrue($m->extend('parent', 30));
+        $this->assertSame($tokenBefore, $this->storedToken('parent'));
+        $this->assertTrue($m->release('parent'));
+    }
+
+    public function testFailOpenGrantsLocksWithOneWarningPerRequest(): void
+    {
+        $port = RedisServer::freePort();
+        [$code, $out, $err] = self::runPhp(<<<PHP
+        <?php
+        \$warnings = [];
+        set_error_handler(function (\$no, \$msg) use (&\$warnings) { \$warnings[] = [\$no, \$msg]; return true; });
+        \$m = new RedisLock\\RedisMutex('redis://:pw@127.0.0.1:$port', ['on_unavailable' => 'open', 'connect_timeout' => 0.3]);
+        \$lm = new RedisLock\\LockManager('redis://127.0.0.1:$port', ['on_unavailable' => 'open', 'connect_timeout' => 0.3]);
+        \$r = [\$m->acquire('a'), \$m->acquire('b', 5, 1), \$m->release('a'), \$m->release('b'), \$m->release('never')];
+        \$r[] = \$m->synchronized('c', fn () => 'ran');
+        \$lock = \$lm->createLock('d');
+        \$r[] = \$lock->acquire();
+        \$r[] = \$lock->isAcquired();
+        \$r[] = \$lock->release();
+        \$r[] = \$lm->executeWithLock('e', fn () => 'ran too');
+        echo json_encode(['results' => \$r, 'warnings' => \$warnings]);
+        PHP);
+        $this->assertSame(0, $code, $err);
+        $got = json_decode($out, true);
+        $this->assertSame([true, true, true, true, false, 'ran', true, true, true, 'ran too'], $got['results']);
+        $this->assertCount(1, $got['warnings'], 'one E_WARNING per request');
+        $this->assertSame(E_WARNING, $got['warnings'][0][0]);
+        $this->assertStringContainsString('on_unavailable=open', $got['warnings'][0][1]);
+        $this->assertStringNotContainsString(':pw@', $got['warnings'][0][1]);
+    }
+
+    public function testFailClosedIsTheDefault(): void
+    {
+        $port = RedisServer::freePort();
+        $m = new RedisMutex("redis://127.0.0.1:$port", ['connect_timeout' => 0.3]);
+        $this->expectException(ConnectionException::class);
+        $m->acquire('k');
+    }
+}
