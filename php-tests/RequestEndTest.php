@@ -1,0 +1,78 @@
+<?php
+declare(strict_types=1);
+
+namespace RedisLock\Tests;
+
+/**
+ * Locks still held when a PHP process ends are released by the extension's
+ * request shutdown, also where PHP runs no destructors (fatal errors).
+ * Each case runs in its own php process and holds locks with a 60 s TTL, so
+ * expiry cannot explain their disappearance.
+ */
+final class RequestEndTest extends TestCase
+{
+    private function holdThen(string $ending): array
+    {
+        $dsn = $this->dsn();
+        return self::runPhp(<<<PHP
+        <?php
+        \$m = new RedisLock\\RedisMutex('$dsn');
+        \$lm = new RedisLock\\LockManager('$dsn');
+        \$m->acquire('mutex', 60) or exit(3);
+        \$lock = \$lm->createLock('lock', 60);
+        \$lock->acquire() or exit(3);
+        \$kept = \$lm->createLock('kept', 60, false);
+        \$kept->acquire() or exit(3);
+        // Objects kept reachable from a global-scope cycle are not destroyed before the end.
+        \$GLOBALS['keep'] = [\$m, \$lock, \$kept];
+        echo "held\\n";
+        $ending
+        PHP, ['memory_limit' => '32M']);
+    }
+
+    /** @return iterable<string, array{string, int}> */
+    public static function endings(): iterable
+    {
+        yield 'normal end' => ['', 0];
+        yield 'exit()' => ['exit(0);', 0];
+        yield 'uncaught exception' => ['throw new RuntimeException("boom");', 255];
+        yield 'E_USER_ERROR' => ['trigger_error("fatal", E_USER_ERROR);', 255];
+        yield 'memory limit' => ['$a = []; while (true) { $a[] = str_repeat("x", 1 << 20); }', 255];
+        yield 'fatal error in a synchronized callback' => [
+            '$m->synchronized("cb", function () { trigger_error("fatal", E_USER_ERROR); });', 255,
+        ];
+        yield 'exit() in a synchronized callback' => ['$m->synchronized("cb", function () { exit(0); });', 0];
+        yield 'exit() in a waitAndExecute callback' => ['$lm->waitAndExecute("cb", function () { exit(0); });', 0];
+    }
+
+    /** @dataProvider endings */
+    public function testHeldLocksAreReleasedWhenTheProcessEnds(string $ending, int $exitCode): void
+    {
+        [$code, $out, $err] = $this->holdThen($ending);
+        $this->assertSame("held\n", $out, $err);
+        $this->assertSame($exitCode, $code, $err);
+        $this->assertSame(0, $this->redis->exists('lock:{mutex}'), 'RedisMutex lock released');
+        $this->assertSame(0, $this->redis->exists('lock:{lock}'), 'auto-release Lock released');
+        $this->assertSame(0, $this->redis->exists('lock:{cb}'), 'callback lock released');
+        $this->assertSame(1, $this->redis->exists('lock:{kept}'), 'autoRelease=false is kept until its TTL');
+        $this->assertGreaterThan(50_000, $this->redis->pTtl('lock:{kept}'));
+    }
+
+    public function testACallbacksExceptionPropagatesAfterRelease(): void
+    {
+        $dsn = $this->dsn();
+        [$code, $out, $err] = self::runPhp(<<<PHP
+        <?php
+        \$m = new RedisLock\\RedisMutex('$dsn');
+        \$r = new Redis();
+        \$r->connect('127.0.0.1', {$this->redis->getPort()});
+        try {
+            \$m->synchronized('k', function () { throw new DomainException('inner', 3); }, 60);
+        } catch (DomainException \$e) {
+            echo get_class(\$e), ':', \$e->getMessage(), ':', \$e->getCode(), ':', \$r->exists('lock:{k}'), "\\n";
+        }
+        PHP);
+        $this->assertSame(0, $code, $err);
+        $this->assertSame("DomainException:inner:3:0\n", $out);
+    }
+}
