@@ -5,6 +5,8 @@
 # Both install what they need first (scripts/install-deps.sh).
 
 SO      := $(CURDIR)/target/release/libredis_lock.so
+# cargo-php reads the description ext-php-rs exports only from debug builds.
+DEBUG_SO := $(CURDIR)/target/debug/libredis_lock.so
 STATE   := $(CURDIR)/.build
 STUBS   := stubs/redis_lock.stubs.php
 
@@ -28,14 +30,16 @@ test-php:
 	REDIS_LOCK_SO=$(SO) php -d extension=$(SO) /usr/bin/phpunit -c php-tests/phpunit.xml
 
 stubs: build
+	cargo build
 	mkdir -p $(STATE)
-	cargo php stubs --stdout $(SO) > $(STATE)/raw.stubs.php
-	php -d extension=$(SO) scripts/stubs.php $(STATE)/raw.stubs.php > $(STUBS)
+	cargo php stubs --stdout $(DEBUG_SO) > $(STATE)/raw.stubs.php
+	php -d extension=$(DEBUG_SO) scripts/stubs.php $(STATE)/raw.stubs.php > $(STUBS)
 
 stubs-check:
+	cargo build
 	mkdir -p $(STATE)
-	cargo php stubs --stdout $(SO) > $(STATE)/raw.stubs.php
-	php -d extension=$(SO) scripts/stubs.php $(STATE)/raw.stubs.php > $(STATE)/stubs.php
+	cargo php stubs --stdout $(DEBUG_SO) > $(STATE)/raw.stubs.php
+	php -d extension=$(DEBUG_SO) scripts/stubs.php $(STATE)/raw.stubs.php > $(STATE)/stubs.php
 	@diff -u $(STUBS) $(STATE)/stubs.php || { echo "stubs/ is out of date: run 'make stubs'"; exit 1; }
 
 clean:

@@ -1,0 +1,275 @@
+<?php
+
+// Stubs for redis_lock
+
+namespace RedisLock {
+    /**
+     * A named lock owned by one token (`owner()`).
+     *
+     * Made by `LockManager::createLock()` or `restoreLock()`. With `$autoRelease`
+     * (the default of createLock) it is released when the object is destroyed
+     * and at the end of the request; a restored lock never is.
+     */
+    class Lock {
+        public function __construct() {}
+
+        /**
+         * Takes the lock.
+         *
+         * @param bool $blocking false: try once; true: wait until acquired (woken on release)
+         * @return bool whether this Lock now holds it
+         */
+        public function acquire(bool $blocking = false): bool {}
+
+        /**
+         * Waits up to `$seconds` for the lock (woken on release).
+         *
+         * Without `$callback` returns true once held. With it, runs it under the
+         * lock, releases, and returns what it returned.
+         *
+         * @param int|float $seconds
+         * @throws \RedisLock\LockTimeoutException if not acquired within $seconds
+         *
+         * @param callable|null $callback
+         * @return mixed
+         */
+        public function block(mixed $seconds, ?callable $callback = null): mixed {}
+
+        /**
+         * The fencing token of the current hold: strictly increasing per name
+         * across all workers.
+         *
+         * @return ?int null when not held or fencing is off
+         */
+        public function fencingToken(): ?int {}
+
+        /**
+         * Seconds left before the lock expires.
+         *
+         * @return ?float null when this owner does not hold it
+         */
+        public function getRemainingLifetime(): ?float {}
+
+        /**
+         * Whether this owner holds the lock now (asks Redis).
+         *
+         * @return bool
+         */
+        public function isAcquired(): bool {}
+
+        /**
+         * Whether this Lock acquired the lock and has since lost it to its TTL.
+         *
+         * @return bool
+         */
+        public function isExpired(): bool {}
+
+        /**
+         * The lock name.
+         *
+         * @return string
+         */
+        public function name(): string {}
+
+        /**
+         * The owner token (128-bit random, UUID text); pass it to
+         * `LockManager::restoreLock()` to act on this lock from another process.
+         *
+         * @return string
+         */
+        public function owner(): string {}
+
+        /**
+         * Sets a new TTL, only while this owner holds the lock.
+         *
+         * @param int|float|null $ttl seconds; null: the lock's TTL
+         *
+         * @return bool
+         */
+        public function refresh(mixed $ttl = null): bool {}
+
+        /**
+         * Releases the lock if this owner still holds it.
+         *
+         * @return bool false if it had expired or is held by another owner (left alone)
+         */
+        public function release(): bool {}
+    }
+
+    /**
+     * Named locks for applications, as Laravel's `Cache::lock()` and Symfony's
+     * `LockFactory` offer them.
+     */
+    class LockManager {
+        /**
+         * @param ?string $dsn     null: the redis_lock.dsn ini value
+         * @param array   $options overrides of the redis_lock.* ini entries
+         *                         (prefix, ttl, connect_timeout, timeout, on_unavailable, fencing)
+         * @throws \ValueError on an invalid DSN or option; nothing is connected yet
+         */
+        public function __construct(?string $dsn = null, ?array $options = null) {}
+
+        /**
+         * A new lock on `$name` with a fresh owner token; not yet acquired.
+         *
+         * @param string         $name        non-empty, at most 1024 bytes, binary-safe
+         * @param int|float|null $ttl         seconds; null: the configured ttl
+         * @param bool           $autoRelease release when the Lock is destroyed and at request end
+         *
+         * @return \RedisLock\Lock
+         */
+        public function createLock(mixed $name, mixed $ttl = null, bool $autoRelease = true): \RedisLock\Lock {}
+
+        /**
+         * Tries once to take `$name`, runs `$callback` under it, releases (also
+         * when it throws) and returns its value.
+         *
+         * @param int|float|null $ttl seconds; null: the configured ttl
+         * @throws \RedisLock\LockConflictedException when the lock is held
+         *
+         * @param mixed $name
+         * @param callable $callback
+         * @return mixed
+         */
+        public function executeWithLock(mixed $name, callable $callback, mixed $ttl = null): mixed {}
+
+        /**
+         * Deletes `$name` whoever holds it (an operator's tool).
+         *
+         * @return bool whether there was a lock to delete
+         *
+         * @param mixed $name
+         */
+        public function forceRelease(mixed $name): bool {}
+
+        /**
+         * Whether anyone holds `$name`.
+         *
+         * @param mixed $name
+         * @return bool
+         */
+        public function isLocked(mixed $name): bool {}
+
+        /**
+         * The lock on `$name` as owned by `$owner` (a `Lock::owner()` from any
+         * process), to release or refresh it. Never released automatically.
+         *
+         * @param mixed $name
+         * @param mixed $owner
+         * @return \RedisLock\Lock
+         */
+        public function restoreLock(mixed $name, mixed $owner): \RedisLock\Lock {}
+
+        /**
+         * This worker process's lock metrics since it started (or forked):
+         * acquired, conflicts, timeouts, releases, releases_lost, and wait /
+         * hold time summaries (count, mean, p50, p99, max, in seconds).
+         *
+         * @return array<string, int|array<string, int|float>>
+         */
+        public function stats(): array {}
+
+        /**
+         * Waits up to `$maxWait` for `$name` (woken on release), runs `$callback`
+         * under it, releases (also when it throws) and returns its value.
+         *
+         * @param int|float      $maxWait seconds
+         * @param int|float|null $ttl     seconds; null: the configured ttl
+         * @throws \RedisLock\LockTimeoutException when not acquired within $maxWait
+         *
+         * @param mixed $name
+         * @param callable $callback
+         * @return mixed
+         */
+        public function waitAndExecute(mixed $name, callable $callback, mixed $maxWait = null, mixed $ttl = null): mixed {}
+    }
+
+    /**
+     * A per-key mutex: `acquire($key)` … `release($key)`, or `synchronized($key, $fn)`.
+     *
+     * Each acquire stores a fresh 128-bit owner token, so only this object can
+     * release or extend what it acquired. Locks still held are released when
+     * the object is destroyed and at the end of the request. Not reentrant:
+     * acquiring a key this object already holds returns false.
+     */
+    class RedisMutex {
+        /**
+         * @param ?string $dsn     null: the redis_lock.dsn ini value
+         * @param array   $options overrides of the redis_lock.* ini entries
+         *                         (prefix, ttl, connect_timeout, timeout, on_unavailable, fencing)
+         * @throws \ValueError on an invalid DSN or option; nothing is connected yet
+         */
+        public function __construct(?string $dsn = null, ?array $options = null) {}
+
+        /**
+         * Takes the lock on `$key`.
+         *
+         * @param string         $key  non-empty, at most 1024 bytes, binary-safe
+         * @param int|float|null $ttl  seconds; null: the configured ttl
+         * @param int|float      $wait seconds to wait, woken on release; 0 tries once
+         * @return bool true if this object now holds the lock
+         * @throws \RedisLock\ConnectionException when Redis is unreachable (on_unavailable=closed)
+         */
+        public function acquire(mixed $key, mixed $ttl = null, mixed $wait = null): bool {}
+
+        /**
+         * Sets a new TTL on `$key`, only while this object still owns it.
+         *
+         * @param int|float|null $ttl seconds; null: the configured ttl
+         *
+         * @param mixed $key
+         * @return bool
+         */
+        public function extend(mixed $key, mixed $ttl = null): bool {}
+
+        /**
+         * The fencing token of this object's current hold of `$key`.
+         *
+         * @return ?int null when not held by this object or fencing is off
+         *
+         * @param mixed $key
+         */
+        public function fencingToken(mixed $key): ?int {}
+
+        /**
+         * Whether anyone holds `$key`.
+         *
+         * @param mixed $key
+         * @return bool
+         */
+        public function isLocked(mixed $key): bool {}
+
+        /**
+         * Releases the lock on `$key`.
+         *
+         * @return bool true only if this object still owned it (false if it had
+         *              expired and been taken by someone else, whose lock is left alone)
+         *
+         * @param mixed $key
+         */
+        public function release(mixed $key): bool {}
+
+        /**
+         * Runs `$fn` while holding `$key` and releases it afterwards, also when
+         * `$fn` throws (the exception then reaches the caller unchanged).
+         *
+         * @param int|float|null $ttl  seconds; null: the configured ttl
+         * @param int|float      $wait seconds to wait, woken on release
+         * @return mixed what `$fn` returns
+         * @throws \RedisLock\LockConflictedException if held elsewhere and $wait is 0
+         * @throws \RedisLock\LockTimeoutException if still held elsewhere after $wait
+         *
+         * @param mixed $key
+         * @param callable $callback
+         */
+        public function synchronized(mixed $key, callable $callback, mixed $ttl = null, mixed $wait = null): mixed {}
+    }
+
+    class ConnectionException extends \RedisLock\LockException {}
+
+    class LockConflictedException extends \RedisLock\LockException {}
+
+    class LockException extends \RuntimeException {}
+
+    class LockTimeoutException extends \RedisLock\LockConflictedException {}
+}
