@@ -5,12 +5,13 @@
 # Both install what they need first (scripts/install-deps.sh).
 
 SO      := $(CURDIR)/target/release/libredis_lock.so
-# cargo-php reads the description ext-php-rs exports only from debug builds.
+# A debug build: cargo-php reads the description ext-php-rs exports only from
+# debug builds, and the PHPUnit suite uses it to inject panics.
 DEBUG_SO := $(CURDIR)/target/debug/libredis_lock.so
 STATE   := $(CURDIR)/.build
 STUBS   := stubs/redis_lock.stubs.php
 
-.PHONY: deps build demo test test-rust test-php stubs stubs-check clean
+.PHONY: deps build debug-build demo test test-rust test-php stubs stubs-check clean
 
 deps:
 	./scripts/install-deps.sh
@@ -21,22 +22,23 @@ build: deps
 demo: build
 	./scripts/demo.sh
 
-test: build test-rust stubs-check test-php
+test: build debug-build test-rust stubs-check test-php
+
+debug-build:
+	cargo build --features panic-injection
 
 test-rust:
 	cargo test --release --workspace --exclude redis_lock
 
 test-php:
-	REDIS_LOCK_SO=$(SO) php -d extension=$(SO) /usr/bin/phpunit -c php-tests/phpunit.xml
+	REDIS_LOCK_SO=$(SO) REDIS_LOCK_DEBUG_SO=$(DEBUG_SO) php -d extension=$(SO) /usr/bin/phpunit -c php-tests/phpunit.xml
 
-stubs: build
-	cargo build
+stubs: build debug-build
 	mkdir -p $(STATE)
 	cargo php stubs --stdout $(DEBUG_SO) > $(STATE)/raw.stubs.php
 	php -d extension=$(DEBUG_SO) scripts/stubs.php $(STATE)/raw.stubs.php > $(STUBS)
 
 stubs-check:
-	cargo build
 	mkdir -p $(STATE)
 	cargo php stubs --stdout $(DEBUG_SO) > $(STATE)/raw.stubs.php
 	php -d extension=$(DEBUG_SO) scripts/stubs.php $(STATE)/raw.stubs.php > $(STATE)/stubs.php

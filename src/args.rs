@@ -38,7 +38,11 @@ impl Param {
 
     /// `\TypeError`: "must be of type T, U given".
     pub fn wrong_type(&self, expected: &str, given: &Zval) -> PhpException {
-        type_error(format!("{} must be of type {expected}, {} given", self.prefix(), type_name(given)))
+        type_error(format!(
+            "{} must be of type {expected}, {} given",
+            self.prefix(),
+            type_name(given)
+        ))
     }
 
     /// `\ValueError`: "must …".

@@ -16,9 +16,9 @@ use crate::exceptions::lock_error;
 pub fn call(callback: &ZendCallable) -> PhpResult<Zval> {
     match callback.try_call(vec![]) {
         Ok(value) => Ok(value),
-        Err(Error::ExceptionPending { .. }) => {
-            Err(lock_error("the callback threw".into()))
-        }
-        Err(err) => Err(lock_error(format!("the callback could not be called: {err}"))),
+        Err(Error::ExceptionPending { .. }) => Err(lock_error("the callback threw".into())),
+        Err(err) => Err(lock_error(format!(
+            "the callback could not be called: {err}"
+        ))),
     }
 }

@@ -32,8 +32,13 @@ fn runtime_exception() -> &'static ClassEntry {
         // symbols; the symbol is a `zend_class_entry *` that SPL sets at engine
         // startup, before any extension's MINIT, and never changes.
         found = unsafe {
-            let slot = dlsym(ptr::null_mut(), c"spl_ce_RuntimeException".as_ptr()).cast::<*mut ClassEntry>();
-            if slot.is_null() { ptr::null_mut() } else { *slot }
+            let slot = dlsym(ptr::null_mut(), c"spl_ce_RuntimeException".as_ptr())
+                .cast::<*mut ClassEntry>();
+            if slot.is_null() {
+                ptr::null_mut()
+            } else {
+                *slot
+            }
         };
         FOUND.store(found, Ordering::Release);
     }
@@ -83,7 +88,10 @@ pub fn register() -> ext_php_rs::error::Result<()> {
         .registration(|ce, _| CONFLICTED.store(ce, Ordering::Release))
         .register()?;
     ClassBuilder::new("RedisLock\\LockTimeoutException")
-        .extends((lock_conflicted_exception, "RedisLock\\LockConflictedException"))
+        .extends((
+            lock_conflicted_exception,
+            "RedisLock\\LockConflictedException",
+        ))
         .registration(|ce, _| TIMEOUT.store(ce, Ordering::Release))
         .register()?;
     ClassBuilder::new("RedisLock\\ConnectionException")

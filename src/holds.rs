@@ -110,7 +110,10 @@ impl Locker {
 
 /// The hold `id`, if this process still has it.
 pub fn get(id: HoldId) -> Option<Held> {
-    HELD.lock().get(&id).filter(|h| h.pid == std::process::id()).cloned()
+    HELD.lock()
+        .get(&id)
+        .filter(|h| h.pid == std::process::id())
+        .cloned()
 }
 
 /// Releases hold `id`: true only if this process still owned the lock.
@@ -158,7 +161,8 @@ fn release_held(held: &Held) -> Result<bool, redis_lock_core::Error> {
     if held.phantom {
         return Ok(true);
     }
-    held.client.release(&held.name, &held.token, Some(held.acquired_at))
+    held.client
+        .release(&held.name, &held.token, Some(held.acquired_at))
 }
 
 fn warn_unavailable(err: &redis_lock_core::Error) {

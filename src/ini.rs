@@ -5,19 +5,38 @@ use ext_php_rs::zend::{ExecutorGlobals, IniEntryDef, IniEntryDefs};
 
 /// Every entry with its default, as the API page lists them.
 pub static ENTRIES: IniEntryDefs<8> = IniEntryDefs::new([
-    IniEntryDef::new(c"redis_lock.dsn", c"redis://127.0.0.1:6379", IniEntryPermission::All),
+    IniEntryDef::new(
+        c"redis_lock.dsn",
+        c"redis://127.0.0.1:6379",
+        IniEntryPermission::All,
+    ),
     IniEntryDef::new(c"redis_lock.prefix", c"lock:", IniEntryPermission::All),
     IniEntryDef::new(c"redis_lock.ttl", c"5", IniEntryPermission::All),
-    IniEntryDef::new(c"redis_lock.connect_timeout", c"1.0", IniEntryPermission::All),
+    IniEntryDef::new(
+        c"redis_lock.connect_timeout",
+        c"1.0",
+        IniEntryPermission::All,
+    ),
     IniEntryDef::new(c"redis_lock.timeout", c"1.0", IniEntryPermission::All),
-    IniEntryDef::new(c"redis_lock.on_unavailable", c"closed", IniEntryPermission::All),
+    IniEntryDef::new(
+        c"redis_lock.on_unavailable",
+        c"closed",
+        IniEntryPermission::All,
+    ),
     IniEntryDef::new(c"redis_lock.fencing", c"0", IniEntryPermission::All),
     IniEntryDef::end(),
 ]);
 
 /// The short names, in the order `php --ri` shows them.
-pub const NAMES: [&str; 7] =
-    ["dsn", "prefix", "ttl", "connect_timeout", "timeout", "on_unavailable", "fencing"];
+pub const NAMES: [&str; 7] = [
+    "dsn",
+    "prefix",
+    "ttl",
+    "connect_timeout",
+    "timeout",
+    "on_unavailable",
+    "fencing",
+];
 
 /// Registers the entries; called from module startup.
 pub fn register(module_number: i32) {

@@ -11,6 +11,7 @@
 pub mod args;
 pub mod callback;
 pub mod exceptions;
+pub mod guard;
 pub mod holds;
 pub mod ini;
 pub mod lock;
@@ -61,8 +62,14 @@ extern "C" fn module_info(_module: *mut ModuleEntry) {
         info_table_start!();
         info_table_header!("Directive", "Value");
         for name in ini::NAMES {
-            let value = ini::get(name).map(|v| String::from_utf8_lossy(&v).into_owned()).unwrap_or_default();
-            let shown = if name == "dsn" { redis_lock_core::dsn::redact(&value) } else { value };
+            let value = ini::get(name)
+                .map(|v| String::from_utf8_lossy(&v).into_owned())
+                .unwrap_or_default();
+            let shown = if name == "dsn" {
+                redis_lock_core::dsn::redact(&value)
+            } else {
+                value
+            };
             info_table_row!(format!("redis_lock.{name}"), shown);
         }
         info_table_end!();

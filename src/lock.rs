@@ -14,6 +14,7 @@ use redis_lock_core::Wait;
 use crate::args::{self, Param};
 use crate::callback;
 use crate::exceptions::{from_core, timed_out};
+use crate::guard::guard;
 use crate::holds::{self, Acquired, HoldId, Locker};
 
 /// A named lock owned by one token (`owner()`).
@@ -34,8 +35,21 @@ pub struct Lock {
 
 impl Lock {
     /// A lock object; nothing is sent to Redis yet.
-    pub fn new(locker: Arc<Locker>, name: Vec<u8>, token: String, ttl: Duration, auto_release: bool) -> Self {
-        Lock { locker, name, token, ttl: Mutex::new(ttl), auto_release, hold: Mutex::new(None) }
+    pub fn new(
+        locker: Arc<Locker>,
+        name: Vec<u8>,
+        token: String,
+        ttl: Duration,
+        auto_release: bool,
+    ) -> Self {
+        Lock {
+            locker,
+            name,
+            token,
+            ttl: Mutex::new(ttl),
+            auto_release,
+            hold: Mutex::new(None),
+        }
     }
 
     fn shown(&self) -> String {
@@ -44,7 +58,10 @@ impl Lock {
 
     fn take(&self, wait: Wait) -> PhpResult<bool> {
         let ttl = *self.ttl.lock();
-        match self.locker.acquire(&self.name, &self.token, ttl, wait, self.auto_release)? {
+        match self
+            .locker
+            .acquire(&self.name, &self.token, ttl, wait, self.auto_release)?
+        {
             Acquired::Yes(id) => {
                 // A re-acquire by the same owner renews the same lock: keep one hold.
                 if let Some(old) = self.hold.lock().replace(id) {
@@ -62,7 +79,10 @@ impl Lock {
                 return Ok(Ownership::Mine { remaining: None });
             }
         }
-        self.locker.client.ownership(&self.name, &self.token).map_err(|e| from_core(&e))
+        self.locker
+            .client
+            .ownership(&self.name, &self.token)
+            .map_err(|e| from_core(&e))
     }
 
     fn current_hold(&self) -> Option<holds::Held> {
@@ -79,7 +99,7 @@ impl Lock {
     /// @return bool whether this Lock now holds it
     #[php(defaults(blocking = false))]
     pub fn acquire(&self, blocking: bool) -> PhpResult<bool> {
-        self.take(if blocking { Wait::Forever } else { Wait::No })
+        guard(|| self.take(if blocking { Wait::Forever } else { Wait::No }))
     }
 
     /// Waits up to `$seconds` for the lock (woken on release).
@@ -90,83 +110,101 @@ impl Lock {
     /// @param int|float $seconds
     /// @throws \RedisLock\LockTimeoutException if not acquired within $seconds
     pub fn block(&self, seconds: &Zval, callback: Option<ZendCallable>) -> PhpResult<Zval> {
-        let wait = args::wait(Some(seconds), Param::new("RedisLock\\Lock::block", 1, "seconds"), Duration::ZERO)?;
-        if !self.take(Wait::For(wait))? {
-            return Err(timed_out(format!(
-                "Lock \"{}\" was not released within {} s",
-                self.shown(),
-                wait.as_secs_f64()
-            )));
-        }
-        let Some(callback) = callback else {
-            let mut yes = Zval::new();
-            yes.set_bool(true);
-            return Ok(yes);
-        };
-        let result = callback::call(&callback);
-        let released = self.release();
-        let value = result?;
-        released?;
-        Ok(value)
+        guard(|| {
+            let wait = args::wait(
+                Some(seconds),
+                Param::new("RedisLock\\Lock::block", 1, "seconds"),
+                Duration::ZERO,
+            )?;
+            if !self.take(Wait::For(wait))? {
+                return Err(timed_out(format!(
+                    "Lock \"{}\" was not released within {} s",
+                    self.shown(),
+                    wait.as_secs_f64()
+                )));
+            }
+            let Some(callback) = callback else {
+                let mut yes = Zval::new();
+                yes.set_bool(true);
+                return Ok(yes);
+            };
+            let result = callback::call(&callback);
+            let released = self.release();
+            let value = result?;
+            released?;
+            Ok(value)
+        })
     }
 
     /// Releases the lock if this owner still holds it.
     ///
     /// @return bool false if it had expired or is held by another owner (left alone)
     pub fn release(&self) -> PhpResult<bool> {
-        let id = self.hold.lock().take();
-        match id {
-            Some(id) => holds::release(id),
-            // Restored (or never acquired here): release by owner token.
-            None => self
-                .locker
-                .client
-                .release(&self.name, &self.token, None)
-                .map_err(|e| from_core(&e)),
-        }
+        guard(|| {
+            let id = self.hold.lock().take();
+            match id {
+                Some(id) => holds::release(id),
+                // Restored (or never acquired here): release by owner token.
+                None => self
+                    .locker
+                    .client
+                    .release(&self.name, &self.token, None)
+                    .map_err(|e| from_core(&e)),
+            }
+        })
     }
 
     /// Sets a new TTL, only while this owner holds the lock.
     ///
     /// @param int|float|null $ttl seconds; null: the lock's TTL
     pub fn refresh(&self, ttl: Option<&Zval>) -> PhpResult<bool> {
-        let current = *self.ttl.lock();
-        let ttl = args::ttl(ttl, Param::new("RedisLock\\Lock::refresh", 1, "ttl"), current)?;
-        if self.current_hold().is_some_and(|h| h.phantom) {
-            return Ok(true);
-        }
-        let refreshed = self
-            .locker
-            .client
-            .refresh(&self.name, &self.token, ttl)
-            .map_err(|e| from_core(&e))?;
-        if refreshed {
-            *self.ttl.lock() = ttl;
-        }
-        Ok(refreshed)
+        guard(|| {
+            let current = *self.ttl.lock();
+            let ttl = args::ttl(
+                ttl,
+                Param::new("RedisLock\\Lock::refresh", 1, "ttl"),
+                current,
+            )?;
+            if self.current_hold().is_some_and(|h| h.phantom) {
+                return Ok(true);
+            }
+            let refreshed = self
+                .locker
+                .client
+                .refresh(&self.name, &self.token, ttl)
+                .map_err(|e| from_core(&e))?;
+            if refreshed {
+                *self.ttl.lock() = ttl;
+            }
+            Ok(refreshed)
+        })
     }
 
     /// Whether this owner holds the lock now (asks Redis).
     pub fn is_acquired(&self) -> PhpResult<bool> {
-        Ok(matches!(self.ownership()?, Ownership::Mine { .. }))
+        guard(|| Ok(matches!(self.ownership()?, Ownership::Mine { .. })))
     }
 
     /// Whether this Lock acquired the lock and has since lost it to its TTL.
     pub fn is_expired(&self) -> PhpResult<bool> {
-        if self.current_hold().is_none() {
-            return Ok(false);
-        }
-        Ok(matches!(self.ownership()?, Ownership::NotMine))
+        guard(|| {
+            if self.current_hold().is_none() {
+                return Ok(false);
+            }
+            Ok(matches!(self.ownership()?, Ownership::NotMine))
+        })
     }
 
     /// Seconds left before the lock expires.
     ///
     /// @return ?float null when this owner does not hold it
     pub fn get_remaining_lifetime(&self) -> PhpResult<Option<f64>> {
-        Ok(match self.ownership()? {
-            Ownership::Mine { remaining: Some(r) } => Some(r.as_secs_f64()),
-            Ownership::Mine { remaining: None } => None,
-            Ownership::NotMine => None,
+        guard(|| {
+            Ok(match self.ownership()? {
+                Ownership::Mine { remaining: Some(r) } => Some(r.as_secs_f64()),
+                Ownership::Mine { remaining: None } => None,
+                Ownership::NotMine => None,
+            })
         })
     }
 

@@ -15,6 +15,7 @@ use redis_lock_core::Wait;
 use crate::args::{self, Param};
 use crate::callback;
 use crate::exceptions::{conflicted, from_core, timed_out};
+use crate::guard::guard;
 use crate::holds::{self, Acquired, Locker};
 use crate::lock::Lock;
 use crate::settings::Settings;
@@ -34,9 +35,15 @@ impl LockManager {
     ///                         (prefix, ttl, connect_timeout, timeout, on_unavailable, fencing)
     /// @throws \ValueError on an invalid DSN or option; nothing is connected yet
     pub fn __construct(dsn: Option<String>, options: Option<&ZendHashTable>) -> PhpResult<Self> {
-        let s = Settings::resolve("RedisLock\\LockManager::__construct", dsn, options)?;
-        Ok(LockManager {
-            locker: Arc::new(Locker { client: Arc::new(s.client), default_ttl: s.ttl, fail_open: s.fail_open }),
+        guard(|| {
+            let s = Settings::resolve("RedisLock\\LockManager::__construct", dsn, options)?;
+            Ok(LockManager {
+                locker: Arc::new(Locker {
+                    client: Arc::new(s.client),
+                    default_ttl: s.ttl,
+                    fail_open: s.fail_open,
+                }),
+            })
         })
     }
 
@@ -46,28 +53,50 @@ impl LockManager {
     /// @param int|float|null $ttl         seconds; null: the configured ttl
     /// @param bool           $autoRelease release when the Lock is destroyed and at request end
     #[php(defaults(autoRelease = true))]
-    pub fn create_lock(&self, name: &Zval, ttl: Option<&Zval>, autoRelease: bool) -> PhpResult<Lock> {
-        const FUNC: &str = "RedisLock\\LockManager::createLock";
-        let name = args::name(name, Param::new(FUNC, 1, "name"))?;
-        let ttl = args::ttl(ttl, Param::new(FUNC, 2, "ttl"), self.locker.default_ttl)?;
-        Ok(Lock::new(Arc::clone(&self.locker), name, new_token(), ttl, autoRelease))
+    pub fn create_lock(
+        &self,
+        name: &Zval,
+        ttl: Option<&Zval>,
+        autoRelease: bool,
+    ) -> PhpResult<Lock> {
+        guard(|| {
+            const FUNC: &str = "RedisLock\\LockManager::createLock";
+            let name = args::name(name, Param::new(FUNC, 1, "name"))?;
+            let ttl = args::ttl(ttl, Param::new(FUNC, 2, "ttl"), self.locker.default_ttl)?;
+            Ok(Lock::new(
+                Arc::clone(&self.locker),
+                name,
+                new_token(),
+                ttl,
+                autoRelease,
+            ))
+        })
     }
 
     /// The lock on `$name` as owned by `$owner` (a `Lock::owner()` from any
     /// process), to release or refresh it. Never released automatically.
     pub fn restore_lock(&self, name: &Zval, owner: &Zval) -> PhpResult<Lock> {
-        const FUNC: &str = "RedisLock\\LockManager::restoreLock";
-        let name = args::name(name, Param::new(FUNC, 1, "name"))?;
-        let owner_param = Param::new(FUNC, 2, "owner");
-        let owner = owner
-            .zend_str()
-            .ok_or_else(|| owner_param.wrong_type("string", owner))?
-            .as_bytes();
-        let owner = String::from_utf8(owner.to_vec()).map_err(|_| owner_param.invalid("must be an owner token"))?;
-        if owner.is_empty() || owner.len() > args::MAX_NAME_BYTES {
-            return Err(owner_param.invalid("must be an owner token"));
-        }
-        Ok(Lock::new(Arc::clone(&self.locker), name, owner, self.locker.default_ttl, false))
+        guard(|| {
+            const FUNC: &str = "RedisLock\\LockManager::restoreLock";
+            let name = args::name(name, Param::new(FUNC, 1, "name"))?;
+            let owner_param = Param::new(FUNC, 2, "owner");
+            let owner = owner
+                .zend_str()
+                .ok_or_else(|| owner_param.wrong_type("string", owner))?
+                .as_bytes();
+            let owner = String::from_utf8(owner.to_vec())
+                .map_err(|_| owner_param.invalid("must be an owner token"))?;
+            if owner.is_empty() || owner.len() > args::MAX_NAME_BYTES {
+                return Err(owner_param.invalid("must be an owner token"));
+            }
+            Ok(Lock::new(
+                Arc::clone(&self.locker),
+                name,
+                owner,
+                self.locker.default_ttl,
+                false,
+            ))
+        })
     }
 
     /// Tries once to take `$name`, runs `$callback` under it, releases (also
@@ -75,11 +104,18 @@ impl LockManager {
     ///
     /// @param int|float|null $ttl seconds; null: the configured ttl
     /// @throws \RedisLock\LockConflictedException when the lock is held
-    pub fn execute_with_lock(&self, name: &Zval, callback: ZendCallable, ttl: Option<&Zval>) -> PhpResult<Zval> {
-        const FUNC: &str = "RedisLock\\LockManager::executeWithLock";
-        let name = args::name(name, Param::new(FUNC, 1, "name"))?;
-        let ttl = args::ttl(ttl, Param::new(FUNC, 3, "ttl"), self.locker.default_ttl)?;
-        self.run_locked(name, &callback, ttl, Wait::No)
+    pub fn execute_with_lock(
+        &self,
+        name: &Zval,
+        callback: ZendCallable,
+        ttl: Option<&Zval>,
+    ) -> PhpResult<Zval> {
+        guard(|| {
+            const FUNC: &str = "RedisLock\\LockManager::executeWithLock";
+            let name = args::name(name, Param::new(FUNC, 1, "name"))?;
+            let ttl = args::ttl(ttl, Param::new(FUNC, 3, "ttl"), self.locker.default_ttl)?;
+            self.run_locked(name, &callback, ttl, Wait::No)
+        })
     }
 
     /// Waits up to `$maxWait` for `$name` (woken on release), runs `$callback`
@@ -95,25 +131,47 @@ impl LockManager {
         maxWait: Option<&Zval>,
         ttl: Option<&Zval>,
     ) -> PhpResult<Zval> {
-        const FUNC: &str = "RedisLock\\LockManager::waitAndExecute";
-        let name = args::name(name, Param::new(FUNC, 1, "name"))?;
-        let max_wait = args::wait(maxWait, Param::new(FUNC, 3, "maxWait"), Duration::from_secs(10))?;
-        let ttl = args::ttl(ttl, Param::new(FUNC, 4, "ttl"), self.locker.default_ttl)?;
-        self.run_locked(name, &callback, ttl, Wait::For(max_wait))
+        guard(|| {
+            const FUNC: &str = "RedisLock\\LockManager::waitAndExecute";
+            let name = args::name(name, Param::new(FUNC, 1, "name"))?;
+            let max_wait = args::wait(
+                maxWait,
+                Param::new(FUNC, 3, "maxWait"),
+                Duration::from_secs(10),
+            )?;
+            let ttl = args::ttl(ttl, Param::new(FUNC, 4, "ttl"), self.locker.default_ttl)?;
+            self.run_locked(name, &callback, ttl, Wait::For(max_wait))
+        })
     }
 
     /// Whether anyone holds `$name`.
     pub fn is_locked(&self, name: &Zval) -> PhpResult<bool> {
-        let name = args::name(name, Param::new("RedisLock\\LockManager::isLocked", 1, "name"))?;
-        self.locker.client.is_locked(&name).map_err(|e| from_core(&e))
+        guard(|| {
+            let name = args::name(
+                name,
+                Param::new("RedisLock\\LockManager::isLocked", 1, "name"),
+            )?;
+            self.locker
+                .client
+                .is_locked(&name)
+                .map_err(|e| from_core(&e))
+        })
     }
 
     /// Deletes `$name` whoever holds it (an operator's tool).
     ///
     /// @return bool whether there was a lock to delete
     pub fn force_release(&self, name: &Zval) -> PhpResult<bool> {
-        let name = args::name(name, Param::new("RedisLock\\LockManager::forceRelease", 1, "name"))?;
-        self.locker.client.force_release(&name).map_err(|e| from_core(&e))
+        guard(|| {
+            let name = args::name(
+                name,
+                Param::new("RedisLock\\LockManager::forceRelease", 1, "name"),
+            )?;
+            self.locker
+                .client
+                .force_release(&name)
+                .map_err(|e| from_core(&e))
+        })
     }
 
     /// This worker process's lock metrics since it started (or forked):
@@ -122,16 +180,25 @@ impl LockManager {
     ///
     /// @return array<string, int|array<string, int|float>>
     pub fn stats(&self) -> PhpResult<ZBox<ZendHashTable>> {
-        crate::stats::to_array(redis_lock_core::Stats::global().lock().snapshot())
+        guard(|| crate::stats::to_array(redis_lock_core::Stats::global().lock().snapshot()))
     }
 }
 
 impl LockManager {
-    fn run_locked(&self, name: Vec<u8>, callback: &ZendCallable, ttl: Duration, wait: Wait) -> PhpResult<Zval> {
+    fn run_locked(
+        &self,
+        name: Vec<u8>,
+        callback: &ZendCallable,
+        ttl: Duration,
+        wait: Wait,
+    ) -> PhpResult<Zval> {
         let id = match self.locker.acquire(&name, &new_token(), ttl, wait, true)? {
             Acquired::Yes(id) => id,
             Acquired::Conflicted if wait == Wait::No => {
-                return Err(conflicted(format!("Lock \"{}\" is held by another owner", String::from_utf8_lossy(&name))))
+                return Err(conflicted(format!(
+                    "Lock \"{}\" is held by another owner",
+                    String::from_utf8_lossy(&name)
+                )))
             }
             Acquired::Conflicted | Acquired::TimedOut => {
                 let waited = match wait {

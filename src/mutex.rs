@@ -14,9 +14,9 @@ use redis_lock_core::Wait;
 use crate::args::{self, Param};
 use crate::callback;
 use crate::exceptions::{conflicted, from_core, timed_out};
+use crate::guard::guard;
 use crate::holds::{self, Acquired, HoldId, Locker};
 use crate::settings::Settings;
-
 
 /// A per-key mutex: `acquire($key)` … `release($key)`, or `synchronized($key, $fn)`.
 ///
@@ -38,10 +38,16 @@ impl RedisMutex {
     ///                         (prefix, ttl, connect_timeout, timeout, on_unavailable, fencing)
     /// @throws \ValueError on an invalid DSN or option; nothing is connected yet
     pub fn __construct(dsn: Option<String>, options: Option<&ZendHashTable>) -> PhpResult<Self> {
-        let s = Settings::resolve("RedisLock\\RedisMutex::__construct", dsn, options)?;
-        Ok(RedisMutex {
-            locker: Locker { client: Arc::new(s.client), default_ttl: s.ttl, fail_open: s.fail_open },
-            holds: Mutex::new(HashMap::new()),
+        guard(|| {
+            let s = Settings::resolve("RedisLock\\RedisMutex::__construct", dsn, options)?;
+            Ok(RedisMutex {
+                locker: Locker {
+                    client: Arc::new(s.client),
+                    default_ttl: s.ttl,
+                    fail_open: s.fail_open,
+                },
+                holds: Mutex::new(HashMap::new()),
+            })
         })
     }
 
@@ -53,10 +59,20 @@ impl RedisMutex {
     /// @return bool true if this object now holds the lock
     /// @throws \RedisLock\ConnectionException when Redis is unreachable (on_unavailable=closed)
     pub fn acquire(&self, key: &Zval, ttl: Option<&Zval>, wait: Option<&Zval>) -> PhpResult<bool> {
-        let name = args::name(key, Param::new("RedisLock\\RedisMutex::acquire", 1, "key"))?;
-        let ttl = args::ttl(ttl, Param::new("RedisLock\\RedisMutex::acquire", 2, "ttl"), self.locker.default_ttl)?;
-        let wait = args::wait(wait, Param::new("RedisLock\\RedisMutex::acquire", 3, "wait"), std::time::Duration::ZERO)?;
-        Ok(self.take(name, ttl, wait)?.is_some())
+        guard(|| {
+            let name = args::name(key, Param::new("RedisLock\\RedisMutex::acquire", 1, "key"))?;
+            let ttl = args::ttl(
+                ttl,
+                Param::new("RedisLock\\RedisMutex::acquire", 2, "ttl"),
+                self.locker.default_ttl,
+            )?;
+            let wait = args::wait(
+                wait,
+                Param::new("RedisLock\\RedisMutex::acquire", 3, "wait"),
+                std::time::Duration::ZERO,
+            )?;
+            Ok(self.take(name, ttl, wait)?.is_some())
+        })
     }
 
     /// Releases the lock on `$key`.
@@ -64,41 +80,61 @@ impl RedisMutex {
     /// @return bool true only if this object still owned it (false if it had
     ///              expired and been taken by someone else, whose lock is left alone)
     pub fn release(&self, key: &Zval) -> PhpResult<bool> {
-        let name = args::name(key, Param::new("RedisLock\\RedisMutex::release", 1, "key"))?;
-        let id = self.holds.lock().remove(&name);
-        match id {
-            Some(id) => holds::release(id),
-            None => Ok(false),
-        }
+        guard(|| {
+            let name = args::name(key, Param::new("RedisLock\\RedisMutex::release", 1, "key"))?;
+            let id = self.holds.lock().remove(&name);
+            match id {
+                Some(id) => holds::release(id),
+                None => Ok(false),
+            }
+        })
     }
 
     /// Sets a new TTL on `$key`, only while this object still owns it.
     ///
     /// @param int|float|null $ttl seconds; null: the configured ttl
     pub fn extend(&self, key: &Zval, ttl: Option<&Zval>) -> PhpResult<bool> {
-        let name = args::name(key, Param::new("RedisLock\\RedisMutex::extend", 1, "key"))?;
-        let ttl = args::ttl(ttl, Param::new("RedisLock\\RedisMutex::extend", 2, "ttl"), self.locker.default_ttl)?;
-        let Some(held) = self.held(&name) else {
-            return Ok(false);
-        };
-        if held.phantom {
-            return Ok(true);
-        }
-        held.client.refresh(&held.name, &held.token, ttl).map_err(|e| from_core(&e))
+        guard(|| {
+            let name = args::name(key, Param::new("RedisLock\\RedisMutex::extend", 1, "key"))?;
+            let ttl = args::ttl(
+                ttl,
+                Param::new("RedisLock\\RedisMutex::extend", 2, "ttl"),
+                self.locker.default_ttl,
+            )?;
+            let Some(held) = self.held(&name) else {
+                return Ok(false);
+            };
+            if held.phantom {
+                return Ok(true);
+            }
+            held.client
+                .refresh(&held.name, &held.token, ttl)
+                .map_err(|e| from_core(&e))
+        })
     }
 
     /// Whether anyone holds `$key`.
     pub fn is_locked(&self, key: &Zval) -> PhpResult<bool> {
-        let name = args::name(key, Param::new("RedisLock\\RedisMutex::isLocked", 1, "key"))?;
-        self.locker.client.is_locked(&name).map_err(|e| from_core(&e))
+        guard(|| {
+            let name = args::name(key, Param::new("RedisLock\\RedisMutex::isLocked", 1, "key"))?;
+            self.locker
+                .client
+                .is_locked(&name)
+                .map_err(|e| from_core(&e))
+        })
     }
 
     /// The fencing token of this object's current hold of `$key`.
     ///
     /// @return ?int null when not held by this object or fencing is off
     pub fn fencing_token(&self, key: &Zval) -> PhpResult<Option<i64>> {
-        let name = args::name(key, Param::new("RedisLock\\RedisMutex::fencingToken", 1, "key"))?;
-        Ok(self.held(&name).and_then(|h| h.fence))
+        guard(|| {
+            let name = args::name(
+                key,
+                Param::new("RedisLock\\RedisMutex::fencingToken", 1, "key"),
+            )?;
+            Ok(self.held(&name).and_then(|h| h.fence))
+        })
     }
 
     /// Runs `$fn` while holding `$key` and releases it afterwards, also when
@@ -116,33 +152,43 @@ impl RedisMutex {
         ttl: Option<&Zval>,
         wait: Option<&Zval>,
     ) -> PhpResult<Zval> {
-        const FUNC: &str = "RedisLock\\RedisMutex::synchronized";
-        let name = args::name(key, Param::new(FUNC, 1, "key"))?;
-        let ttl = args::ttl(ttl, Param::new(FUNC, 3, "ttl"), self.locker.default_ttl)?;
-        let wait = args::wait(wait, Param::new(FUNC, 4, "wait"), std::time::Duration::ZERO)?;
-        let Some(id) = self.take(name.clone(), ttl, wait)? else {
-            let shown = String::from_utf8_lossy(&name);
-            return Err(if wait.is_zero() {
-                conflicted(format!("Lock \"{shown}\" is held by another owner"))
-            } else {
-                timed_out(format!("Lock \"{shown}\" was not released within {} s", wait.as_secs_f64()))
-            });
-        };
-        // The callback may call this object again: no Rust lock is held across it.
-        let result = callback::call(&callback);
-        if self.holds.lock().get(&name) == Some(&id) {
-            self.holds.lock().remove(&name);
-        }
-        let released = holds::release(id);
-        let value = result?;
-        released?;
-        Ok(value)
+        guard(|| {
+            const FUNC: &str = "RedisLock\\RedisMutex::synchronized";
+            let name = args::name(key, Param::new(FUNC, 1, "key"))?;
+            let ttl = args::ttl(ttl, Param::new(FUNC, 3, "ttl"), self.locker.default_ttl)?;
+            let wait = args::wait(wait, Param::new(FUNC, 4, "wait"), std::time::Duration::ZERO)?;
+            let Some(id) = self.take(name.clone(), ttl, wait)? else {
+                let shown = String::from_utf8_lossy(&name);
+                return Err(if wait.is_zero() {
+                    conflicted(format!("Lock \"{shown}\" is held by another owner"))
+                } else {
+                    timed_out(format!(
+                        "Lock \"{shown}\" was not released within {} s",
+                        wait.as_secs_f64()
+                    ))
+                });
+            };
+            // The callback may call this object again: no Rust lock is held across it.
+            let result = callback::call(&callback);
+            if self.holds.lock().get(&name) == Some(&id) {
+                self.holds.lock().remove(&name);
+            }
+            let released = holds::release(id);
+            let value = result?;
+            released?;
+            Ok(value)
+        })
     }
 }
 
 impl RedisMutex {
     /// Acquires and records the hold; None when held elsewhere.
-    fn take(&self, name: Vec<u8>, ttl: std::time::Duration, wait: std::time::Duration) -> PhpResult<Option<HoldId>> {
+    fn take(
+        &self,
+        name: Vec<u8>,
+        ttl: std::time::Duration,
+        wait: std::time::Duration,
+    ) -> PhpResult<Option<HoldId>> {
         if let Some(id) = self.holds.lock().get(&name).copied() {
             match holds::get(id) {
                 // Still ours as far as we know: not reentrant.
@@ -150,7 +196,11 @@ impl RedisMutex {
                 _ => holds::forget(id),
             }
         }
-        let wait = if wait.is_zero() { Wait::No } else { Wait::For(wait) };
+        let wait = if wait.is_zero() {
+            Wait::No
+        } else {
+            Wait::For(wait)
+        };
         match self.locker.acquire(&name, &new_token(), ttl, wait, true)? {
             Acquired::Yes(id) => {
                 self.holds.lock().insert(name, id);
@@ -169,7 +219,10 @@ impl RedisMutex {
 fn still_ours(held: &holds::Held) -> bool {
     // An error here means Redis is unreachable; treat it as still ours so a
     // second acquire does not report success it cannot prove.
-    !matches!(held.client.ownership(&held.name, &held.token), Ok(Ownership::NotMine))
+    !matches!(
+        held.client.ownership(&held.name, &held.token),
+        Ok(Ownership::NotMine)
+    )
 }
 
 impl Drop for RedisMutex {

@@ -44,7 +44,12 @@ impl Settings {
         if let Some(options) = options {
             for (key, value) in options {
                 let key = key.to_string();
-                let at = |must: &str| value_error(format!("{}(): Argument #2 ($options) key \"{key}\" {must}", func));
+                let at = |must: &str| {
+                    value_error(format!(
+                        "{}(): Argument #2 ($options) key \"{key}\" {must}",
+                        func
+                    ))
+                };
                 let typed = |expected: &str| {
                     type_error(format!(
                         "{}(): Argument #2 ($options) key \"{key}\" must be of type {expected}, {} given",
@@ -76,10 +81,14 @@ impl Settings {
                     }
                     "on_unavailable" => {
                         let s = value.zend_str().ok_or_else(|| typed("string"))?;
-                        raw.fail_open = parse_policy(s.as_bytes()).ok_or_else(|| at("must be \"closed\" or \"open\""))?;
+                        raw.fail_open = parse_policy(s.as_bytes())
+                            .ok_or_else(|| at("must be \"closed\" or \"open\""))?;
                     }
                     "fencing" => {
-                        raw.fencing = value.bool().filter(|_| value.is_bool()).ok_or_else(|| typed("bool"))?;
+                        raw.fencing = value
+                            .bool()
+                            .filter(|_| value.is_bool())
+                            .ok_or_else(|| typed("bool"))?;
                     }
                     _ => {
                         return Err(options_param.invalid(&format!(
@@ -97,9 +106,8 @@ impl Settings {
         }
         let dsn_text = String::from_utf8(raw.dsn)
             .map_err(|_| Param::new(func, 1, "dsn").invalid("must be valid UTF-8"))?;
-        let dsn = Dsn::parse(&dsn_text).map_err(|e| {
-            value_error(format!("{func}(): Argument #1 ($dsn) is invalid: {e}"))
-        })?;
+        let dsn = Dsn::parse(&dsn_text)
+            .map_err(|e| value_error(format!("{func}(): Argument #1 ($dsn) is invalid: {e}")))?;
         let client = LockClient::new(
             dsn,
             ClientOptions {
@@ -109,16 +117,24 @@ impl Settings {
                 fencing: raw.fencing,
             },
         );
-        Ok(Settings { client, ttl: raw.ttl, fail_open: raw.fail_open })
+        Ok(Settings {
+            client,
+            ttl: raw.ttl,
+            fail_open: raw.fail_open,
+        })
     }
 }
 
 impl Raw {
     fn from_ini(func: &'static str) -> Result<Raw, PhpException> {
         let bad = |name: &str, must: &str| {
-            value_error(format!("{func}(): php.ini setting redis_lock.{name} {must}"))
+            value_error(format!(
+                "{func}(): php.ini setting redis_lock.{name} {must}"
+            ))
         };
-        let text = |name: &str, default: &str| ini::get(name).unwrap_or_else(|| default.as_bytes().to_vec());
+        let text = |name: &str, default: &str| {
+            ini::get(name).unwrap_or_else(|| default.as_bytes().to_vec())
+        };
         let seconds = |name: &str, default: &str| -> Result<Duration, PhpException> {
             let v = text(name, default);
             let secs = std::str::from_utf8(&v)

@@ -277,7 +277,8 @@ impl LockClient {
     /// Whether `token` holds lock `name`, and for how long still.
     pub fn ownership(&self, name: &[u8], token: &str) -> Result<Ownership> {
         let keys = self.keys(name);
-        let pttl: i64 = self.run(|con| scripts::OWNED_TTL.key(&keys.lock).arg(token).invoke(con))?;
+        let pttl: i64 =
+            self.run(|con| scripts::OWNED_TTL.key(&keys.lock).arg(token).invoke(con))?;
         Ok(match pttl {
             -3 | -2 => Ownership::NotMine,
             -1 => Ownership::Mine { remaining: None },
@@ -370,8 +371,9 @@ impl LockClient {
                 return;
             }
             let dsn = self.target.dsn.as_str();
-            let (mine, rest): (Vec<_>, Vec<_>) =
-                orphans.drain(..).partition(|o| o.target.dsn.as_str() == dsn);
+            let (mine, rest): (Vec<_>, Vec<_>) = orphans
+                .drain(..)
+                .partition(|o| o.target.dsn.as_str() == dsn);
             *orphans = rest;
             mine
         };

@@ -37,7 +37,9 @@ impl Dsn {
             }
             "unix" => {
                 if url.path().is_empty() || url.path() == "/" {
-                    return Err(invalid("a socket path is required, as in unix:///run/redis.sock"));
+                    return Err(invalid(
+                        "a socket path is required, as in unix:///run/redis.sock",
+                    ));
                 }
             }
             other => {
@@ -49,7 +51,11 @@ impl Dsn {
         let info = text
             .into_connection_info()
             .map_err(|e| invalid(&e.to_string()))?;
-        Ok(Dsn { text: text.to_owned(), redacted, info })
+        Ok(Dsn {
+            text: text.to_owned(),
+            redacted,
+            info,
+        })
     }
 
     /// The DSN exactly as given: the key of its connection in the pool.

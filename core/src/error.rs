@@ -65,16 +65,28 @@ impl Error {
     pub(crate) fn from_redis(dsn: &str, err: &redis::RedisError, timeout: Duration) -> Self {
         let dsn = dsn.to_owned();
         if err.is_timeout() {
-            Error::Timeout { dsn, after: timeout }
+            Error::Timeout {
+                dsn,
+                after: timeout,
+            }
         } else if matches!(err.kind(), redis::ErrorKind::Server(_)) {
-            Error::Server { dsn, detail: err.to_string() }
+            Error::Server {
+                dsn,
+                detail: err.to_string(),
+            }
         } else if matches!(
             err.kind(),
             redis::ErrorKind::UnexpectedReturnType | redis::ErrorKind::Parse
         ) {
-            Error::Protocol { dsn, detail: err.to_string() }
+            Error::Protocol {
+                dsn,
+                detail: err.to_string(),
+            }
         } else {
-            Error::Unavailable { dsn, detail: err.to_string() }
+            Error::Unavailable {
+                dsn,
+                detail: err.to_string(),
+            }
         }
     }
 }

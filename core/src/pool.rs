@@ -159,7 +159,10 @@ fn connect(target: &Target, pid: u32) -> Result<Pooled> {
     for cmd in handshake {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(Error::Timeout { dsn: redacted.to_owned(), after: target.connect_timeout });
+            return Err(Error::Timeout {
+                dsn: redacted.to_owned(),
+                after: target.connect_timeout,
+            });
         }
         con.set_read_timeout(Some(left)).map_err(|e| fail(&e))?;
         cmd.query::<()>(&mut con).map_err(|e| match e.kind() {
@@ -171,8 +174,13 @@ fn connect(target: &Target, pid: u32) -> Result<Pooled> {
             _ => fail(&e),
         })?;
     }
-    con.set_write_timeout(Some(target.timeout)).map_err(|e| fail(&e))?;
-    Ok(Pooled { con, pid, read_timeout: None })
+    con.set_write_timeout(Some(target.timeout))
+        .map_err(|e| fail(&e))?;
+    Ok(Pooled {
+        con,
+        pid,
+        read_timeout: None,
+    })
 }
 
 fn is_broken(e: &RedisError) -> bool {

@@ -140,7 +140,9 @@ impl Stats {
 
 fn record(h: &mut Option<Histogram<u64>>, d: Duration) {
     if let Some(h) = h {
-        let micros = u64::try_from(d.as_micros()).unwrap_or(MAX_MICROS).clamp(1, MAX_MICROS);
+        let micros = u64::try_from(d.as_micros())
+            .unwrap_or(MAX_MICROS)
+            .clamp(1, MAX_MICROS);
         h.saturating_record(micros);
     }
 }

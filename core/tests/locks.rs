@@ -24,12 +24,21 @@ fn only_the_owner_releases() {
     let c = redis.client(false);
     let (a, b) = (new_token(), new_token());
     assert!(acquired(c.acquire(b"k", &a, TTL, Wait::No).unwrap()));
-    assert_eq!(c.acquire(b"k", &b, TTL, Wait::No).unwrap(), AcquireOutcome::Conflicted);
-    assert!(!c.release(b"k", &b, None).unwrap(), "a stranger must not release");
+    assert_eq!(
+        c.acquire(b"k", &b, TTL, Wait::No).unwrap(),
+        AcquireOutcome::Conflicted
+    );
+    assert!(
+        !c.release(b"k", &b, None).unwrap(),
+        "a stranger must not release"
+    );
     assert!(c.is_locked(b"k").unwrap());
     assert!(c.release(b"k", &a, None).unwrap());
     assert!(!c.is_locked(b"k").unwrap());
-    assert!(!c.release(b"k", &a, None).unwrap(), "second release finds nothing");
+    assert!(
+        !c.release(b"k", &a, None).unwrap(),
+        "second release finds nothing"
+    );
 }
 
 #[test]
@@ -37,7 +46,10 @@ fn expired_holder_cannot_touch_new_holder() {
     let redis = RedisServer::start();
     let c = redis.client(false);
     let (old, new) = (new_token(), new_token());
-    assert!(acquired(c.acquire(b"k", &old, Duration::from_millis(100), Wait::No).unwrap()));
+    assert!(acquired(
+        c.acquire(b"k", &old, Duration::from_millis(100), Wait::No)
+            .unwrap()
+    ));
     std::thread::sleep(Duration::from_millis(150));
     assert!(acquired(c.acquire(b"k", &new, TTL, Wait::No).unwrap()));
     assert!(!c.release(b"k", &old, None).unwrap());
@@ -53,14 +65,20 @@ fn refresh_extends_only_while_owned() {
     let redis = RedisServer::start();
     let c = redis.client(false);
     let t = new_token();
-    assert!(acquired(c.acquire(b"k", &t, Duration::from_millis(300), Wait::No).unwrap()));
+    assert!(acquired(
+        c.acquire(b"k", &t, Duration::from_millis(300), Wait::No)
+            .unwrap()
+    ));
     assert!(c.refresh(b"k", &t, Duration::from_secs(5)).unwrap());
     match c.ownership(b"k", &t).unwrap() {
         Ownership::Mine { remaining: Some(r) } => assert!(r > Duration::from_secs(4), "{r:?}"),
         other => panic!("{other:?}"),
     }
     std::thread::sleep(Duration::from_millis(400));
-    assert!(c.is_locked(b"k").unwrap(), "the refreshed TTL holds past the first");
+    assert!(
+        c.is_locked(b"k").unwrap(),
+        "the refreshed TTL holds past the first"
+    );
 }
 
 #[test]
@@ -81,7 +99,10 @@ fn scripts_survive_script_flush() {
     assert!(acquired(c.acquire(b"k", &t, TTL, Wait::No).unwrap()));
     let mut raw = redis.raw();
     let _: () = redis::cmd("SCRIPT").arg("FLUSH").query(&mut raw).unwrap();
-    assert!(c.release(b"k", &t, None).unwrap(), "release re-loads its script on NOSCRIPT");
+    assert!(
+        c.release(b"k", &t, None).unwrap(),
+        "release re-loads its script on NOSCRIPT"
+    );
     let _: () = redis::cmd("SCRIPT").arg("FLUSH").query(&mut raw).unwrap();
     assert!(acquired(c.acquire(b"k", &t, TTL, Wait::No).unwrap()));
 }
@@ -97,7 +118,10 @@ fn fencing_tokens_increase_in_acquisition_order_across_threads() {
             std::thread::spawn(move || {
                 for _ in 0..50 {
                     let t = new_token();
-                    match c.acquire(b"fenced", &t, TTL, Wait::For(Duration::from_secs(10))).unwrap() {
+                    match c
+                        .acquire(b"fenced", &t, TTL, Wait::For(Duration::from_secs(10)))
+                        .unwrap()
+                    {
                         AcquireOutcome::Acquired(hold) => {
                             seen.lock().push(hold.fence.expect("fencing is on"));
                             assert!(c.release(b"fenced", &t, Some(hold.acquired_at)).unwrap());
@@ -113,7 +137,10 @@ fn fencing_tokens_increase_in_acquisition_order_across_threads() {
     }
     let seen = seen.lock();
     assert_eq!(seen.len(), 400);
-    assert!(seen.windows(2).all(|w| w[0] < w[1]), "tokens must strictly increase in lock order");
+    assert!(
+        seen.windows(2).all(|w| w[0] < w[1]),
+        "tokens must strictly increase in lock order"
+    );
 }
 
 #[test]
@@ -125,7 +152,10 @@ fn no_fencing_token_without_fencing() {
         other => panic!("{other:?}"),
     }
     let mut raw = redis.raw();
-    let n: i64 = redis::cmd("EXISTS").arg("test:{k}:fence").query(&mut raw).unwrap();
+    let n: i64 = redis::cmd("EXISTS")
+        .arg("test:{k}:fence")
+        .query(&mut raw)
+        .unwrap();
     assert_eq!(n, 0, "no counter key is kept without fencing");
 }
 
@@ -139,7 +169,9 @@ fn waiter_is_woken_by_release_not_by_ttl() {
         let c = redis.client(false);
         std::thread::spawn(move || {
             let start = Instant::now();
-            let out = c.acquire(b"k", &new_token(), TTL, Wait::For(Duration::from_secs(5))).unwrap();
+            let out = c
+                .acquire(b"k", &new_token(), TTL, Wait::For(Duration::from_secs(5)))
+                .unwrap();
             (out, start.elapsed())
         })
     };
@@ -150,7 +182,8 @@ fn waiter_is_woken_by_release_not_by_ttl() {
     assert!(acquired(out));
     let after_release = waited.saturating_sub(Duration::from_millis(300));
     assert!(
-        released_at.elapsed() < Duration::from_secs(1) && after_release < Duration::from_millis(500),
+        released_at.elapsed() < Duration::from_secs(1)
+            && after_release < Duration::from_millis(500),
         "woken {after_release:?} after release; the holder's TTL was 10 s"
     );
 }
@@ -159,24 +192,44 @@ fn waiter_is_woken_by_release_not_by_ttl() {
 fn waiter_notices_a_dead_holder_when_its_ttl_runs_out() {
     let redis = RedisServer::start();
     let c = redis.client(false);
-    assert!(acquired(c.acquire(b"k", &new_token(), Duration::from_millis(400), Wait::No).unwrap()));
+    assert!(acquired(
+        c.acquire(b"k", &new_token(), Duration::from_millis(400), Wait::No)
+            .unwrap()
+    ));
     let start = Instant::now();
-    let out = c.acquire(b"k", &new_token(), TTL, Wait::For(Duration::from_secs(5))).unwrap();
+    let out = c
+        .acquire(b"k", &new_token(), TTL, Wait::For(Duration::from_secs(5)))
+        .unwrap();
     let waited = start.elapsed();
     assert!(acquired(out));
-    assert!(waited >= Duration::from_millis(300) && waited < Duration::from_secs(2), "{waited:?}");
+    assert!(
+        waited >= Duration::from_millis(300) && waited < Duration::from_secs(2),
+        "{waited:?}"
+    );
 }
 
 #[test]
 fn bounded_wait_keeps_its_deadline() {
     let redis = RedisServer::start();
     let c = redis.client(false);
-    assert!(acquired(c.acquire(b"k", &new_token(), TTL, Wait::No).unwrap()));
+    assert!(acquired(
+        c.acquire(b"k", &new_token(), TTL, Wait::No).unwrap()
+    ));
     let start = Instant::now();
-    let out = c.acquire(b"k", &new_token(), TTL, Wait::For(Duration::from_millis(300))).unwrap();
+    let out = c
+        .acquire(
+            b"k",
+            &new_token(),
+            TTL,
+            Wait::For(Duration::from_millis(300)),
+        )
+        .unwrap();
     let waited = start.elapsed();
     assert_eq!(out, AcquireOutcome::TimedOut);
-    assert!(waited >= Duration::from_millis(300) && waited < Duration::from_millis(700), "{waited:?}");
+    assert!(
+        waited >= Duration::from_millis(300) && waited < Duration::from_millis(700),
+        "{waited:?}"
+    );
 }
 
 #[test]
@@ -191,7 +244,9 @@ fn waiters_are_served_in_turn_with_no_lost_wakeup() {
             std::thread::spawn(move || {
                 for _ in 0..50 {
                     let t = new_token();
-                    let out = c.acquire(b"hot", &t, TTL, Wait::For(Duration::from_secs(20))).unwrap();
+                    let out = c
+                        .acquire(b"hot", &t, TTL, Wait::For(Duration::from_secs(20)))
+                        .unwrap();
                     assert!(acquired(out));
                     assert!(c.release(b"hot", &t, None).unwrap());
                 }
@@ -201,13 +256,25 @@ fn waiters_are_served_in_turn_with_no_lost_wakeup() {
     for t in threads {
         t.join().unwrap();
     }
-    assert!(start.elapsed() < Duration::from_secs(8), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        start.elapsed()
+    );
 }
 
 #[test]
 fn unreachable_server_errors_within_the_timeout() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let c = common::client_for(&format!("redis://:hunter2@127.0.0.1:{port}"), false, Duration::from_millis(300));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let c = common::client_for(
+        &format!("redis://:hunter2@127.0.0.1:{port}"),
+        false,
+        Duration::from_millis(300),
+    );
     let start = Instant::now();
     let err = c.acquire(b"k", &new_token(), TTL, Wait::No).unwrap_err();
     assert!(err.is_unavailable(), "{err}");
@@ -227,14 +294,23 @@ fn stalled_server_times_out_and_the_ambiguous_acquire_is_cleaned_up() {
     let err = c.acquire(b"k", &t, TTL, Wait::No).unwrap_err();
     let took = start.elapsed();
     redis.signal("-CONT");
-    assert!(matches!(err, redis_lock_core::Error::Timeout { .. }), "{err}");
-    assert!(took < Duration::from_millis(330), "{took:?} for a 300 ms timeout");
+    assert!(
+        matches!(err, redis_lock_core::Error::Timeout { .. }),
+        "{err}"
+    );
+    assert!(
+        took < Duration::from_millis(330),
+        "{took:?} for a 300 ms timeout"
+    );
     // The SET went out before the stall; once Redis runs again it is applied.
     // The next acquire on this DSN deletes that orphan before returning.
     std::thread::sleep(Duration::from_millis(50));
     let other = new_token();
     let _ = c.acquire(b"unrelated", &other, TTL, Wait::No).unwrap();
-    assert!(!c.is_locked(b"k").unwrap(), "the orphaned lock was released");
+    assert!(
+        !c.is_locked(b"k").unwrap(),
+        "the orphaned lock was released"
+    );
 }
 
 #[test]
@@ -246,7 +322,10 @@ fn reconnects_after_a_server_restart() {
     drop(redis);
     let redis = RedisServer::start_on(port);
     let t = new_token();
-    assert!(acquired(c.acquire(b"k", &t, TTL, Wait::No).unwrap()), "stale connection replaced once");
+    assert!(
+        acquired(c.acquire(b"k", &t, TTL, Wait::No).unwrap()),
+        "stale connection replaced once"
+    );
     assert!(c.release(b"k", &t, None).unwrap());
     drop(redis);
 }

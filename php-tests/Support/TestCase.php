@@ -15,6 +15,12 @@ abstract class TestCase extends \PHPUnit\Framework\TestCase
         $this->redis->flushAll();
     }
 
+    protected function tearDown(): void
+    {
+        // PHPUnit keeps every test object until the run ends: close explicitly.
+        $this->redis->close();
+    }
+
     protected function dsn(): string
     {
         return self::$server->dsn();

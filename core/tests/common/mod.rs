@@ -16,13 +16,26 @@ pub struct RedisServer {
 
 impl RedisServer {
     pub fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         Self::start_on(port)
     }
 
     pub fn start_on(port: u16) -> Self {
         let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server must be installed");
@@ -43,11 +56,17 @@ impl RedisServer {
     }
 
     pub fn signal(&self, sig: &str) {
-        Command::new("kill").args([sig, &self.pid().to_string()]).status().unwrap();
+        Command::new("kill")
+            .args([sig, &self.pid().to_string()])
+            .status()
+            .unwrap();
     }
 
     pub fn raw(&self) -> redis::Connection {
-        redis::Client::open(self.dsn()).unwrap().get_connection().unwrap()
+        redis::Client::open(self.dsn())
+            .unwrap()
+            .get_connection()
+            .unwrap()
     }
 
     pub fn client(&self, fencing: bool) -> LockClient {
