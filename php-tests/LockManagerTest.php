@@ -207,6 +207,12 @@ final class LockManagerTest extends TestCase
         $took = microtime(true) - $start;
         $this->assertGreaterThanOrEqual(0.29, $took);
         $this->assertLessThan(1.0, $took);
+        try {
+            $this->lm->waitAndExecute('k', fn () => $this->fail('must not run'), 0);
+            $this->fail('expected LockTimeoutException');
+        } catch (LockTimeoutException) {
+            // maxWait 0 is still a (zero-length) wait: a timeout, not a plain conflict
+        }
         $holder->release();
         $this->assertSame(7, $this->lm->waitAndExecute('k', fn () => 7, maxWait: 1, ttl: 2));
         $this->assertFalse($this->lm->isLocked('k'));

@@ -22,3 +22,17 @@ pub fn call(callback: &ZendCallable) -> PhpResult<Zval> {
         ))),
     }
 }
+
+/// Runs `callback` while a lock is held, then `release`s the lock whatever
+/// happened, and returns the callback's value. When both fail, the
+/// callback's exception is the one the caller sees.
+pub fn run_then_release(
+    callback: &ZendCallable,
+    release: impl FnOnce() -> PhpResult<bool>,
+) -> PhpResult<Zval> {
+    let result = call(callback);
+    let released = release();
+    let value = result?;
+    released?;
+    Ok(value)
+}

@@ -126,6 +126,20 @@ pub fn timed_out(message: String) -> PhpException {
     PhpException::new(message, 0, lock_timeout_exception())
 }
 
+/// Why lock `name` was not had: held elsewhere and the caller did not wait
+/// (`waited` None: `LockConflictedException`), or still held after a
+/// bounded wait (`LockTimeoutException`).
+pub fn not_acquired(name: &[u8], waited: Option<std::time::Duration>) -> PhpException {
+    let shown = String::from_utf8_lossy(name);
+    match waited {
+        None => conflicted(format!("Lock \"{shown}\" is held by another owner")),
+        Some(waited) => timed_out(format!(
+            "Lock \"{shown}\" was not released within {} s",
+            waited.as_secs_f64()
+        )),
+    }
+}
+
 /// Maps a core error to the exception the API page names for it.
 pub fn from_core(err: &Error) -> PhpException {
     match err {

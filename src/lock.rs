@@ -13,7 +13,7 @@ use redis_lock_core::Wait;
 
 use crate::args::{self, Param};
 use crate::callback;
-use crate::exceptions::{from_core, timed_out};
+use crate::exceptions::{from_core, not_acquired};
 use crate::guard::guard;
 use crate::holds::{self, Acquired, HoldId, Locker};
 
@@ -50,10 +50,6 @@ impl Lock {
             auto_release,
             hold: Mutex::new(None),
         }
-    }
-
-    fn shown(&self) -> String {
-        String::from_utf8_lossy(&self.name).into_owned()
     }
 
     fn take(&self, wait: Wait) -> PhpResult<bool> {
@@ -117,22 +113,14 @@ impl Lock {
                 Duration::ZERO,
             )?;
             if !self.take(Wait::For(wait))? {
-                return Err(timed_out(format!(
-                    "Lock \"{}\" was not released within {} s",
-                    self.shown(),
-                    wait.as_secs_f64()
-                )));
+                return Err(not_acquired(&self.name, Some(wait)));
             }
             let Some(callback) = callback else {
                 let mut yes = Zval::new();
                 yes.set_bool(true);
                 return Ok(yes);
             };
-            let result = callback::call(&callback);
-            let released = self.release();
-            let value = result?;
-            released?;
-            Ok(value)
+            callback::run_then_release(&callback, || self.release())
         })
     }
 

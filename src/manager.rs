@@ -14,7 +14,7 @@ use redis_lock_core::Wait;
 
 use crate::args::{self, Param};
 use crate::callback;
-use crate::exceptions::{conflicted, from_core, timed_out};
+use crate::exceptions::{from_core, not_acquired};
 use crate::guard::guard;
 use crate::holds::{self, Acquired, Locker};
 use crate::lock::Lock;
@@ -194,27 +194,14 @@ impl LockManager {
     ) -> PhpResult<Zval> {
         let id = match self.locker.acquire(&name, &new_token(), ttl, wait, true)? {
             Acquired::Yes(id) => id,
-            Acquired::Conflicted if wait == Wait::No => {
-                return Err(conflicted(format!(
-                    "Lock \"{}\" is held by another owner",
-                    String::from_utf8_lossy(&name)
-                )))
-            }
             Acquired::Conflicted | Acquired::TimedOut => {
                 let waited = match wait {
-                    Wait::For(d) => d.as_secs_f64(),
-                    _ => 0.0,
+                    Wait::For(d) => Some(d),
+                    Wait::No | Wait::Forever => None,
                 };
-                return Err(timed_out(format!(
-                    "Lock \"{}\" was not released within {waited} s",
-                    String::from_utf8_lossy(&name)
-                )));
+                return Err(not_acquired(&name, waited));
             }
         };
-        let result = callback::call(callback);
-        let released = holds::release(id);
-        let value = result?;
-        released?;
-        Ok(value)
+        callback::run_then_release(callback, || holds::release(id))
     }
 }

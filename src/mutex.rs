@@ -13,7 +13,7 @@ use redis_lock_core::Wait;
 
 use crate::args::{self, Param};
 use crate::callback;
-use crate::exceptions::{conflicted, from_core, timed_out};
+use crate::exceptions::{from_core, not_acquired};
 use crate::guard::guard;
 use crate::holds::{self, Acquired, HoldId, Locker};
 use crate::settings::Settings;
@@ -158,25 +158,17 @@ impl RedisMutex {
             let ttl = args::ttl(ttl, Param::new(FUNC, 3, "ttl"), self.locker.default_ttl)?;
             let wait = args::wait(wait, Param::new(FUNC, 4, "wait"), std::time::Duration::ZERO)?;
             let Some(id) = self.take(name.clone(), ttl, wait)? else {
-                let shown = String::from_utf8_lossy(&name);
-                return Err(if wait.is_zero() {
-                    conflicted(format!("Lock \"{shown}\" is held by another owner"))
-                } else {
-                    timed_out(format!(
-                        "Lock \"{shown}\" was not released within {} s",
-                        wait.as_secs_f64()
-                    ))
-                });
+                return Err(not_acquired(&name, (!wait.is_zero()).then_some(wait)));
             };
             // The callback may call this object again: no Rust lock is held across it.
-            let result = callback::call(&callback);
-            if self.holds.lock().get(&name) == Some(&id) {
-                self.holds.lock().remove(&name);
-            }
-            let released = holds::release(id);
-            let value = result?;
-            released?;
-            Ok(value)
+            callback::run_then_release(&callback, || {
+                let mut holds = self.holds.lock();
+                if holds.get(&name) == Some(&id) {
+                    holds.remove(&name);
+                }
+                drop(holds);
+                holds::release(id)
+            })
         })
     }
 }
