@@ -31,9 +31,6 @@ impl Dsn {
                 if !db.is_empty() && db.parse::<u16>().is_err() {
                     return Err(invalid("the path must be a database number, as in /0"));
                 }
-                if url.scheme() == "rediss" && !cfg!(feature = "tls") {
-                    return Err(invalid("rediss:// (TLS) is not supported by this build"));
-                }
             }
             "unix" => {
                 if url.path().is_empty() || url.path() == "/" {
@@ -113,6 +110,7 @@ mod tests {
             "redis://127.0.0.1:6380/3",
             "redis://:pw@localhost:6379/0",
             "redis://user:pw@localhost",
+            "rediss://redis.internal:6380/1",
             "unix:///run/redis.sock",
         ] {
             assert!(Dsn::parse(ok).is_ok(), "{ok}");

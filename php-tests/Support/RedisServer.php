@@ -9,7 +9,7 @@ final class RedisServer
     private int $owner;
     private bool $stopped = false;
 
-    private function __construct(public readonly int $port, private string $dir)
+    private function __construct(public readonly int $port, private string $dir, private bool $tls = false)
     {
         $this->owner = getmypid();
         // Forked workers inherit this object: only the starting process stops it.
@@ -28,14 +28,22 @@ final class RedisServer
         return (int) substr($name, strrpos($name, ':') + 1);
     }
 
-    public static function start(?int $port = null, array $args = []): self
+    /**
+     * Starts a server; with $tls = [cert, key, ca] it listens only on a TLS port.
+     */
+    public static function start(?int $port = null, array $args = [], ?array $tls = null): self
     {
         $port ??= self::freePort();
+        if ($tls !== null) {
+            [$cert, $key, $ca] = $tls;
+            $args = array_merge($args, ['--tls-port', (string) $port, '--tls-cert-file', $cert,
+                '--tls-key-file', $key, '--tls-ca-cert-file', $ca, '--tls-auth-clients', 'no']);
+        }
         $dir = sys_get_temp_dir() . "/redis-lock-test-$port";
         @mkdir($dir);
         $cmd = sprintf(
             'redis-server --port %d --bind 127.0.0.1 --save "" --appendonly no --daemonize yes --pidfile %s --logfile %s --dir %s %s',
-            $port,
+            $tls === null ? $port : 0,
             escapeshellarg("$dir/redis.pid"),
             escapeshellarg("$dir/redis.log"),
             escapeshellarg($dir),
@@ -45,7 +53,7 @@ final class RedisServer
         if ($code !== 0) {
             throw new \RuntimeException("redis-server failed to start: " . implode("\n", $out));
         }
-        $server = new self($port, $dir);
+        $server = new self($port, $dir, $tls !== null);
         $deadline = microtime(true) + 10;
         while (!$server->answers()) {
             if (microtime(true) > $deadline) {
@@ -76,7 +84,9 @@ final class RedisServer
 
     public function answers(): bool
     {
-        $socket = @stream_socket_client("tcp://127.0.0.1:{$this->port}", $errno, $errstr, 0.2);
+        $context = stream_context_create(['ssl' => ['verify_peer' => false, 'verify_peer_name' => false]]);
+        $scheme = $this->tls ? 'tls' : 'tcp';
+        $socket = @stream_socket_client("$scheme://127.0.0.1:{$this->port}", $errno, $errstr, 0.5, STREAM_CLIENT_CONNECT, $context);
         if ($socket === false) {
             return false;
         }

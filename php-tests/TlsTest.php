@@ -1,0 +1,97 @@
+<?php
+declare(strict_types=1);
+
+namespace RedisLock\Tests;
+
+/**
+ * rediss:// against a redis-server that listens only on TLS, with a CA and a
+ * certificate for "localhost" made here. The extension verifies the server
+ * with OpenSSL's default trust, which SSL_CERT_FILE points at our CA.
+ */
+final class TlsTest extends TestCase
+{
+    private static string $dir;
+    private static RedisServer $tls;
+
+    public static function setUpBeforeClass(): void
+    {
+        self::$dir = sys_get_temp_dir() . '/redis-lock-tls-' . getmypid();
+        @mkdir(self::$dir);
+        $d = escapeshellarg(self::$dir);
+        $steps = [
+            "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=test-ca -keyout $d/ca.key -out $d/ca.pem",
+            "openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout $d/server.key -out $d/server.csr",
+            "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1' > $d/san.ext",
+            "openssl x509 -req -in $d/server.csr -CA $d/ca.pem -CAkey $d/ca.key -CAcreateserial -days 2 -extfile $d/san.ext -out $d/server.pem",
+        ];
+        foreach ($steps as $step) {
+            exec("$step 2>&1", $out, $code);
+            if ($code !== 0) {
+                throw new \RuntimeException("$step failed: " . implode("\n", $out));
+            }
+        }
+        self::$tls = RedisServer::start(null, [], [self::$dir . '/server.pem', self::$dir . '/server.key', self::$dir . '/ca.pem']);
+    }
+
+    public static function tearDownAfterClass(): void
+    {
+        self::$tls->stop();
+    }
+
+    /** @return array{int, string, string} */
+    private function runWithEnv(string $code, array $env): array
+    {
+        $file = tempnam(sys_get_temp_dir(), 'rl') . '.php';
+        file_put_contents($file, $code);
+        $proc = proc_open(
+            [PHP_BINARY, '-n', '-d', 'extension=' . getenv('REDIS_LOCK_SO'), $file],
+            [1 => ['pipe', 'w'], 2 => ['pipe', 'w']],
+            $pipes,
+            null,
+            $env + ['PATH' => getenv('PATH')]
+        );
+        $out = stream_get_contents($pipes[1]);
+        $err = stream_get_contents($pipes[2]);
+        $status = proc_close($proc);
+        unlink($file);
+        return [$status, $out, $err];
+    }
+
+    private function script(string $dsn): string
+    {
+        return <<<PHP
+        <?php
+        try {
+            \$m = new RedisLock\\RedisMutex('$dsn', ['connect_timeout' => 2]);
+            echo json_encode([\$m->acquire('tls', 30), \$m->isLocked('tls'), \$m->release('tls'), \$m->isLocked('tls')]);
+        } catch (RedisLock\\ConnectionException \$e) {
+            echo 'ConnectionException: ', \$e->getMessage();
+        }
+        PHP;
+    }
+
+    public function testLocksOverVerifiedTls(): void
+    {
+        $port = self::$tls->port;
+        [$code, $out, $err] = $this->runWithEnv($this->script("rediss://localhost:$port"), ['SSL_CERT_FILE' => self::$dir . '/ca.pem']);
+        $this->assertSame(0, $code, $err);
+        $this->assertSame('[true,true,true,false]', $out);
+    }
+
+    public function testAnUntrustedCertificateIsRefused(): void
+    {
+        $port = self::$tls->port;
+        [$code, $out, $err] = $this->runWithEnv($this->script("rediss://localhost:$port"), ['SSL_CERT_FILE' => '/dev/null']);
+        $this->assertSame(0, $code, $err);
+        $this->assertStringStartsWith('ConnectionException: ', $out);
+        $this->assertStringContainsString("rediss://localhost:$port", $out);
+    }
+
+    public function testPlainRedisToATlsPortFailsClearly(): void
+    {
+        $port = self::$tls->port;
+        [$code, $out, $err] = $this->runWithEnv($this->script("redis://127.0.0.1:$port"), []);
+        $this->assertSame(0, $code, $err);
+        $this->assertStringStartsWith('ConnectionException: ', $out);
+    }
+}
