@@ -181,7 +181,9 @@ impl RedisMutex {
         ttl: std::time::Duration,
         wait: std::time::Duration,
     ) -> PhpResult<Option<HoldId>> {
-        if let Some(id) = self.holds.lock().get(&name).copied() {
+        // Copied out first so the guard is not held across the Redis call below.
+        let existing = self.holds.lock().get(&name).copied();
+        if let Some(id) = existing {
             match holds::get(id) {
                 // Still ours as far as we know: not reentrant.
                 Some(held) if held.phantom || still_ours(&held) => return Ok(None),

@@ -37,6 +37,9 @@ const MARK_SLACK: Duration = Duration::from_secs(1);
 const FOREVER_SLICE: Duration = Duration::from_secs(10);
 /// Orphans kept for clean-up at most; more than that are left to their TTL.
 const MAX_ORPHANS: usize = 1024;
+/// Orphans released per clean-up, so that one call after a long outage does
+/// not pay for all of them.
+const ORPHANS_PER_CLEAN_UP: usize = 16;
 
 /// Connection and key settings of a [`LockClient`].
 #[derive(Clone, Debug)]
@@ -383,24 +386,37 @@ impl LockClient {
 
 /// Deletes, where they are still set under their token, the locks of
 /// acquires whose outcome was unknown, so none stays orphaned until its TTL.
-/// Called after acquires that reached the server and at PHP request shutdown.
+/// Called after acquires that reached the server and at PHP request shutdown;
+/// there only for servers this process is connected to again, so that a
+/// request ending while Redis is down does not wait on a connect.
 pub fn clean_up_all_orphans(pool: &Pool) {
-    let all: Vec<Orphan> = ORPHANS.lock().drain(..).collect();
-    release_orphans(pool, all);
+    let reachable: Vec<Orphan> = {
+        let mut orphans = ORPHANS.lock();
+        let (reachable, rest) = orphans
+            .drain(..)
+            .partition(|o: &Orphan| pool.is_connected(&o.target.dsn));
+        *orphans = rest;
+        reachable
+    };
+    release_orphans(pool, reachable);
 }
 
 fn release_orphans(pool: &Pool, orphans: Vec<Orphan>) {
     let pid = std::process::id();
     let now = Instant::now();
-    let mut unreachable = Vec::new();
+    let mut later = Vec::new();
+    let mut attempts = 0;
+    let mut failed = false;
     for orphan in orphans {
         if orphan.pid != pid || orphan.gone_by <= now {
             continue; // another process's, or expired by itself already
         }
-        if !unreachable.is_empty() {
-            unreachable.push(orphan); // the server just failed: keep the rest for later
+        // After a failure the server is likely still down: keep the rest.
+        if failed || attempts == ORPHANS_PER_CLEAN_UP {
+            later.push(orphan);
             continue;
         }
+        attempts += 1;
         let keys = &orphan.keys;
         let result: Result<i64> = pool.run(&orphan.target, orphan.target.timeout, |con| {
             scripts::RELEASE
@@ -411,11 +427,12 @@ fn release_orphans(pool: &Pool, orphans: Vec<Orphan>) {
                 .invoke(con)
         });
         if result.is_err() {
-            unreachable.push(orphan);
+            failed = true;
+            later.push(orphan);
         }
     }
-    if !unreachable.is_empty() {
-        ORPHANS.lock().extend(unreachable);
+    if !later.is_empty() {
+        ORPHANS.lock().extend(later);
     }
 }
 

@@ -98,9 +98,19 @@ impl Pool {
         self.idle.lock().clear();
     }
 
-    /// Number of connections held idle (for tests and `stats()`).
+    /// Number of connections held idle.
     pub fn idle_count(&self) -> usize {
         self.idle.lock().len()
+    }
+
+    /// Whether this process holds a working connection to `dsn` (one that
+    /// failed is never kept).
+    pub fn is_connected(&self, dsn: &Dsn) -> bool {
+        let pid = std::process::id();
+        self.idle
+            .lock()
+            .get(dsn.as_str())
+            .is_some_and(|p| p.pid == pid)
     }
 
     fn checkout(&self, target: &Target) -> Result<(Pooled, bool)> {
