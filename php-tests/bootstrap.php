@@ -4,6 +4,7 @@ declare(strict_types=1);
 require __DIR__ . '/Support/RedisServer.php';
 require __DIR__ . '/Support/TestCase.php';
 require __DIR__ . '/Support/Workers.php';
+require __DIR__ . '/../php/autoload.php';
 
 if (!extension_loaded('redis_lock')) {
     fwrite(STDERR, "run with: php -d extension=/path/to/libredis_lock.so /usr/bin/phpunit -c php-tests/phpunit.xml\n");

@@ -3,7 +3,8 @@
 # has Rust but no PHP and no Redis. Idempotent: installs only what is missing.
 set -euo pipefail
 
-packages=(php8.2-cli php8.2-dev php8.2-xml php8.2-mbstring php-redis libclang-dev libssl-dev pkg-config openssl redis-server phpunit)
+packages=(php8.2-cli php8.2-dev php8.2-xml php8.2-mbstring php-redis libclang-dev libssl-dev pkg-config openssl
+          redis-server phpunit php-laravel-framework php-symfony-lock php-predis)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
