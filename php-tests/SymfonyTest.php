@@ -96,6 +96,17 @@ final class SymfonyTest extends TestCase
             $o['store exists for b'] = $store->exists(new Key('r')) ? 'yes' : 'no (a fresh key has another token)';
             $b->release();
             $o['b released'] = !$b->isAcquired();
+            $c = $factory->createLock('lonely', 0.2, false);
+            $o['c acquires'] = $c->acquire();
+            usleep(300_000);
+            try {
+                $c->refresh();
+                $o['c refreshes after expiry, nobody else took it'] = 'no exception';
+            } catch (\Throwable $e) {
+                $o['c refreshes after expiry, nobody else took it'] = get_class($e);
+            }
+            $o['c acquires again'] = $c->acquire();
+            $c->release();
             $outcomes[$name] = $o;
         }
         $this->assertSame($outcomes['symfony RedisStore'], $outcomes['redis_lock']);
