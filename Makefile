@@ -11,7 +11,7 @@ DEBUG_SO := $(CURDIR)/target/debug/libredis_lock.so
 STATE   := $(CURDIR)/.build
 STUBS   := stubs/redis_lock.stubs.php
 
-.PHONY: deps build debug-build demo test test-rust test-php stubs stubs-check clean
+.PHONY: deps build debug-build demo test soak soak-short test-rust test-php stubs stubs-check clean
 
 deps:
 	./scripts/install-deps.sh
@@ -22,7 +22,7 @@ build: deps
 demo: build
 	./scripts/demo.sh
 
-test: build debug-build test-rust stubs-check test-php
+test: build debug-build test-rust stubs-check test-php soak-short
 
 debug-build:
 	cargo build --features panic-injection
@@ -32,6 +32,13 @@ test-rust:
 
 test-php:
 	REDIS_LOCK_SO=$(SO) REDIS_LOCK_DEBUG_SO=$(DEBUG_SO) php -d extension=$(SO) /usr/bin/phpunit -c php-tests/phpunit.xml
+
+# Faults, leaks and load: the long run, and the shortened form `make test` runs.
+soak: build
+	./soak/run.sh
+
+soak-short:
+	./soak/run.sh --short
 
 stubs: build debug-build
 	mkdir -p $(STATE)

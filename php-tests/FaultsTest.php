@@ -16,6 +16,27 @@ final class FaultsTest extends TestCase
 {
     private const WORKERS = 8;
 
+    /** How long fault runs last: 1 in `make test`; `make soak` sets more. */
+    private static function scale(): float
+    {
+        return max(1.0, (float) (getenv('REDIS_LOCK_FAULT_SCALE') ?: 1));
+    }
+
+    /** Appends a line of figures to $REDIS_LOCK_REPORT, for TESTING.md. */
+    private static function report(string $fault, int $injected, array $results): void
+    {
+        $file = getenv('REDIS_LOCK_REPORT');
+        if (!$file) {
+            return;
+        }
+        $sum = fn (string $k) => array_sum(array_column($results, $k));
+        file_put_contents($file, sprintf(
+            "faults %-8s injected %3d, workers %d, calls %7d: ok %7d, held %6d, ConnectionException %5d, other errors %d, crashes 0, slowest call %.3f s\n",
+            $fault, $injected, count($results), $sum('ok') + $sum('held') + $sum('connection') + $sum('other'),
+            $sum('ok'), $sum('held'), $sum('connection'), $sum('other'), max(array_column($results, 'slowest'))
+        ), FILE_APPEND);
+    }
+
     public function testForkedChildrenLockOnTheirOwnConnectionsAndLeaveTheParentsLockAlone(): void
     {
         $parent = new RedisMutex($this->dsn(), ['fencing' => true]);
@@ -129,18 +150,25 @@ final class FaultsTest extends TestCase
     {
         $server = RedisServer::start();
         $port = $server->port;
-        $results = $this->underFault($server, 3.0, ['timeout' => 0.5, 'connect_timeout' => 0.5], function () use (&$server, $port) {
-            usleep(700_000);
-            try {
-                $server->client()->rawCommand('SHUTDOWN', 'NOSAVE');
-            } catch (\RedisException) {
-                // the connection closes as the server exits
-            }
-            $server->stop();
-            usleep(300_000);
-            $server = RedisServer::start($port);
-            usleep(200_000);
+        $restarts = 0;
+        $seconds = 3.0 * self::scale();
+        $results = $this->underFault($server, $seconds, ['timeout' => 0.5, 'connect_timeout' => 0.5], function () use (&$server, &$restarts, $port, $seconds) {
+            // One restart takes about 1.1 s; leave the workers at least as long to recover.
+            $end = microtime(true) + $seconds;
+            do {
+                usleep(700_000);
+                try {
+                    $server->client()->rawCommand('SHUTDOWN', 'NOSAVE');
+                } catch (\RedisException) {
+                    // the connection closes as the server exits
+                }
+                $server->stop();
+                usleep(300_000);
+                $server = RedisServer::start($port);
+                $restarts++;
+            } while ($end - microtime(true) > 2.3);
         });
+        self::report('restart', $restarts, $results);
         foreach ($results as $w => $r) {
             $this->assertSame(0, $r['other'], "worker $w: " . ($r['other_message'] ?? ''));
             $this->assertGreaterThan(0, $r['ok_after_fault'], "worker $w recovered in the same process");
@@ -157,12 +185,20 @@ final class FaultsTest extends TestCase
     {
         $server = RedisServer::start();
         $timeout = 0.5;
-        $results = $this->underFault($server, 2.5, ['timeout' => $timeout, 'connect_timeout' => $timeout], function (RedisServer $server) {
-            usleep(500_000);
-            $server->pause();
-            usleep(1_000_000);
-            $server->resume();
+        $stalls = 0;
+        $seconds = 3.0 * self::scale();
+        $results = $this->underFault($server, $seconds, ['timeout' => $timeout, 'connect_timeout' => $timeout], function (RedisServer $server) use (&$stalls, $seconds) {
+            // One stall takes 1.5 s; leave the workers at least 1 s to resume.
+            $end = microtime(true) + $seconds;
+            do {
+                usleep(500_000);
+                $server->pause();
+                usleep(1_000_000);
+                $server->resume();
+                $stalls++;
+            } while ($end - microtime(true) > 2.6);
         });
+        self::report('stall', $stalls, $results);
         foreach ($results as $w => $r) {
             $this->assertSame(0, $r['other'], "worker $w: " . ($r['other_message'] ?? ''));
             $this->assertGreaterThan(0, $r['connection'], "worker $w saw the stall");

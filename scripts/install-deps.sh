@@ -3,7 +3,8 @@
 # has Rust but no PHP and no Redis. Idempotent: installs only what is missing.
 set -euo pipefail
 
-packages=(php8.2-cli php8.2-dev php8.2-xml php8.2-mbstring php-redis libclang-dev libssl-dev pkg-config openssl
+packages=(php8.2-cli php8.2-dev php8.2-xml php8.2-mbstring php8.2-fpm php-redis libclang-dev libssl-dev pkg-config openssl
+          nginx-light apache2-utils valgrind bc curl procps
           redis-server phpunit php-laravel-framework php-symfony-lock php-predis)
 missing=()
 for p in "${packages[@]}"; do
