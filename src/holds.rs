@@ -101,7 +101,7 @@ impl Locker {
             acquired_at: Instant::now(),
             phantom,
             auto_release,
-            pid: std::process::id(),
+            pid: redis_lock_core::pid::current(),
         };
         HELD.lock().insert(id, held);
         Ok(Acquired::Yes(id))
@@ -112,7 +112,7 @@ impl Locker {
 pub fn get(id: HoldId) -> Option<Held> {
     HELD.lock()
         .get(&id)
-        .filter(|h| h.pid == std::process::id())
+        .filter(|h| h.pid == redis_lock_core::pid::current())
         .cloned()
 }
 
@@ -142,7 +142,7 @@ pub fn forget(id: HoldId) {
 /// whose objects die with the request).
 pub fn end_request() {
     let drained: Vec<Held> = HELD.lock().drain().map(|(_, h)| h).collect();
-    let pid = std::process::id();
+    let pid = redis_lock_core::pid::current();
     for held in drained.iter().filter(|h| h.pid == pid && h.auto_release) {
         let _ = release_held(held);
     }
@@ -151,7 +151,7 @@ pub fn end_request() {
 
 fn take(id: HoldId) -> Option<Held> {
     let mut map = HELD.lock();
-    if map.get(&id)?.pid != std::process::id() {
+    if map.get(&id)?.pid != redis_lock_core::pid::current() {
         return None; // the parent's, seen through fork()
     }
     map.remove(&id)

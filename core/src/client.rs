@@ -16,6 +16,7 @@
 //! Pub/sub was the alternative; it needs a second connection per process
 //! and its messages are lost when no one is subscribed at that instant.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -114,6 +115,10 @@ struct Orphan {
 
 static ORPHANS: Lazy<Mutex<Vec<Orphan>>> = Lazy::new(|| Mutex::new(Vec::new()));
 
+/// Set once a server refuses `SET … NX GET` (Redis before 7.0): from then on
+/// every acquire goes through the script.
+static NO_SET_NX_GET: AtomicBool = AtomicBool::new(false);
+
 /// Lock operations against one Redis server with one set of options.
 ///
 /// Cheap to create: connections live in the shared [`Pool`].
@@ -202,6 +207,7 @@ impl LockClient {
             Wait::For(d) => Some(start + d),
             Wait::Forever => None,
         };
+        let mut cleared_own_orphan = false;
         loop {
             let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             let will_wait = left.is_none_or(|l| !l.is_zero());
@@ -217,6 +223,13 @@ impl LockClient {
                     return Ok(AcquireOutcome::Acquired(Hold { fence, acquired_at }));
                 }
                 Ok(Attempt::Held { pttl_ms }) => {
+                    // The holder may be this process's own earlier acquire
+                    // whose reply was lost; the server just answered, so
+                    // clear it now rather than report a conflict with ourselves.
+                    if !cleared_own_orphan && self.clean_up_orphans_of(&keys) {
+                        cleared_own_orphan = true;
+                        continue;
+                    }
                     if !will_wait {
                         return Ok(if matches!(wait, Wait::For(d) if !d.is_zero()) {
                             self.stats.lock().record_timeout();
@@ -312,6 +325,12 @@ impl LockClient {
     }
 
     fn attempt(&self, keys: &LockKeys, token: &str, ttl_ms: u64, mark_ms: u64) -> Result<Attempt> {
+        if mark_ms == 0 && !self.fencing && !NO_SET_NX_GET.load(Ordering::Relaxed) {
+            match self.attempt_plain(keys, token, ttl_ms) {
+                Err(Error::Server { .. }) => NO_SET_NX_GET.store(true, Ordering::Relaxed),
+                other => return other,
+            }
+        }
         let fencing = if self.fencing { "1" } else { "0" };
         let reply: Vec<i64> = self.run(|con| {
             scripts::ACQUIRE
@@ -332,6 +351,28 @@ impl LockClient {
                 detail: format!("acquire script returned {other:?}"),
             }),
         }
+    }
+
+    /// A try-once acquire without fencing as one plain command, which costs
+    /// Redis less than the script. `GET` returns the previous value: our own
+    /// token means a retried send whose first reply was lost, so it is ours.
+    fn attempt_plain(&self, keys: &LockKeys, token: &str, ttl_ms: u64) -> Result<Attempt> {
+        let previous: Option<Vec<u8>> = self.run(|con| {
+            redis::cmd("SET")
+                .arg(&keys.lock)
+                .arg(token)
+                .arg("NX")
+                .arg("PX")
+                .arg(ttl_ms)
+                .arg("GET")
+                .query(con)
+        })?;
+        Ok(match previous {
+            None => Attempt::Acquired(None),
+            Some(value) if value == token.as_bytes() => Attempt::Acquired(None),
+            // Not waiting: the holder's TTL is not needed.
+            Some(_) => Attempt::Held { pttl_ms: 0 },
+        })
     }
 
     fn wait_for_wake(&self, keys: &LockKeys, block: Duration) -> Result<()> {
@@ -361,10 +402,27 @@ impl LockClient {
                 target: self.target.clone(),
                 keys,
                 token: token.to_owned(),
-                pid: std::process::id(),
+                pid: crate::pid::current(),
                 gone_by: now + ttl,
             });
         }
+    }
+
+    /// Releases this process's orphans on lock `keys`; true if one was still set.
+    fn clean_up_orphans_of(&self, keys: &LockKeys) -> bool {
+        let mine: Vec<Orphan> = {
+            let mut orphans = ORPHANS.lock();
+            if orphans.is_empty() {
+                return false;
+            }
+            let dsn = self.target.dsn.as_str();
+            let (mine, rest) = orphans
+                .drain(..)
+                .partition(|o: &Orphan| o.target.dsn.as_str() == dsn && o.keys.lock == keys.lock);
+            *orphans = rest;
+            mine
+        };
+        !mine.is_empty() && release_orphans(&self.pool, mine) > 0
     }
 
     fn clean_up_orphans(&self) {
@@ -380,7 +438,7 @@ impl LockClient {
             *orphans = rest;
             mine
         };
-        release_orphans(&self.pool, mine);
+        let _ = release_orphans(&self.pool, mine);
     }
 }
 
@@ -398,15 +456,17 @@ pub fn clean_up_all_orphans(pool: &Pool) {
         *orphans = rest;
         reachable
     };
-    release_orphans(pool, reachable);
+    let _ = release_orphans(pool, reachable);
 }
 
-fn release_orphans(pool: &Pool, orphans: Vec<Orphan>) {
-    let pid = std::process::id();
+/// Returns how many were still set and are now deleted.
+fn release_orphans(pool: &Pool, orphans: Vec<Orphan>) -> usize {
+    let pid = crate::pid::current();
     let now = Instant::now();
     let mut later = Vec::new();
     let mut attempts = 0;
     let mut failed = false;
+    let mut deleted = 0;
     for orphan in orphans {
         if orphan.pid != pid || orphan.gone_by <= now {
             continue; // another process's, or expired by itself already
@@ -426,14 +486,19 @@ fn release_orphans(pool: &Pool, orphans: Vec<Orphan>) {
                 .arg(&orphan.token)
                 .invoke(con)
         });
-        if result.is_err() {
-            failed = true;
-            later.push(orphan);
+        match result {
+            Ok(1) => deleted += 1,
+            Ok(_) => {}
+            Err(_) => {
+                failed = true;
+                later.push(orphan);
+            }
         }
     }
     if !later.is_empty() {
         ORPHANS.lock().extend(later);
     }
+    deleted
 }
 
 fn millis(d: Duration) -> u64 {

@@ -12,6 +12,7 @@ pub mod client;
 pub mod dsn;
 pub mod error;
 pub mod keys;
+pub mod pid;
 pub mod pool;
 pub mod scripts;
 pub mod stats;

@@ -106,7 +106,7 @@ impl Pool {
     /// Whether this process holds a working connection to `dsn` (one that
     /// failed is never kept).
     pub fn is_connected(&self, dsn: &Dsn) -> bool {
-        let pid = std::process::id();
+        let pid = crate::pid::current();
         self.idle
             .lock()
             .get(dsn.as_str())
@@ -114,7 +114,7 @@ impl Pool {
     }
 
     fn checkout(&self, target: &Target) -> Result<(Pooled, bool)> {
-        let pid = std::process::id();
+        let pid = crate::pid::current();
         let existing = self.idle.lock().remove(target.dsn.as_str());
         if let Some(pooled) = existing {
             if pooled.pid == pid {

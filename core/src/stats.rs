@@ -69,7 +69,7 @@ impl Stats {
     /// Empty metrics for this process.
     pub fn new() -> Self {
         Stats {
-            pid: std::process::id(),
+            pid: crate::pid::current(),
             acquired: 0,
             conflicts: 0,
             timeouts: 0,
@@ -87,7 +87,7 @@ impl Stats {
     }
 
     fn for_this_process(&mut self) -> &mut Self {
-        if self.pid != std::process::id() {
+        if self.pid != crate::pid::current() {
             *self = Stats::new();
         }
         self

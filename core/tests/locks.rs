@@ -329,3 +329,47 @@ fn reconnects_after_a_server_restart() {
     assert!(c.release(b"k", &t, None).unwrap());
     drop(redis);
 }
+
+#[test]
+fn a_lost_acquire_of_our_own_does_not_block_the_next_one() {
+    for fencing in [false, true] {
+        let redis = RedisServer::start();
+        let c = common::client_for(&redis.dsn(), fencing, Duration::from_millis(300));
+        // Warm the connection and the scripts: the lost call must be one that would succeed.
+        let w = new_token();
+        assert!(acquired(c.acquire(b"warm", &w, TTL, Wait::No).unwrap()));
+        assert!(c.release(b"warm", &w, None).unwrap());
+        redis.signal("-STOP");
+        let lost = c.acquire(b"k", &new_token(), TTL, Wait::No);
+        redis.signal("-CONT");
+        assert!(lost.is_err(), "the stalled acquire must not report success");
+        std::thread::sleep(Duration::from_millis(50)); // Redis now applies the lost SET
+        assert!(c.is_locked(b"k").unwrap(), "the lost acquire did set the key");
+        let t = new_token();
+        assert!(
+            acquired(c.acquire(b"k", &t, TTL, Wait::No).unwrap()),
+            "our own orphan is cleared instead of reported as a conflict (fencing {fencing})"
+        );
+        assert!(c.release(b"k", &t, None).unwrap());
+    }
+}
+
+#[test]
+fn try_once_acquire_is_a_plain_set_and_waits_use_the_script() {
+    let redis = RedisServer::start();
+    let c = redis.client(false);
+    let mut raw = redis.raw();
+    let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query(&mut raw).unwrap();
+    let t = new_token();
+    assert!(acquired(c.acquire(b"k", &t, TTL, Wait::No).unwrap()));
+    assert_eq!(c.acquire(b"k", &new_token(), TTL, Wait::No).unwrap(), AcquireOutcome::Conflicted);
+    let stats: String = redis::cmd("INFO").arg("commandstats").query(&mut raw).unwrap();
+    assert!(stats.contains("cmdstat_set:calls=2"), "{stats}");
+    assert!(!stats.contains("cmdstat_evalsha"), "{stats}");
+    assert_eq!(
+        c.acquire(b"k", &new_token(), TTL, Wait::For(Duration::from_millis(20))).unwrap(),
+        AcquireOutcome::TimedOut
+    );
+    let stats: String = redis::cmd("INFO").arg("commandstats").query(&mut raw).unwrap();
+    assert!(stats.contains("cmdstat_evalsha"), "a wait marks itself through the script: {stats}");
+}

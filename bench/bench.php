@@ -1,0 +1,370 @@
+<?php
+/**
+ * One benchmark measurement, printed as a JSON line.
+ *
+ *   php bench.php uncontended IMPL PORT CYCLES
+ *   php bench.php contended   IMPL PORT WORKERS SECONDS
+ *   php bench.php manykeys    IMPL PORT WORKERS SECONDS
+ *   php bench.php floor       -    PORT CYCLES          (two PINGs per cycle)
+ *   php bench.php rss         ext  PORT CYCLES
+ *
+ * IMPL: ext (this extension), phpredis (SET NX PX + EVALSHA release, 1 ms
+ * retry sleep), laravel (Illuminate\Cache\RedisStore lock over phpredis),
+ * symfony (Symfony Lock RedisStore over phpredis), predis (predis userland).
+ */
+declare(strict_types=1);
+
+interface Impl
+{
+    /** Try once. */
+    public function tryAcquire(string $key): bool;
+
+    /** Wait up to $seconds, the implementation's own way. */
+    public function acquire(string $key, float $seconds): bool;
+
+    public function release(): bool;
+}
+
+const TTL = 5;
+
+final class Ext implements Impl
+{
+    private RedisLock\RedisMutex $m;
+    private string $key = '';
+
+    public function __construct(int $port)
+    {
+        $this->m = new RedisLock\RedisMutex("redis://127.0.0.1:$port");
+    }
+
+    public function tryAcquire(string $key): bool
+    {
+        $this->key = $key;
+        return $this->m->acquire($key, TTL);
+    }
+
+    public function acquire(string $key, float $seconds): bool
+    {
+        $this->key = $key;
+        return $this->m->acquire($key, TTL, $seconds);
+    }
+
+    public function release(): bool
+    {
+        return $this->m->release($this->key);
+    }
+}
+
+/** What a careful WordPress plugin writes. */
+final class Phpredis implements Impl
+{
+    private const RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
+    private Redis $r;
+    private string $sha;
+    private string $key = '';
+    private string $token = '';
+
+    public function __construct(int $port)
+    {
+        $this->r = new Redis();
+        $this->r->connect('127.0.0.1', $port);
+        $this->sha = $this->r->script('load', self::RELEASE);
+    }
+
+    public function tryAcquire(string $key): bool
+    {
+        $this->key = $key;
+        $this->token = bin2hex(random_bytes(16));
+        return (bool) $this->r->set($key, $this->token, ['nx', 'px' => TTL * 1000]);
+    }
+
+    public function acquire(string $key, float $seconds): bool
+    {
+        $end = microtime(true) + $seconds;
+        while (!$this->tryAcquire($key)) {
+            if (microtime(true) >= $end) {
+                return false;
+            }
+            usleep(1000);
+        }
+        return true;
+    }
+
+    public function release(): bool
+    {
+        return (bool) $this->r->evalSha($this->sha, [$this->key, $this->token], 1);
+    }
+}
+
+final class Predis implements Impl
+{
+    private const RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
+    private Predis\Client $r;
+    private string $sha;
+    private string $key = '';
+    private string $token = '';
+
+    public function __construct(int $port)
+    {
+        require_once '/usr/share/php/Predis/autoload.php';
+        $this->r = new Predis\Client(['host' => '127.0.0.1', 'port' => $port]);
+        $this->sha = $this->r->script('load', self::RELEASE);
+    }
+
+    public function tryAcquire(string $key): bool
+    {
+        $this->key = $key;
+        $this->token = bin2hex(random_bytes(16));
+        return $this->r->set($key, $this->token, 'PX', TTL * 1000, 'NX') !== null;
+    }
+
+    public function acquire(string $key, float $seconds): bool
+    {
+        $end = microtime(true) + $seconds;
+        while (!$this->tryAcquire($key)) {
+            if (microtime(true) >= $end) {
+                return false;
+            }
+            usleep(1000);
+        }
+        return true;
+    }
+
+    public function release(): bool
+    {
+        return (bool) $this->r->evalsha($this->sha, 1, $this->key, $this->token);
+    }
+}
+
+final class Laravel implements Impl
+{
+    private Illuminate\Cache\RedisStore $store;
+    private ?Illuminate\Contracts\Cache\Lock $lock = null;
+
+    public function __construct(int $port)
+    {
+        require_once '/usr/share/php/Illuminate/autoload.php';
+        $app = new Illuminate\Container\Container();
+        $redis = new Illuminate\Redis\RedisManager($app, 'phpredis', [
+            'default' => ['host' => '127.0.0.1', 'port' => $port, 'database' => 0],
+        ]);
+        $this->store = new Illuminate\Cache\RedisStore($redis, '', 'default');
+    }
+
+    public function tryAcquire(string $key): bool
+    {
+        $this->lock = $this->store->lock($key, TTL);
+        return $this->lock->get();
+    }
+
+    public function acquire(string $key, float $seconds): bool
+    {
+        $this->lock = $this->store->lock($key, TTL);
+        try {
+            return $this->lock->block($seconds);
+        } catch (Illuminate\Contracts\Cache\LockTimeoutException) {
+            return false;
+        }
+    }
+
+    public function release(): bool
+    {
+        return $this->lock->release();
+    }
+}
+
+final class Symfony implements Impl
+{
+    private Symfony\Component\Lock\LockFactory $factory;
+    private ?Symfony\Component\Lock\LockInterface $lock = null;
+
+    public function __construct(int $port)
+    {
+        require_once '/usr/share/php/Symfony/Component/Lock/autoload.php';
+        $redis = new Redis();
+        $redis->connect('127.0.0.1', $port);
+        $this->factory = new Symfony\Component\Lock\LockFactory(new Symfony\Component\Lock\Store\RedisStore($redis, TTL));
+    }
+
+    public function tryAcquire(string $key): bool
+    {
+        $this->lock = $this->factory->createLock($key, TTL, false);
+        return $this->lock->acquire();
+    }
+
+    public function acquire(string $key, float $seconds): bool
+    {
+        // Symfony's blocking acquire has no time limit.
+        $this->lock = $this->factory->createLock($key, TTL, false);
+        return $this->lock->acquire(true);
+    }
+
+    public function release(): bool
+    {
+        $this->lock->release();
+        return true;
+    }
+}
+
+function impl(string $name, int $port): Impl
+{
+    return match ($name) {
+        'ext' => new Ext($port),
+        'phpredis' => new Phpredis($port),
+        'predis' => new Predis($port),
+        'laravel' => new Laravel($port),
+        'symfony' => new Symfony($port),
+    };
+}
+
+function cpu(): float
+{
+    $u = getrusage();
+    return $u['ru_utime.tv_sec'] + $u['ru_utime.tv_usec'] / 1e6 + $u['ru_stime.tv_sec'] + $u['ru_stime.tv_usec'] / 1e6;
+}
+
+function percentile(array $sorted, float $p): float
+{
+    if (!$sorted) {
+        return 0.0;
+    }
+    return $sorted[min(count($sorted) - 1, (int) floor($p * count($sorted)))];
+}
+
+function out(array $row): void
+{
+    echo json_encode($row), "\n";
+}
+
+/** Forks $workers processes running $work($index, $end) from a common start; returns their arrays. */
+function fork_workers(int $workers, float $seconds, callable $work): array
+{
+    $dir = sys_get_temp_dir() . '/rl-bench-' . getmypid();
+    @mkdir($dir);
+    $start = microtime(true) + 0.5 + $workers * 0.01; // time for every worker to get ready
+    $pids = [];
+    for ($w = 0; $w < $workers; $w++) {
+        $pid = pcntl_fork();
+        if ($pid === 0) {
+            $ready = $work($w, null, null); // set up (connect) before the start
+            time_sleep_until($start);
+            file_put_contents("$dir/$w", json_encode($ready($start + $seconds)));
+            exit(0);
+        }
+        $pids[] = $pid;
+    }
+    $results = [];
+    foreach ($pids as $w => $pid) {
+        pcntl_waitpid($pid, $status);
+        $results[] = json_decode((string) file_get_contents("$dir/$w"), true);
+        @unlink("$dir/$w");
+    }
+    @rmdir($dir);
+    return $results;
+}
+
+function total_commands(Redis $r): int
+{
+    return (int) $r->info('stats')['total_commands_processed'];
+}
+
+[$mode, $name, $port] = [$argv[1], $argv[2], (int) $argv[3]];
+$admin = new Redis();
+$admin->connect('127.0.0.1', $port);
+
+switch ($mode) {
+    case 'floor':
+        $cycles = (int) $argv[4];
+        $c0 = cpu();
+        $t0 = hrtime(true);
+        for ($i = 0; $i < $cycles; $i++) {
+            $admin->ping();
+            $admin->ping();
+        }
+        out(['mode' => 'uncontended', 'impl' => 'floor', 'us_per_cycle' => (hrtime(true) - $t0) / 1e3 / $cycles, 'cpu_us_per_cycle' => (cpu() - $c0) * 1e6 / $cycles]);
+        break;
+
+    case 'uncontended':
+        $cycles = (int) $argv[4];
+        $impl = impl($name, $port);
+        $impl->tryAcquire('warm') && $impl->release();
+        $c0 = cpu();
+        $t0 = hrtime(true);
+        for ($i = 0; $i < $cycles; $i++) {
+            if (!$impl->tryAcquire('bench:uncontended')) {
+                fwrite(STDERR, "$name: uncontended acquire failed\n");
+                exit(1);
+            }
+            $impl->release();
+        }
+        out(['mode' => 'uncontended', 'impl' => $name, 'us_per_cycle' => (hrtime(true) - $t0) / 1e3 / $cycles, 'cpu_us_per_cycle' => (cpu() - $c0) * 1e6 / $cycles]);
+        break;
+
+    case 'contended':
+    case 'manykeys':
+        [$workers, $seconds] = [(int) $argv[4], (float) $argv[5]];
+        $admin->set('bench:counter', '0');
+        $commands0 = total_commands($admin);
+        $results = fork_workers($workers, $seconds, function (int $w) use ($name, $port, $mode) {
+            $impl = impl($name, $port);
+            $data = new Redis();
+            $data->connect('127.0.0.1', $port);
+            $key = $mode === 'manykeys' ? "bench:key:$w" : 'bench:contended';
+            $counter = $mode === 'manykeys' ? "bench:counter:$w" : 'bench:counter';
+            return function (float $end) use ($impl, $data, $key, $counter, $port) {
+                $n = 0;
+                $waits = [];
+                $failed = 0;
+                while (microtime(true) < $end) {
+                    $t0 = hrtime(true);
+                    if (!$impl->acquire($key, 30)) {
+                        $failed++;
+                        continue;
+                    }
+                    $waits[] = (hrtime(true) - $t0) / 1e9;
+                    $value = (int) $data->get($counter);
+                    $data->set($counter, (string) ($value + 1));
+                    $impl->release();
+                    $n++;
+                }
+                return ['n' => $n, 'failed' => $failed, 'waits' => $waits, 'rss_kb' => (int) (preg_match('/VmRSS:\s+(\d+)/', file_get_contents('/proc/self/status'), $m) ? $m[1] : 0)];
+            };
+        });
+        $commands = total_commands($admin) - $commands0 - 1;
+        $counts = array_column($results, 'n');
+        $total = array_sum($counts);
+        $waits = array_merge(...array_column($results, 'waits'));
+        sort($waits);
+        $squares = array_sum(array_map(fn ($x) => $x * $x, $counts));
+        $counter = $mode === 'manykeys'
+            ? array_sum(array_map(fn ($w) => (int) $admin->get("bench:counter:$w"), range(0, $workers - 1)))
+            : (int) $admin->get('bench:counter');
+        out([
+            'mode' => $mode, 'impl' => $name, 'workers' => $workers, 'seconds' => $seconds,
+            'cycles' => $total, 'cycles_per_s' => $total / $seconds,
+            'wait_p50_ms' => percentile($waits, 0.50) * 1e3, 'wait_p99_ms' => percentile($waits, 0.99) * 1e3,
+            'wait_max_ms' => ($waits ? end($waits) : 0) * 1e3,
+            // The GET and SET of the increment are not the lock's.
+            'commands_per_acquisition' => $total ? ($commands - 2 * $total) / $total : null,
+            'per_worker_min' => min($counts), 'per_worker_max' => max($counts),
+            'jain' => $squares ? ($total * $total) / ($workers * $squares) : null,
+            'exact' => $counter === $total,
+            'failed' => array_sum(array_column($results, 'failed')),
+        ]);
+        break;
+
+    case 'rss':
+        $cycles = (int) $argv[4];
+        $impl = impl($name, $port);
+        $rss = fn () => (int) (preg_match('/VmRSS:\s+(\d+)/', file_get_contents('/proc/self/status'), $m) ? $m[1] : 0);
+        $at10k = 0;
+        for ($i = 1; $i <= $cycles; $i++) {
+            $impl->tryAcquire('bench:rss') && $impl->release();
+            if ($i === 10_000) {
+                $at10k = $rss();
+            }
+        }
+        $conns = count($admin->client('list')) - 1;
+        out(['mode' => 'rss', 'impl' => $name, 'cycles' => $cycles, 'rss_kb_10k' => $at10k, 'rss_kb_end' => $rss(), 'connections' => $conns]);
+        break;
+}
