@@ -11,7 +11,7 @@ DEBUG_SO := $(CURDIR)/target/debug/libredis_lock.so
 STATE   := $(CURDIR)/.build
 STUBS   := stubs/redis_lock.stubs.php
 
-.PHONY: deps build debug-build demo test soak soak-short test-rust test-php stubs stubs-check clean
+.PHONY: deps build debug-build demo test soak soak-short bench test-rust test-php stubs stubs-check clean
 
 deps:
 	./scripts/install-deps.sh
@@ -32,6 +32,11 @@ test-rust:
 
 test-php:
 	REDIS_LOCK_SO=$(SO) REDIS_LOCK_DEBUG_SO=$(DEBUG_SO) php -d extension=$(SO) /usr/bin/phpunit -c php-tests/phpunit.xml
+
+# Benchmarks against phpredis, Laravel, Symfony Lock and predis (BENCHMARKS.md).
+bench: build
+	python3 -c 'import matplotlib' 2>/dev/null || python3 -m pip install --quiet matplotlib
+	./bench/run.sh
 
 # Faults, leaks and load: the long run, and the shortened form `make test` runs.
 soak: build

@@ -1,14 +1,16 @@
 //! Acquire, release, refresh and woken waits for named locks.
 //!
 //! # How a wait is woken
-//! A waiter's acquire attempt, when it finds the lock held, also marks the
-//! lock's `waiters` key (in the same script, so atomically with seeing the
-//! lock held). The release script deletes the lock and, if the mark is
-//! there, pushes one element onto the lock's `wake` list. Waiters sit in
-//! `BLPOP wake` and try again as soon as they pop it. Because the element
-//! stays in the list until popped, a release that lands between a waiter's
-//! failed attempt and its BLPOP is not lost. Redis serves BLPOP clients in
-//! the order they blocked, so waiters are served in order and none starves.
+//! A waiter's acquire attempt, when it finds the lock held, also registers
+//! the waiter in the lock's `waiters` sorted set, scored by its deadline (in
+//! the same script, so atomically with seeing the lock held). A release that
+//! finds live waiters pushes one element onto the lock's `wake` list and
+//! reserves the lock for the waiter it wakes (see `scripts::RELEASE`), so
+//! the releaser cannot barge back in first. Waiters sit in `BLPOP wake` and
+//! try again as soon as they pop it. Because the element stays in the list
+//! until popped, a release that lands between a waiter's failed attempt and
+//! its BLPOP is not lost. Redis serves BLPOP clients in the order they
+//! blocked, so waiters are served in order and none starves.
 //!
 //! Each BLPOP is bounded by the smaller of the waiter's own time left and
 //! the holder's remaining TTL, so a holder that died without releasing is
@@ -30,11 +32,11 @@ use crate::pool::{Pool, Target};
 use crate::scripts;
 use crate::stats::Stats;
 
-/// A waiter's mark outlives its remaining wait by this much, so it is still
-/// there while the waiter makes its last attempt.
-const MARK_SLACK: Duration = Duration::from_secs(1);
-/// An unbounded wait blocks in slices of at most this long, re-marking itself
-/// between them.
+/// A waiter stays registered this long past its deadline, to cover its last
+/// attempt.
+const WAIT_SLACK: Duration = Duration::from_millis(100);
+/// An unbounded wait blocks in slices of at most this long, registering
+/// itself again between them.
 const FOREVER_SLICE: Duration = Duration::from_secs(10);
 /// Orphans kept for clean-up at most; more than that are left to their TTL.
 const MAX_ORPHANS: usize = 1024;
@@ -208,15 +210,18 @@ impl LockClient {
             Wait::Forever => None,
         };
         let mut cleared_own_orphan = false;
+        let mut woken = false;
+        let mut registered = false;
         loop {
             let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             let will_wait = left.is_none_or(|l| !l.is_zero());
-            let mark = match left {
+            let wait_ms = match left {
                 _ if !will_wait => Duration::ZERO,
-                Some(left) => left + MARK_SLACK,
-                None => FOREVER_SLICE + MARK_SLACK,
+                Some(left) => left + WAIT_SLACK,
+                None => FOREVER_SLICE + WAIT_SLACK,
             };
-            match self.attempt(&keys, token, ttl_ms, millis(mark)) {
+            registered |= will_wait;
+            match self.attempt(&keys, token, ttl_ms, millis(wait_ms), woken) {
                 Ok(Attempt::Acquired(fence)) => {
                     self.stats.lock().record_acquired(start.elapsed());
                     let acquired_at = Instant::now();
@@ -231,6 +236,9 @@ impl LockClient {
                         continue;
                     }
                     if !will_wait {
+                        if registered {
+                            self.leave_waiters(&keys, token);
+                        }
                         return Ok(if matches!(wait, Wait::For(d) if !d.is_zero()) {
                             self.stats.lock().record_timeout();
                             AcquireOutcome::TimedOut
@@ -246,7 +254,7 @@ impl LockClient {
                     if pttl_ms > 0 {
                         block = block.min(Duration::from_millis(pttl_ms.unsigned_abs()));
                     }
-                    self.wait_for_wake(&keys, block)?;
+                    woken = self.wait_for_wake(&keys, block)?;
                 }
                 Err(err) => {
                     if err.is_unavailable() {
@@ -324,8 +332,17 @@ impl LockClient {
         Ok(deleted == 1)
     }
 
-    fn attempt(&self, keys: &LockKeys, token: &str, ttl_ms: u64, mark_ms: u64) -> Result<Attempt> {
-        if mark_ms == 0 && !self.fencing && !NO_SET_NX_GET.load(Ordering::Relaxed) {
+    fn attempt(
+        &self,
+        keys: &LockKeys,
+        token: &str,
+        ttl_ms: u64,
+        wait_ms: u64,
+        woken: bool,
+    ) -> Result<Attempt> {
+        // A woken waiter must go through the script: only it may take the
+        // lock reserved for it.
+        if wait_ms == 0 && !woken && !self.fencing && !NO_SET_NX_GET.load(Ordering::Relaxed) {
             match self.attempt_plain(keys, token, ttl_ms) {
                 Err(Error::Server { .. }) => NO_SET_NX_GET.store(true, Ordering::Relaxed),
                 other => return other,
@@ -340,7 +357,8 @@ impl LockClient {
                 .arg(token)
                 .arg(ttl_ms)
                 .arg(fencing)
-                .arg(mark_ms)
+                .arg(wait_ms)
+                .arg(if woken { "1" } else { "0" })
                 .invoke(con)
         })?;
         match reply.as_slice() {
@@ -375,15 +393,25 @@ impl LockClient {
         })
     }
 
-    fn wait_for_wake(&self, keys: &LockKeys, block: Duration) -> Result<()> {
+    /// Blocks until a release wakes this waiter (true) or `block` passes.
+    fn wait_for_wake(&self, keys: &LockKeys, block: Duration) -> Result<bool> {
         // BLPOP 0 would block forever: never send less than a millisecond.
         let block = block.max(Duration::from_millis(1));
         let seconds = format!("{:.3}", block.as_secs_f64());
         let read_timeout = block + self.target.timeout;
-        let _: Option<(Vec<u8>, Vec<u8>)> = self.pool.run(&self.target, read_timeout, |con| {
-            redis::cmd("BLPOP").arg(&keys.wake).arg(&seconds).query(con)
-        })?;
-        Ok(())
+        let popped: Option<(Vec<u8>, Vec<u8>)> =
+            self.pool.run(&self.target, read_timeout, |con| {
+                redis::cmd("BLPOP").arg(&keys.wake).arg(&seconds).query(con)
+            })?;
+        Ok(popped.is_some())
+    }
+
+    /// A waiter that gives up leaves the waiters set, so that releases stop
+    /// reserving the lock for it. Best effort: its entry expires by its
+    /// deadline anyway.
+    fn leave_waiters(&self, keys: &LockKeys, token: &str) {
+        let _: Result<i64> =
+            self.run(|con| redis::cmd("ZREM").arg(&keys.waiters).arg(token).query(con));
     }
 
     fn run<T>(

@@ -12,9 +12,9 @@ pub struct LockKeys {
     pub lock: Vec<u8>,
     /// The fencing counter (only written with fencing on; never expires).
     pub fence: Vec<u8>,
-    /// Present while someone waits; tells release to push a wake-up.
+    /// Sorted set of waiting owner tokens, scored by their deadlines (ms).
     pub waiters: Vec<u8>,
-    /// The list waiters BLPOP on; release pushes one element per release.
+    /// The list waiters BLPOP on; a release with live waiters pushes one element.
     pub wake: Vec<u8>,
 }
 

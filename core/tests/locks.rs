@@ -344,7 +344,10 @@ fn a_lost_acquire_of_our_own_does_not_block_the_next_one() {
         redis.signal("-CONT");
         assert!(lost.is_err(), "the stalled acquire must not report success");
         std::thread::sleep(Duration::from_millis(50)); // Redis now applies the lost SET
-        assert!(c.is_locked(b"k").unwrap(), "the lost acquire did set the key");
+        assert!(
+            c.is_locked(b"k").unwrap(),
+            "the lost acquire did set the key"
+        );
         let t = new_token();
         assert!(
             acquired(c.acquire(b"k", &t, TTL, Wait::No).unwrap()),
@@ -359,17 +362,85 @@ fn try_once_acquire_is_a_plain_set_and_waits_use_the_script() {
     let redis = RedisServer::start();
     let c = redis.client(false);
     let mut raw = redis.raw();
-    let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query(&mut raw).unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query(&mut raw)
+        .unwrap();
     let t = new_token();
     assert!(acquired(c.acquire(b"k", &t, TTL, Wait::No).unwrap()));
-    assert_eq!(c.acquire(b"k", &new_token(), TTL, Wait::No).unwrap(), AcquireOutcome::Conflicted);
-    let stats: String = redis::cmd("INFO").arg("commandstats").query(&mut raw).unwrap();
+    assert_eq!(
+        c.acquire(b"k", &new_token(), TTL, Wait::No).unwrap(),
+        AcquireOutcome::Conflicted
+    );
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut raw)
+        .unwrap();
     assert!(stats.contains("cmdstat_set:calls=2"), "{stats}");
     assert!(!stats.contains("cmdstat_evalsha"), "{stats}");
     assert_eq!(
-        c.acquire(b"k", &new_token(), TTL, Wait::For(Duration::from_millis(20))).unwrap(),
+        c.acquire(
+            b"k",
+            &new_token(),
+            TTL,
+            Wait::For(Duration::from_millis(20))
+        )
+        .unwrap(),
         AcquireOutcome::TimedOut
     );
-    let stats: String = redis::cmd("INFO").arg("commandstats").query(&mut raw).unwrap();
-    assert!(stats.contains("cmdstat_evalsha"), "a wait marks itself through the script: {stats}");
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut raw)
+        .unwrap();
+    assert!(
+        stats.contains("cmdstat_evalsha"),
+        "a wait marks itself through the script: {stats}"
+    );
+}
+
+#[test]
+fn a_release_hands_the_lock_to_the_woken_waiter_not_to_a_barging_caller() {
+    let redis = RedisServer::start();
+    let c = redis.client(false);
+    let holder = new_token();
+    assert!(acquired(c.acquire(b"k", &holder, TTL, Wait::No).unwrap()));
+    let waiter = {
+        let c = redis.client(false);
+        std::thread::spawn(move || c.acquire(b"k", &new_token(), TTL, Wait::For(Duration::from_secs(5))).unwrap())
+    };
+    std::thread::sleep(Duration::from_millis(200)); // the waiter is registered and blocked
+    assert!(c.release(b"k", &holder, None).unwrap());
+    // The releaser tries to take it straight back, as a busy worker loop does.
+    assert_eq!(c.acquire(b"k", &new_token(), TTL, Wait::No).unwrap(), AcquireOutcome::Conflicted);
+    assert!(acquired(waiter.join().unwrap()), "the waiter got it");
+}
+
+#[test]
+fn no_reservation_once_the_waiters_have_left() {
+    let redis = RedisServer::start();
+    let c = redis.client(false);
+    let holder = new_token();
+    assert!(acquired(c.acquire(b"k", &holder, TTL, Wait::No).unwrap()));
+    let out = c.acquire(b"k", &new_token(), TTL, Wait::For(Duration::from_millis(100))).unwrap();
+    assert_eq!(out, AcquireOutcome::TimedOut);
+    assert!(c.release(b"k", &holder, None).unwrap());
+    assert!(!c.is_locked(b"k").unwrap(), "no one waits: the lock is simply free");
+}
+
+#[test]
+fn a_dead_waiter_delays_the_others_only_briefly() {
+    let redis = RedisServer::start();
+    let c = redis.client(false);
+    let holder = new_token();
+    assert!(acquired(c.acquire(b"k", &holder, TTL, Wait::No).unwrap()));
+    // A waiter registered with a far deadline, then killed before it could pop its wake-up.
+    let mut raw = redis.raw();
+    let far = 4_000_000_000_000_i64;
+    let _: () = redis::cmd("ZADD").arg("test:{k}:waiters").arg(far).arg("dead-waiter").query(&mut raw).unwrap();
+    assert!(c.release(b"k", &holder, None).unwrap());
+    let start = Instant::now();
+    let out = c.acquire(b"k", &new_token(), TTL, Wait::For(Duration::from_secs(5))).unwrap();
+    let waited = start.elapsed();
+    assert!(acquired(out));
+    assert!(waited < Duration::from_millis(600), "{waited:?}: bounded by the 200 ms reservation");
 }

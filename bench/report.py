@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""Turns bench/results.jsonl into BENCHMARKS.md and a plot of p99 wait against K.
+
+Usage: report.py RESULTS BENCHMARKS_MD PLOT_PNG COMMAND PHP_VERSION REDIS_VERSION
+"""
+import json
+import os
+import platform
+import statistics
+import sys
+
+results_path, md_path, png_path, command, php_version, redis_version = sys.argv[1:7]
+rows = [json.loads(line) for line in open(results_path) if line.strip()]
+
+NAMES = {
+    "ext": "redis_lock (this extension)",
+    "phpredis": "phpredis userland (SET NX PX + EVALSHA; 1 ms retry sleep)",
+    "laravel": "Laravel RedisStore lock (block(): 250 ms sleeps)",
+    "symfony": "Symfony Lock RedisStore (acquire(true): ~100 ms sleeps)",
+    "predis": "predis userland",
+    "floor": "floor: two phpredis PINGs",
+}
+
+
+def median(impl, field):
+    values = [r[field] for r in rows if r["mode"] == "uncontended" and r["impl"] == impl]
+    return statistics.median(values) if values else None
+
+
+unc = {i: (median(i, "us_per_cycle"), median(i, "cpu_us_per_cycle")) for i in NAMES if median(i, "us_per_cycle")}
+contended = [r for r in rows if r["mode"] == "contended"]
+manykeys = [r for r in rows if r["mode"] == "manykeys"]
+rss = {r["impl"]: r for r in rows if r["mode"] == "rss"}
+
+
+def cont(impl, k):
+    for r in contended:
+        if r["impl"] == impl and r["workers"] == k:
+            return r
+    return None
+
+
+def machine():
+    model = "unknown CPU"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{os.cpu_count()} cores ({model}), {mem:.0f} GiB, {platform.system()} {platform.release()}"
+
+
+targets = []
+
+
+def target(name, value, ok):
+    targets.append((name, value, "met" if ok else "missed"))
+
+
+ext_t, ext_cpu = unc["ext"]
+php_t, php_cpu = unc["phpredis"]
+floor_t = unc["floor"][0]
+target("uncontended cycle <= 1.0x phpredis userland", f"{ext_t / php_t:.2f}x", ext_t <= php_t)
+target("uncontended cycle <= 1.1x the two-round-trip floor", f"{ext_t / floor_t:.2f}x", ext_t <= 1.1 * floor_t)
+target("client CPU per cycle below phpredis userland's", f"{ext_cpu:.1f} vs {php_cpu:.1f} us", ext_cpu < php_cpu)
+target("at least 2x faster than Symfony Lock (uncontended)", f"{unc['symfony'][0] / ext_t:.2f}x", unc["symfony"][0] >= 2 * ext_t)
+k16 = {i: cont(i, 16) for i in ("ext", "phpredis", "laravel", "symfony")}
+if all(k16.values()):
+    e = k16["ext"]
+    target("K=16 throughput >= 5x Laravel block()", f"{e['cycles_per_s'] / k16['laravel']['cycles_per_s']:.2f}x", e["cycles_per_s"] >= 5 * k16["laravel"]["cycles_per_s"])
+    target("K=16 throughput >= 5x Symfony", f"{e['cycles_per_s'] / k16['symfony']['cycles_per_s']:.2f}x", e["cycles_per_s"] >= 5 * k16["symfony"]["cycles_per_s"])
+    target("K=16 throughput >= 1x the 1 ms spin loop", f"{e['cycles_per_s'] / k16['phpredis']['cycles_per_s']:.2f}x", e["cycles_per_s"] >= k16["phpredis"]["cycles_per_s"])
+    target("K=16 p99 wait <= 20 ms", f"{e['wait_p99_ms']:.1f} ms", e["wait_p99_ms"] <= 20)
+    target("K=16 Jain's fairness index >= 0.9", f"{e['jain']:.3f}", e["jain"] >= 0.9)
+ext_cmds = [r["commands_per_acquisition"] for r in sorted(contended, key=lambda r: r["workers"]) if r["impl"] == "ext" and r["workers"] > 1]
+if ext_cmds:
+    target("Redis commands per acquisition flat as K grows (K>1)", " / ".join(f"{c:.1f}" for c in ext_cmds), max(ext_cmds) <= 1.5 * min(ext_cmds))
+if "ext" in rss:
+    r = rss["ext"]
+    target(f"RSS flat over {r['cycles']:,} cycles", f"{r['rss_kb_end'] - r['rss_kb_10k']:+d} kB", r["rss_kb_end"] - r["rss_kb_10k"] <= 1024)
+    target("one Redis connection per worker", f"{r['connections']}", r["connections"] == 1)
+exact = all(r["exact"] for r in contended + manykeys)
+
+md = []
+md.append("# Benchmarks\n")
+md.append(f"Made by `{command}` (bench/run.sh) on {machine()}; PHP {php_version}, redis-server {redis_version}, "
+          "all implementations against one local redis-server on loopback, in the same run. "
+          "Raw rows: `bench/results.jsonl`. Times depend on this machine's loopback round trip "
+          f"(the floor below: {floor_t:.0f} us for two); the ratios are what carries over.\n")
+md.append("## Uncontended: acquire + release on one key\n")
+md.append("Median over the interleaved rounds.\n")
+md.append("| implementation | us per cycle | vs phpredis userland | vs floor | client CPU us per cycle |")
+md.append("|---|---:|---:|---:|---:|")
+for impl in ("ext", "phpredis", "laravel", "symfony", "predis", "floor"):
+    if impl in unc:
+        t, c = unc[impl]
+        md.append(f"| {NAMES[impl]} | {t:.1f} | {t / php_t:.2f}x | {t / floor_t:.2f}x | {c:.1f} |")
+md.append("\n## Contended: K forked workers on one key, GET-then-SET inside\n")
+md.append("Commands per acquisition: INFO `total_commands_processed` per acquisition, less the GET and SET "
+          "of the increment; commands run inside Lua scripts count too. Fairness: acquisitions per worker "
+          "(min / max) and Jain's index (1 = equal shares). Every run checked that the counter is exact.\n")
+md.append("| implementation | K | cycles/s | wait p50 ms | p99 ms | max ms | commands/acq | per worker min / max | Jain | exact |")
+md.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+for r in sorted(contended, key=lambda r: (list(NAMES).index(r["impl"]), r["workers"])):
+    md.append(f"| {r['impl']} | {r['workers']} | {r['cycles_per_s']:.0f} | {r['wait_p50_ms']:.2f} | {r['wait_p99_ms']:.1f} | "
+              f"{r['wait_max_ms']:.0f} | {r['commands_per_acquisition']:.1f} | {r['per_worker_min']} / {r['per_worker_max']} | "
+              f"{r['jain']:.3f} | {'yes' if r['exact'] else 'NO'} |")
+md.append("\n![p99 wait against K](bench/p99-wait.png)\n")
+md.append("## Many keys: K workers, each on its own key\n")
+md.append("| implementation | K | cycles/s | exact |")
+md.append("|---|---:|---:|---|")
+for r in manykeys:
+    md.append(f"| {r['impl']} | {r['workers']} | {r['cycles_per_s']:.0f} | {'yes' if r['exact'] else 'NO'} |")
+md.append("\n## Memory and connections\n")
+md.append("| implementation | cycles | RSS after 10 k | RSS at the end | connections |")
+md.append("|---|---:|---:|---:|---:|")
+for impl, r in rss.items():
+    md.append(f"| {impl} | {r['cycles']:,} | {r['rss_kb_10k']} kB | {r['rss_kb_end']} kB | {r['connections']} |")
+md.append("\n## Targets\n")
+md.append("| target | figure | |")
+md.append("|---|---|---|")
+for name, value, verdict in targets:
+    md.append(f"| {name} | {value} | {verdict} |")
+md.append(f"\nEvery contended and many-keys run ended with an exact counter: {'yes' if exact else 'NO'}.\n")
+open(md_path, "w").write("\n".join(md) + "\n")
+
+try:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for impl in ("ext", "phpredis", "laravel", "symfony"):
+        pts = sorted((r["workers"], max(r["wait_p99_ms"], 0.01)) for r in contended if r["impl"] == impl)
+        if pts:
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=NAMES[impl])
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("workers on one key (K)")
+    ax.set_ylabel("p99 wait per acquisition (ms)")
+    ax.set_title("p99 wait against contention")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=110)
+except ImportError:
+    print("matplotlib is missing: no plot", file=sys.stderr)
+
+for name, value, verdict in targets:
+    print(f"{verdict:6}  {name}: {value}")

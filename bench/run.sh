@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The benchmark suite: this extension and what PHP users use today, in one run,
+# against one local redis-server. Writes bench/results.jsonl, BENCHMARKS.md
+# and bench/p99-wait.png. Not part of the tests: nothing here asserts on time.
+#
+#   make bench                 (BENCH_QUICK=1 for a short smoke run)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+so="$root/target/release/libredis_lock.so"
+php=(php -d extension="$so")
+state=$(mktemp -d /tmp/redis-lock-bench.XXXXXX)
+port=$("$root/scripts/redis.sh" start "$state/redis")
+trap '"$root/scripts/redis.sh" stop "$state/redis"; rm -rf "$state"' EXIT
+out="$root/bench/results.jsonl"
+: >"$out"
+if [ -n "${BENCH_QUICK:-}" ]; then
+    reps=3 cycles=500 seconds=1 rss_cycles=20000 ks="1 4 16"
+else
+    reps=7 cycles=3000 seconds=5 rss_cycles=1000000 ks="1 4 16 64"
+fi
+b() { "${php[@]}" "$root/bench/bench.php" "$@" | tee -a "$out"; }
+
+echo "== uncontended: $reps rounds of $cycles acquire+release cycles, interleaved"
+for _ in $(seq "$reps"); do
+    b floor - "$port" "$cycles"
+    for impl in ext phpredis laravel symfony predis; do b uncontended "$impl" "$port" "$cycles"; done
+done
+echo "== contended: K workers on one key, GET-then-SET inside, ${seconds}s each"
+for k in $ks; do
+    for impl in ext phpredis laravel symfony; do b contended "$impl" "$port" "$k" "$seconds"; done
+done
+echo "== many keys: K workers, each on its own key"
+for impl in ext phpredis; do b manykeys "$impl" "$port" 16 "$seconds"; done
+echo "== memory and connections"
+b rss ext "$port" "$rss_cycles"
+b rss phpredis "$port" "$rss_cycles"
+
+python3 "$root/bench/report.py" "$out" "$root/BENCHMARKS.md" "$root/bench/p99-wait.png" \
+    "make bench" "$(php -r 'echo PHP_VERSION;')" "$(redis-server --version | awk '{print $3}')"
