@@ -304,6 +304,9 @@ switch ($mode) {
     case 'manykeys':
         [$workers, $seconds] = [(int) $argv[4], (float) $argv[5]];
         $admin->set('bench:counter', '0');
+        for ($w = 0; $w < $workers; $w++) {
+            $admin->set("bench:counter:$w", '0');
+        }
         $commands0 = total_commands($admin);
         $results = fork_workers($workers, $seconds, function (int $w) use ($name, $port, $mode) {
             $impl = impl($name, $port);

@@ -160,6 +160,40 @@ final class ConnectionTest extends TestCase
         $this->assertTrue($m->release('parent'));
     }
 
+    public function testWorkDoneUnderTheLockIsNotReportedAsFailedWhenTheReleaseCannotReachRedis(): void
+    {
+        $server = RedisServer::start();
+        $m = new RedisMutex($server->dsn(), ['timeout' => 0.3, 'connect_timeout' => 0.3]);
+        $lm = new LockManager($server->dsn(), ['timeout' => 0.3, 'connect_timeout' => 0.3]);
+        $warnings = [];
+        set_error_handler(function (int $no, string $msg) use (&$warnings) {
+            $warnings[] = $msg;
+            return true;
+        });
+        try {
+            $results = [
+                $m->synchronized('k', function () use ($server) {
+                    $server->pause();       // Redis goes away while the work is done
+                    return 'credited';
+                }, 5),
+            ];
+            $server->resume();
+            $results[] = $lm->executeWithLock('j', function () use ($server) {
+                $server->pause();
+                return 'done';
+            }, 5);
+            $server->resume();
+        } finally {
+            restore_error_handler();
+            $server->resume();
+        }
+        $this->assertSame(['credited', 'done'], $results, 'the callbacks\' values, not an exception');
+        $this->assertCount(2, $warnings);
+        $this->assertStringContainsString('could not be released', $warnings[0]);
+        $this->assertStringContainsString('expires when its TTL runs out', $warnings[0]);
+        $server->stop();
+    }
+
     public function testFailOpenGrantsLocksWithOneWarningPerRequest(): void
     {
         $port = RedisServer::freePort();

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# scripts/redis.sh start DIR  -> starts redis-server on a free loopback port,
-#                                 writes DIR/port and DIR/pid, prints the port
+# scripts/redis.sh start DIR [PORT] -> starts redis-server on PORT (default: a
+#                                 free loopback port), writes DIR/port and DIR/pid,
+#                                 prints the port
 # scripts/redis.sh stop DIR   -> stops it
 set -euo pipefail
 cmd=$1 dir=$2
 case "$cmd" in
 start)
     mkdir -p "$dir"
-    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    port=${3:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
     redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
         --daemonize yes --pidfile "$dir/pid" --logfile "$dir/redis.log" --dir "$dir"
     for _ in $(seq 100); do

@@ -1,6 +1,7 @@
 //! Calling user callbacks from under a lock.
 
-use ext_php_rs::error::Error;
+use ext_php_rs::error::{php_error, Error};
+use ext_php_rs::flags::ErrorType;
 use ext_php_rs::prelude::*;
 use ext_php_rs::types::{ZendCallable, Zval};
 
@@ -24,15 +25,25 @@ pub fn call(callback: &ZendCallable) -> PhpResult<Zval> {
 }
 
 /// Runs `callback` while a lock is held, then `release`s the lock whatever
-/// happened, and returns the callback's value. When both fail, the
-/// callback's exception is the one the caller sees.
+/// happened, and returns the callback's value.
+///
+/// When the callback throws, its exception is what the caller sees. When the
+/// callback succeeded but the release failed (Redis went away meanwhile), the
+/// work was done under a valid lock: the value is returned and an E_WARNING
+/// says the lock will only go when its TTL runs out, rather than reporting
+/// a failure for work that happened.
 pub fn run_then_release(
     callback: &ZendCallable,
-    release: impl FnOnce() -> PhpResult<bool>,
+    release: impl FnOnce() -> Result<bool, redis_lock_core::Error>,
 ) -> PhpResult<Zval> {
     let result = call(callback);
     let released = release();
     let value = result?;
-    released?;
+    if let Err(err) = released {
+        php_error(
+            &ErrorType::Warning,
+            &format!("redis_lock: the lock could not be released after the callback ({err}); it expires when its TTL runs out"),
+        );
+    }
     Ok(value)
 }

@@ -118,10 +118,15 @@ pub fn get(id: HoldId) -> Option<Held> {
 
 /// Releases hold `id`: true only if this process still owned the lock.
 pub fn release(id: HoldId) -> Result<bool, PhpException> {
-    let Some(held) = take(id) else {
-        return Ok(false);
-    };
-    release_held(&held).map_err(|e| from_core(&e))
+    release_core(id).map_err(|e| from_core(&e))
+}
+
+/// [`release`] with the core error, for callers that report it themselves.
+pub fn release_core(id: HoldId) -> Result<bool, redis_lock_core::Error> {
+    match take(id) {
+        Some(held) => release_held(&held),
+        None => Ok(false),
+    }
 }
 
 /// Releases hold `id` from a destructor: errors are swallowed, there is no

@@ -69,6 +69,16 @@ impl Lock {
         }
     }
 
+    /// Releases with the core error (see `release`).
+    fn release_core(&self) -> Result<bool, redis_lock_core::Error> {
+        let id = self.hold.lock().take();
+        match id {
+            Some(id) => holds::release_core(id),
+            // Restored (or never acquired here): release by owner token.
+            None => self.locker.client.release(&self.name, &self.token, None),
+        }
+    }
+
     fn ownership(&self) -> PhpResult<Ownership> {
         if let Some(held) = self.current_hold() {
             if held.phantom {
@@ -120,7 +130,7 @@ impl Lock {
                 yes.set_bool(true);
                 return Ok(yes);
             };
-            callback::run_then_release(&callback, || self.release())
+            callback::run_then_release(&callback, || self.release_core())
         })
     }
 
@@ -128,18 +138,7 @@ impl Lock {
     ///
     /// @return bool false if it had expired or is held by another owner (left alone)
     pub fn release(&self) -> PhpResult<bool> {
-        guard(|| {
-            let id = self.hold.lock().take();
-            match id {
-                Some(id) => holds::release(id),
-                // Restored (or never acquired here): release by owner token.
-                None => self
-                    .locker
-                    .client
-                    .release(&self.name, &self.token, None)
-                    .map_err(|e| from_core(&e)),
-            }
-        })
+        guard(|| self.release_core().map_err(|e| from_core(&e)))
     }
 
     /// Sets a new TTL, only while this owner holds the lock.

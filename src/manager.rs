@@ -202,6 +202,6 @@ impl LockManager {
                 return Err(not_acquired(&name, waited));
             }
         };
-        callback::run_then_release(callback, || holds::release(id))
+        callback::run_then_release(callback, || holds::release_core(id))
     }
 }

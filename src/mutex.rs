@@ -167,7 +167,7 @@ impl RedisMutex {
                     holds.remove(&name);
                 }
                 drop(holds);
-                holds::release(id)
+                holds::release_core(id)
             })
         })
     }

@@ -15,6 +15,10 @@ use redis::Script;
 /// waiter died, the others are delayed at most the 200 ms.
 const HAND_OVER: &str = r"
 local function hand_over(lock, waiters, wake)
+  if redis.call('EXISTS', waiters) == 0 then
+    redis.call('DEL', lock)
+    return
+  end
   local now = redis.call('TIME')
   local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
   redis.call('ZREMRANGEBYSCORE', waiters, '-inf', now_ms)

@@ -406,12 +406,18 @@ fn a_release_hands_the_lock_to_the_woken_waiter_not_to_a_barging_caller() {
     assert!(acquired(c.acquire(b"k", &holder, TTL, Wait::No).unwrap()));
     let waiter = {
         let c = redis.client(false);
-        std::thread::spawn(move || c.acquire(b"k", &new_token(), TTL, Wait::For(Duration::from_secs(5))).unwrap())
+        std::thread::spawn(move || {
+            c.acquire(b"k", &new_token(), TTL, Wait::For(Duration::from_secs(5)))
+                .unwrap()
+        })
     };
     std::thread::sleep(Duration::from_millis(200)); // the waiter is registered and blocked
     assert!(c.release(b"k", &holder, None).unwrap());
     // The releaser tries to take it straight back, as a busy worker loop does.
-    assert_eq!(c.acquire(b"k", &new_token(), TTL, Wait::No).unwrap(), AcquireOutcome::Conflicted);
+    assert_eq!(
+        c.acquire(b"k", &new_token(), TTL, Wait::No).unwrap(),
+        AcquireOutcome::Conflicted
+    );
     assert!(acquired(waiter.join().unwrap()), "the waiter got it");
 }
 
@@ -421,10 +427,20 @@ fn no_reservation_once_the_waiters_have_left() {
     let c = redis.client(false);
     let holder = new_token();
     assert!(acquired(c.acquire(b"k", &holder, TTL, Wait::No).unwrap()));
-    let out = c.acquire(b"k", &new_token(), TTL, Wait::For(Duration::from_millis(100))).unwrap();
+    let out = c
+        .acquire(
+            b"k",
+            &new_token(),
+            TTL,
+            Wait::For(Duration::from_millis(100)),
+        )
+        .unwrap();
     assert_eq!(out, AcquireOutcome::TimedOut);
     assert!(c.release(b"k", &holder, None).unwrap());
-    assert!(!c.is_locked(b"k").unwrap(), "no one waits: the lock is simply free");
+    assert!(
+        !c.is_locked(b"k").unwrap(),
+        "no one waits: the lock is simply free"
+    );
 }
 
 #[test]
@@ -436,11 +452,21 @@ fn a_dead_waiter_delays_the_others_only_briefly() {
     // A waiter registered with a far deadline, then killed before it could pop its wake-up.
     let mut raw = redis.raw();
     let far = 4_000_000_000_000_i64;
-    let _: () = redis::cmd("ZADD").arg("test:{k}:waiters").arg(far).arg("dead-waiter").query(&mut raw).unwrap();
+    let _: () = redis::cmd("ZADD")
+        .arg("test:{k}:waiters")
+        .arg(far)
+        .arg("dead-waiter")
+        .query(&mut raw)
+        .unwrap();
     assert!(c.release(b"k", &holder, None).unwrap());
     let start = Instant::now();
-    let out = c.acquire(b"k", &new_token(), TTL, Wait::For(Duration::from_secs(5))).unwrap();
+    let out = c
+        .acquire(b"k", &new_token(), TTL, Wait::For(Duration::from_secs(5)))
+        .unwrap();
     let waited = start.elapsed();
     assert!(acquired(out));
-    assert!(waited < Duration::from_millis(600), "{waited:?}: bounded by the 200 ms reservation");
+    assert!(
+        waited < Duration::from_millis(600),
+        "{waited:?}: bounded by the 200 ms reservation"
+    );
 }
