@@ -11,7 +11,7 @@ DEBUG_SO := $(CURDIR)/target/debug/libredis_lock.so
 STATE   := $(CURDIR)/.build
 STUBS   := stubs/redis_lock.stubs.php
 
-.PHONY: deps build debug-build demo test soak soak-short bench test-rust test-php stubs stubs-check clean
+.PHONY: deps build debug-build demo test soak soak-short bench wordpress test-rust test-php stubs stubs-check clean
 
 deps:
 	./scripts/install-deps.sh
@@ -22,7 +22,7 @@ build: deps
 demo: build
 	./scripts/demo.sh
 
-test: build debug-build test-rust stubs-check test-php soak-short
+test: build debug-build test-rust stubs-check test-php soak-short wordpress
 
 debug-build:
 	cargo build --features panic-injection
@@ -37,6 +37,10 @@ test-php:
 bench: build
 	python3 -c 'import matplotlib' 2>/dev/null || python3 -m pip install --quiet matplotlib
 	./bench/run.sh
+
+# The WordPress proof: Debian's wordpress, MariaDB, PHP-FPM + nginx, 2000 requests from 16 clients.
+wordpress: build
+	./wordpress/tests/run.sh 2000 16
 
 # Faults, leaks and load: the long run, and the shortened form `make test` runs.
 soak: build

@@ -5,7 +5,8 @@ set -euo pipefail
 
 packages=(php8.2-cli php8.2-dev php8.2-xml php8.2-mbstring php8.2-fpm php-redis libclang-dev libssl-dev pkg-config openssl
           nginx-light apache2-utils valgrind bc curl procps
-          redis-server phpunit php-laravel-framework php-symfony-lock php-predis)
+          redis-server phpunit php-laravel-framework php-symfony-lock php-predis
+          wordpress mariadb-server php8.2-mysql)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -17,8 +18,15 @@ if ((${#missing[@]})); then
     $sudo apt-get update -q
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
-# Debian starts a redis-server on 6379 when the package is installed; the
-# project never uses it: every script starts its own on a free port.
+# Debian starts redis-server, mariadb and apache2 (pulled in by wordpress) as
+# services when they are installed; the project uses none of them: every
+# script starts its own servers on free loopback ports. Stop the ones that
+# would only take memory.
+if ((${#missing[@]})); then
+    for service in apache2 mariadb; do
+        $sudo service "$service" stop >/dev/null 2>&1 || true
+    done
+fi
 
 # The stub generator for ext-php-rs 0.16 extensions.
 if ! cargo php --version >/dev/null 2>&1; then

@@ -140,5 +140,26 @@ ok=$(field "$dir/outage.json" 200) busy=$(field "$dir/outage.json" 429) down=$(f
 [ $((after - before)) -eq "$ok" ] || fail "balance $((after - before)) != 2xx $ok across the outage"
 after_outage=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$url")
 [ "$after_outage" = 200 ] || fail "no recovery after Redis came back ($after_outage)"
+# 4. A lock held elsewhere (another server's cron, say): every request is a 429 with Retry-After.
+php -d extension="$so" -r '$m = new RedisLock\RedisMutex($argv[1], ["prefix" => "wp:lock:"]); $m->acquire("credit:" . $argv[2], 30) or exit(1); touch($argv[3]); sleep(4);' \
+    "redis://127.0.0.1:$redis_port" "$user" "$dir/held" &
+holder=$!
+for _ in $(seq 100); do [ -f "$dir/held" ] && break; sleep 0.05; done
+before=$(balance)
+python3 "$here/load.py" "$url" 40 4 >"$dir/held.json"
+wait $holder || true
+echo "wordpress, lock held elsewhere: $(cat "$dir/held.json")"
+busy=$(field "$dir/held.json" 429)
+retry=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["retry_after_on_429"])' "$dir/held.json")
+[ "$busy" -eq 40 ] && [ "$retry" -eq 40 ] || fail "expected 40 answers 429 with Retry-After, got $busy ($retry)"
+[ "$(balance)" -eq "$before" ] || fail "credited while the lock was held elsewhere"
+
+# 5. The extension not loaded: the plugin says so and the site keeps working.
+without=$(php "$here/without-extension.php" "$dir/wp" "$host")
+echo "wordpress without the extension: $without"
+python3 -c 'import json,sys; d=json.loads(sys.argv[1]); sys.exit(0 if d["is_wp_error"] and d["status"] == 503 and d["health"] == "critical" and "not loaded" in d["health_text"] else 1)' "$without" \
+    || fail "without the extension: expected a 503 WP_Error and a critical Site Health result"
+
 grep -i "fatal" "$dir/fpm.log" && fail "PHP fatal errors in the FPM log"
+[ $status -eq 0 ] && echo "wordpress proof: all checks passed"
 exit $status
