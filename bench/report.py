@@ -91,13 +91,15 @@ md.append(f"Made by `{command}` (bench/run.sh) on {machine()}; PHP {php_version}
           "Raw rows: `bench/results.jsonl`. Times depend on this machine's loopback round trip "
           f"(the floor below: {floor_t:.0f} us for two); the ratios are what carries over.\n")
 md.append("## Uncontended: acquire + release on one key\n")
-md.append("Median over the interleaved rounds.\n")
-md.append("| implementation | us per cycle | vs phpredis userland | vs floor | client CPU us per cycle |")
-md.append("|---|---:|---:|---:|---:|")
+md.append("Median over the interleaved rounds; the range column shows how much single rounds vary "
+          "on this machine, which bounds what the ratios can tell.\n")
+md.append("| implementation | us per cycle | rounds min - max | vs phpredis userland | vs floor | client CPU us per cycle |")
+md.append("|---|---:|---:|---:|---:|---:|")
 for impl in ("ext", "phpredis", "laravel", "symfony", "predis", "floor"):
     if impl in unc:
         t, c = unc[impl]
-        md.append(f"| {NAMES[impl]} | {t:.1f} | {t / php_t:.2f}x | {t / floor_t:.2f}x | {c:.1f} |")
+        rounds = [r["us_per_cycle"] for r in rows if r["mode"] == "uncontended" and r["impl"] == impl]
+        md.append(f"| {NAMES[impl]} | {t:.1f} | {min(rounds):.0f} - {max(rounds):.0f} | {t / php_t:.2f}x | {t / floor_t:.2f}x | {c:.1f} |")
 md.append("\n## Contended: K forked workers on one key, GET-then-SET inside\n")
 md.append("Commands per acquisition: INFO `total_commands_processed` per acquisition, less the GET and SET "
           "of the increment; commands run inside Lua scripts count too. Fairness: acquisitions per worker "
