@@ -27,6 +27,22 @@ interface Impl
 
 const TTL = 5;
 
+/** The userland wait: try again after a 1 ms sleep. */
+trait RetriesEveryMillisecond
+{
+    public function acquire(string $key, float $seconds): bool
+    {
+        $end = microtime(true) + $seconds;
+        while (!$this->tryAcquire($key)) {
+            if (microtime(true) >= $end) {
+                return false;
+            }
+            usleep(1000);
+        }
+        return true;
+    }
+}
+
 final class Ext implements Impl
 {
     private RedisLock\RedisMutex $m;
@@ -78,17 +94,7 @@ final class Phpredis implements Impl
         return (bool) $this->r->set($key, $this->token, ['nx', 'px' => TTL * 1000]);
     }
 
-    public function acquire(string $key, float $seconds): bool
-    {
-        $end = microtime(true) + $seconds;
-        while (!$this->tryAcquire($key)) {
-            if (microtime(true) >= $end) {
-                return false;
-            }
-            usleep(1000);
-        }
-        return true;
-    }
+    use RetriesEveryMillisecond;
 
     public function release(): bool
     {
@@ -118,17 +124,7 @@ final class Predis implements Impl
         return $this->r->set($key, $this->token, 'PX', TTL * 1000, 'NX') !== null;
     }
 
-    public function acquire(string $key, float $seconds): bool
-    {
-        $end = microtime(true) + $seconds;
-        while (!$this->tryAcquire($key)) {
-            if (microtime(true) >= $end) {
-                return false;
-            }
-            usleep(1000);
-        }
-        return true;
-    }
+    use RetriesEveryMillisecond;
 
     public function release(): bool
     {

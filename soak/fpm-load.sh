@@ -3,61 +3,13 @@
 # a locked read-modify-write of one counter, driven by ab with 64 concurrent
 # connections. Checks: counter == 2xx responses, no 5xx, FPM worker RSS flat,
 # one extension connection per FPM worker.
-# Usage: soak/fpm-load.sh SO REQUESTS
+# Usage: soak/fpm-load.sh SO REQUESTS   (KEEP=1 leaves the servers and files for a look)
 set -euo pipefail
 so=$1 requests=$2
 here=$(cd "$(dirname "$0")" && pwd)
 dir=$(mktemp -d /tmp/redis-lock-fpm.XXXXXX)
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 redis_port=$("$here/../scripts/redis.sh" start "$dir/redis")
-fpm_port=$(free_port) http_port=$(free_port)
-cleanup() {
-    [ -f "$dir/nginx.pid" ] && kill "$(cat "$dir/nginx.pid")" 2>/dev/null || true
-    [ -f "$dir/fpm.pid" ] && kill "$(cat "$dir/fpm.pid")" 2>/dev/null || true
-    "$here/../scripts/redis.sh" stop "$dir/redis"
-    sleep 0.2
-    rm -rf "$dir"
-}
-trap cleanup EXIT
-[ -n "${KEEP:-}" ] && trap - EXIT
-
-cat >"$dir/fpm.conf" <<CONF
-[global]
-pid = $dir/fpm.pid
-error_log = $dir/fpm.log
-daemonize = yes
-[load]
-listen = 127.0.0.1:$fpm_port
-pm = static
-pm.max_children = 8
-clear_env = no
-catch_workers_output = yes
-CONF
-mkdir -p "$dir/tmp"
-cat >"$dir/nginx.conf" <<CONF
-daemon on;
-pid $dir/nginx.pid;
-error_log $dir/nginx-error.log;
-worker_processes 1;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path $dir/tmp; fastcgi_temp_path $dir/tmp; proxy_temp_path $dir/tmp;
-    uwsgi_temp_path $dir/tmp; scgi_temp_path $dir/tmp;
-    server {
-        listen 127.0.0.1:$http_port;
-        location / {
-            include /etc/nginx/fastcgi_params;
-            fastcgi_param SCRIPT_FILENAME $here/fpm/counter.php;
-            fastcgi_param REDIS_PORT $redis_port;
-            fastcgi_pass 127.0.0.1:$fpm_port;
-        }
-    }
-}
-CONF
-php-fpm8.2 -R -d extension="$so" -d display_errors=0 -d "redis_lock.dsn=redis://127.0.0.1:$redis_port" \
-    -d opcache.enable=0 -y "$dir/fpm.conf"
-nginx -c "$dir/nginx.conf" -p "$dir"
+http_port=$("$here/../scripts/php-web.sh" start "$dir" "$so" "$here/fpm/counter.php" "REDIS_PORT=$redis_port")
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$http_port/" >/dev/null 2>&1 && break; sleep 0.05; done
 
 rss() { ps -o rss= --ppid "$(cat "$dir/fpm.pid")" | awk '{s+=$1; if ($1>m) m=$1} END {printf "%d %d\n", s/NR, m}'; }

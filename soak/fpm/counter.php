@@ -2,7 +2,7 @@
 // The endpoint under load: a read-modify-write of one counter, under a lock.
 $redis = new Redis();
 $redis->pconnect('127.0.0.1', (int) $_SERVER['REDIS_PORT']);
-$mutex = new RedisLock\RedisMutex(); // redis_lock.dsn from the FPM command line
+$mutex = new RedisLock\RedisMutex('redis://127.0.0.1:' . (int) $_SERVER['REDIS_PORT']);
 $mutex->synchronized('counter', function () use ($redis) {
     $value = (int) $redis->get('counter');
     $redis->set('counter', (string) ($value + 1));

@@ -15,7 +15,8 @@ so="$root/target/release/libredis_lock.so"
 dir=$(mktemp -d /tmp/redis-lock-wp.XXXXXX)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 cleanup() {
-    for p in nginx fpm mysql; do [ -f "$dir/$p.pid" ] && kill "$(cat "$dir/$p.pid")" 2>/dev/null || true; done
+    "$root/scripts/php-web.sh" stop "$dir"
+    [ -f "$dir/mysql.pid" ] && kill "$(cat "$dir/mysql.pid")" 2>/dev/null || true
     "$root/scripts/redis.sh" stop "$dir/redis"
     sleep 0.5
     rm -rf "$dir"
@@ -39,7 +40,7 @@ cp -r "$root/wordpress/redis-lock" "$dir/wp/wp-content/plugins/redis-lock"
 cp "$here/credit-endpoint.php" "$dir/wp/wp-content/mu-plugins/"
 
 redis_port=$("$root/scripts/redis.sh" start "$dir/redis")
-fpm_port=$(free_port) http_port=$(free_port)
+http_port=$(free_port)
 host="127.0.0.1:$http_port"
 cat >"$dir/wp/wp-config.php" <<CONF
 <?php
@@ -60,42 +61,7 @@ require_once ABSPATH . 'wp-settings.php';
 CONF
 user=$(php -d extension="$so" "$here/install.php" "$dir/wp" "$host" | tail -1)
 
-cat >"$dir/fpm.conf" <<CONF
-[global]
-pid = $dir/fpm.pid
-error_log = $dir/fpm.log
-daemonize = yes
-[wp]
-listen = 127.0.0.1:$fpm_port
-pm = static
-pm.max_children = 8
-clear_env = no
-catch_workers_output = yes
-CONF
-mkdir -p "$dir/tmp"
-cat >"$dir/nginx.conf" <<CONF
-daemon on;
-pid $dir/nginx.pid;
-error_log $dir/nginx-error.log;
-worker_processes 1;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path $dir/tmp; fastcgi_temp_path $dir/tmp; proxy_temp_path $dir/tmp;
-    uwsgi_temp_path $dir/tmp; scgi_temp_path $dir/tmp;
-    server {
-        listen 127.0.0.1:$http_port;
-        root $dir/wp;
-        location / {
-            include /etc/nginx/fastcgi_params;
-            fastcgi_param SCRIPT_FILENAME $dir/wp/index.php;
-            fastcgi_pass 127.0.0.1:$fpm_port;
-        }
-    }
-}
-CONF
-php-fpm8.2 -R -d extension="$so" -d display_errors=0 -y "$dir/fpm.conf"
-nginx -c "$dir/nginx.conf" -p "$dir"
+HTTP_PORT=$http_port "$root/scripts/php-web.sh" start "$dir" "$so" "$dir/wp/index.php" >/dev/null
 url="http://$host/index.php?rest_route=/redis-lock-test/v1/credit&user_id=$user"
 for _ in $(seq 100); do curl -sf -X POST "$url&nolock=1" >/dev/null 2>&1 && break; sleep 0.1; done
 balance() { php -r '$m = new mysqli("localhost", "wp", "wp", "wp", 0, $argv[1]); echo (int) $m->query("SELECT meta_value FROM wp_usermeta WHERE user_id = " . (int) $argv[2] . " AND meta_key = \"credit\"")->fetch_row()[0];' "$dir/mysql.sock" "$user"; }
