@@ -221,7 +221,7 @@ impl LockClient {
                 None => FOREVER_SLICE + WAIT_SLACK,
             };
             registered |= will_wait;
-            match self.attempt(&keys, token, ttl_ms, millis(wait_ms), woken) {
+            match self.attempt(&keys, token, ttl_ms, millis(wait_ms), woken, registered) {
                 Ok(Attempt::Acquired(fence)) => {
                     self.stats.lock().record_acquired(start.elapsed());
                     let acquired_at = Instant::now();
@@ -248,7 +248,7 @@ impl LockClient {
                         });
                     }
                     if pttl_ms == -2 {
-                        continue; // expired between the two calls in the script
+                        continue; // gone already (cannot happen within one script): try again
                     }
                     let mut block = left.unwrap_or(FOREVER_SLICE).min(FOREVER_SLICE);
                     if pttl_ms > 0 {
@@ -339,10 +339,13 @@ impl LockClient {
         ttl_ms: u64,
         wait_ms: u64,
         woken: bool,
+        registered: bool,
     ) -> Result<Attempt> {
-        // A woken waiter must go through the script: only it may take the
-        // lock reserved for it.
-        if wait_ms == 0 && !woken && !self.fencing && !NO_SET_NX_GET.load(Ordering::Relaxed) {
+        // Only a caller that never waited may use the plain command: a woken
+        // waiter must go through the script to take the lock reserved for it,
+        // and a registered one to leave the waiters set when it gets the lock.
+        let plain = wait_ms == 0 && !woken && !registered && !self.fencing;
+        if plain && !NO_SET_NX_GET.load(Ordering::Relaxed) {
             match self.attempt_plain(keys, token, ttl_ms) {
                 Err(Error::Server { .. }) => NO_SET_NX_GET.store(true, Ordering::Relaxed),
                 other => return other,
