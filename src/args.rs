@@ -127,14 +127,6 @@ pub fn ttl(zv: Option<&Zval>, param: Param, default: Duration) -> Result<Duratio
     }
 }
 
-/// A required TTL-like duration (`int|float`, > 0, at most 30 days).
-pub fn positive_seconds(zv: &Zval, param: Param) -> Result<Duration, PhpException> {
-    if zv.is_null() {
-        return Err(param.wrong_type("int|float", zv));
-    }
-    in_range(number(zv, param, "int|float")?, param, true)
-}
-
 /// A wait: `int|float` >= 0, at most 30 days. `None` gives `default`.
 pub fn wait(zv: Option<&Zval>, param: Param, default: Duration) -> Result<Duration, PhpException> {
     match zv {

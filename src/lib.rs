@@ -3,8 +3,9 @@
 //!
 //! This crate is the thin PHP-facing layer: argument checks ([`args`]),
 //! configuration ([`ini`], [`settings`]), exceptions ([`exceptions`]), the
-//! classes ([`mutex`], [`manager`], [`lock`]) and the per-process record of
-//! held locks that request shutdown empties ([`holds`]).
+//! classes ([`mutex`], [`manager`], [`lock`]) with their callbacks
+//! ([`callback`]) and panic guard ([`guard`]), `stats()` ([`stats`]), and the
+//! per-process record of held locks that request shutdown empties ([`holds`]).
 
 #![cfg_attr(windows, feature(abi_vectorcall))]
 

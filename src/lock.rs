@@ -111,7 +111,9 @@ impl Lock {
     /// Waits up to `$seconds` for the lock (woken on release).
     ///
     /// Without `$callback` returns true once held. With it, runs it under the
-    /// lock, releases, and returns what it returned.
+    /// lock, releases, and returns what it returned. If the release then fails (Redis went
+    /// away), the value is still returned, with an E_WARNING: the lock
+    /// expires by its TTL.
     ///
     /// @param int|float $seconds
     /// @throws \RedisLock\LockTimeoutException if not acquired within $seconds

@@ -100,7 +100,9 @@ impl LockManager {
     }
 
     /// Tries once to take `$name`, runs `$callback` under it, releases (also
-    /// when it throws) and returns its value.
+    /// when it throws) and returns its value. If the release then fails (Redis went
+    /// away), the value is still returned, with an E_WARNING: the lock
+    /// expires by its TTL.
     ///
     /// @param int|float|null $ttl seconds; null: the configured ttl
     /// @throws \RedisLock\LockConflictedException when the lock is held
@@ -120,6 +122,9 @@ impl LockManager {
 
     /// Waits up to `$maxWait` for `$name` (woken on release), runs `$callback`
     /// under it, releases (also when it throws) and returns its value.
+    /// If the release then fails (Redis went
+    /// away), the value is still returned, with an E_WARNING: the lock
+    /// expires by its TTL.
     ///
     /// @param int|float      $maxWait seconds
     /// @param int|float|null $ttl     seconds; null: the configured ttl

@@ -139,6 +139,9 @@ impl RedisMutex {
 
     /// Runs `$fn` while holding `$key` and releases it afterwards, also when
     /// `$fn` throws (the exception then reaches the caller unchanged).
+    /// If the release then fails (Redis went
+    /// away), the value is still returned, with an E_WARNING: the lock
+    /// expires by its TTL.
     ///
     /// @param int|float|null $ttl  seconds; null: the configured ttl
     /// @param int|float      $wait seconds to wait, woken on release

@@ -25,7 +25,9 @@ namespace RedisLock {
          * Waits up to `$seconds` for the lock (woken on release).
          *
          * Without `$callback` returns true once held. With it, runs it under the
-         * lock, releases, and returns what it returned.
+         * lock, releases, and returns what it returned. If the release then fails (Redis went
+         * away), the value is still returned, with an E_WARNING: the lock
+         * expires by its TTL.
          *
          * @param int|float $seconds
          * @throws \RedisLock\LockTimeoutException if not acquired within $seconds
@@ -122,7 +124,9 @@ namespace RedisLock {
 
         /**
          * Tries once to take `$name`, runs `$callback` under it, releases (also
-         * when it throws) and returns its value.
+         * when it throws) and returns its value. If the release then fails (Redis went
+         * away), the value is still returned, with an E_WARNING: the lock
+         * expires by its TTL.
          *
          * @param int|float|null $ttl seconds; null: the configured ttl
          * @throws \RedisLock\LockConflictedException when the lock is held
@@ -172,6 +176,9 @@ namespace RedisLock {
         /**
          * Waits up to `$maxWait` for `$name` (woken on release), runs `$callback`
          * under it, releases (also when it throws) and returns its value.
+         * If the release then fails (Redis went
+         * away), the value is still returned, with an E_WARNING: the lock
+         * expires by its TTL.
          *
          * @param int|float      $maxWait seconds
          * @param int|float|null $ttl     seconds; null: the configured ttl
@@ -252,6 +259,9 @@ namespace RedisLock {
         /**
          * Runs `$fn` while holding `$key` and releases it afterwards, also when
          * `$fn` throws (the exception then reaches the caller unchanged).
+         * If the release then fails (Redis went
+         * away), the value is still returned, with an E_WARNING: the lock
+         * expires by its TTL.
          *
          * @param int|float|null $ttl  seconds; null: the configured ttl
          * @param int|float      $wait seconds to wait, woken on release

@@ -73,7 +73,7 @@ pub enum Wait {
 pub struct Hold {
     /// The fencing token, when fencing is on.
     pub fence: Option<i64>,
-    /// When the lock was had (for hold-time metrics and local expiry).
+    /// When the lock was had (for hold-time metrics).
     pub acquired_at: Instant,
 }
 
@@ -162,11 +162,6 @@ impl LockClient {
     /// The server this client talks to.
     pub fn dsn(&self) -> &Dsn {
         &self.target.dsn
-    }
-
-    /// Whether acquires draw fencing tokens.
-    pub fn fencing(&self) -> bool {
-        self.fencing
     }
 
     /// The Redis keys of lock `name`.
@@ -441,35 +436,14 @@ impl LockClient {
 
     /// Releases this process's orphans on lock `keys`; true if one was still set.
     fn clean_up_orphans_of(&self, keys: &LockKeys) -> bool {
-        let mine: Vec<Orphan> = {
-            let mut orphans = ORPHANS.lock();
-            if orphans.is_empty() {
-                return false;
-            }
-            let dsn = self.target.dsn.as_str();
-            let (mine, rest) = orphans
-                .drain(..)
-                .partition(|o: &Orphan| o.target.dsn.as_str() == dsn && o.keys.lock == keys.lock);
-            *orphans = rest;
-            mine
-        };
+        let dsn = self.target.dsn.as_str();
+        let mine = take_orphans(|o| o.target.dsn.as_str() == dsn && o.keys.lock == keys.lock);
         !mine.is_empty() && release_orphans(&self.pool, mine) > 0
     }
 
     fn clean_up_orphans(&self) {
-        let mine = {
-            let mut orphans = ORPHANS.lock();
-            if orphans.is_empty() {
-                return;
-            }
-            let dsn = self.target.dsn.as_str();
-            let (mine, rest): (Vec<_>, Vec<_>) = orphans
-                .drain(..)
-                .partition(|o| o.target.dsn.as_str() == dsn);
-            *orphans = rest;
-            mine
-        };
-        let _ = release_orphans(&self.pool, mine);
+        let dsn = self.target.dsn.as_str();
+        let _ = release_orphans(&self.pool, take_orphans(|o| o.target.dsn.as_str() == dsn));
     }
 }
 
@@ -479,15 +453,18 @@ impl LockClient {
 /// there only for servers this process is connected to again, so that a
 /// request ending while Redis is down does not wait on a connect.
 pub fn clean_up_all_orphans(pool: &Pool) {
-    let reachable: Vec<Orphan> = {
-        let mut orphans = ORPHANS.lock();
-        let (reachable, rest) = orphans
-            .drain(..)
-            .partition(|o: &Orphan| pool.is_connected(&o.target.dsn));
-        *orphans = rest;
-        reachable
-    };
-    let _ = release_orphans(pool, reachable);
+    let _ = release_orphans(pool, take_orphans(|o| pool.is_connected(&o.target.dsn)));
+}
+
+/// Removes and returns the orphans `wanted` selects.
+fn take_orphans(wanted: impl Fn(&Orphan) -> bool) -> Vec<Orphan> {
+    let mut orphans = ORPHANS.lock();
+    if orphans.is_empty() {
+        return Vec::new();
+    }
+    let (taken, rest) = orphans.drain(..).partition(|o| wanted(o));
+    *orphans = rest;
+    taken
 }
 
 /// Returns how many were still set and are now deleted.

@@ -6,6 +6,7 @@
 //! - [`scripts`] and [`keys`]: what is stored in Redis and the Lua that changes it;
 //! - [`client`]: acquire / release / refresh and woken waits;
 //! - [`stats`]: this process's lock metrics;
+//! - [`pid`] and [`token`]: process ids without a system call each, owner tokens;
 //! - [`error`]: the one error type.
 
 pub mod client;

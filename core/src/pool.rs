@@ -93,16 +93,6 @@ impl Pool {
         }
     }
 
-    /// Forgets every connection, for tests that restart servers.
-    pub fn clear(&self) {
-        self.idle.lock().clear();
-    }
-
-    /// Number of connections held idle.
-    pub fn idle_count(&self) -> usize {
-        self.idle.lock().len()
-    }
-
     /// Whether this process holds a working connection to `dsn` (one that
     /// failed is never kept).
     pub fn is_connected(&self, dsn: &Dsn) -> bool {
