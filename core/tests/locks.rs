@@ -304,7 +304,10 @@ fn stalled_server_times_out_and_the_ambiguous_acquire_is_cleaned_up() {
     );
     // The SET went out before the stall; once Redis runs again it is applied.
     // The next acquire on this DSN deletes that orphan before returning.
-    std::thread::sleep(Duration::from_millis(50));
+    assert!(
+        common::eventually(|| c.is_locked(b"k").unwrap()),
+        "the lost SET was applied"
+    );
     let other = new_token();
     let _ = c.acquire(b"unrelated", &other, TTL, Wait::No).unwrap();
     assert!(
@@ -343,9 +346,9 @@ fn a_lost_acquire_of_our_own_does_not_block_the_next_one() {
         let lost = c.acquire(b"k", &new_token(), TTL, Wait::No);
         redis.signal("-CONT");
         assert!(lost.is_err(), "the stalled acquire must not report success");
-        std::thread::sleep(Duration::from_millis(50)); // Redis now applies the lost SET
+        // Redis now applies the lost SET.
         assert!(
-            c.is_locked(b"k").unwrap(),
+            common::eventually(|| c.is_locked(b"k").unwrap()),
             "the lost acquire did set the key"
         );
         let t = new_token();

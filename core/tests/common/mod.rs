@@ -88,6 +88,18 @@ pub fn client_for(dsn: &str, fencing: bool, timeout: Duration) -> LockClient {
     )
 }
 
+/// Whether `check` becomes true within 2 s (for effects Redis applies asynchronously).
+pub fn eventually(mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !check() {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    true
+}
+
 impl Drop for RedisServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
