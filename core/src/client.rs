@@ -1,16 +1,15 @@
 //! Acquire, release, refresh and woken waits for named locks.
 //!
-//! # How a wait is woken
+//! # How a wait ends
 //! A waiter's acquire attempt, when it finds the lock held, also registers
-//! the waiter in the lock's `waiters` sorted set, scored by its deadline (in
-//! the same script, so atomically with seeing the lock held). A release that
-//! finds live waiters pushes one element onto the lock's `wake` list and
-//! reserves the lock for the waiter it wakes (see `scripts::RELEASE`), so
-//! the releaser cannot barge back in first. Waiters sit in `BLPOP wake` and
-//! try again as soon as they pop it. Because the element stays in the list
-//! until popped, a release that lands between a waiter's failed attempt and
-//! its BLPOP is not lost. Redis serves BLPOP clients in the order they
-//! blocked, so waiters are served in order and none starves.
+//! the waiter (in the same script, so atomically with seeing the lock held).
+//! The release that comes next grants the lock to the first live waiter in
+//! arrival order and pushes onto that waiter's own wake list (see
+//! `scripts`); the waiter sits in `BLPOP` on that list and holds the lock as
+//! soon as it pops, with no further round trip. A grant that lands between
+//! a waiter's failed attempt and its BLPOP stays in the list: no wake-up is
+//! lost. Waiters are served in order and none starves; the releaser cannot
+//! barge back in.
 //!
 //! Each BLPOP is bounded by the smaller of the waiter's own time left and
 //! the holder's remaining TTL, so a holder that died without releasing is
@@ -180,24 +179,33 @@ impl LockClient {
         ttl: Duration,
         wait: Wait,
     ) -> Result<AcquireOutcome> {
-        let outcome = self.acquire_inner(name, token, ttl, wait);
-        if outcome.is_ok() {
-            // Only once the server has answered: a stalled server must not
-            // cost a second timeout on top of the caller's own.
-            self.clean_up_orphans();
+        let keys = self.keys(name);
+        match self.acquire_inner(&keys, token, ttl, wait) {
+            Ok(outcome) => {
+                // Only once the server has answered: a stalled server must not
+                // cost a second timeout on top of the caller's own.
+                self.clean_up_orphans();
+                Ok(outcome)
+            }
+            Err(err) => {
+                // An acquire sent, or a wait registered, before the failure may
+                // have left the lock set (or later granted) under this token.
+                if err.is_unavailable() {
+                    self.remember_orphan(keys, token, ttl);
+                }
+                Err(err)
+            }
         }
-        outcome
     }
 
     fn acquire_inner(
         &self,
-        name: &[u8],
+        keys: &LockKeys,
         token: &str,
         ttl: Duration,
         wait: Wait,
     ) -> Result<AcquireOutcome> {
         let start = Instant::now();
-        let keys = self.keys(name);
         let ttl_ms = millis(ttl);
         let deadline = match wait {
             Wait::No => Some(start),
@@ -205,7 +213,6 @@ impl LockClient {
             Wait::Forever => None,
         };
         let mut cleared_own_orphan = false;
-        let mut woken = false;
         let mut registered = false;
         loop {
             let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
@@ -215,50 +222,46 @@ impl LockClient {
                 Some(left) => left + WAIT_SLACK,
                 None => FOREVER_SLICE + WAIT_SLACK,
             };
+            let was_registered = registered;
             registered |= will_wait;
-            match self.attempt(&keys, token, ttl_ms, millis(wait_ms), woken, registered) {
-                Ok(Attempt::Acquired(fence)) => {
-                    self.stats.lock().record_acquired(start.elapsed());
-                    let acquired_at = Instant::now();
-                    return Ok(AcquireOutcome::Acquired(Hold { fence, acquired_at }));
-                }
-                Ok(Attempt::Held { pttl_ms }) => {
-                    // The holder may be this process's own earlier acquire
-                    // whose reply was lost; the server just answered, so
-                    // clear it now rather than report a conflict with ourselves.
-                    if !cleared_own_orphan && self.clean_up_orphans_of(&keys) {
-                        cleared_own_orphan = true;
-                        continue;
-                    }
-                    if !will_wait {
-                        if registered {
-                            self.leave_waiters(&keys, token);
-                        }
-                        return Ok(if matches!(wait, Wait::For(d) if !d.is_zero()) {
-                            self.stats.lock().record_timeout();
-                            AcquireOutcome::TimedOut
-                        } else {
-                            self.stats.lock().record_conflict();
-                            AcquireOutcome::Conflicted
-                        });
-                    }
-                    if pttl_ms == -2 {
-                        continue; // gone already (cannot happen within one script): try again
-                    }
-                    let mut block = left.unwrap_or(FOREVER_SLICE).min(FOREVER_SLICE);
-                    if pttl_ms > 0 {
-                        block = block.min(Duration::from_millis(pttl_ms.unsigned_abs()));
-                    }
-                    woken = self.wait_for_wake(&keys, block)?;
-                }
-                Err(err) => {
-                    if err.is_unavailable() {
-                        self.remember_orphan(keys, token, ttl);
-                    }
-                    return Err(err);
-                }
+            let pttl_ms =
+                match self.attempt(keys, token, ttl_ms, millis(wait_ms), was_registered)? {
+                    Attempt::Acquired(fence) => return Ok(self.acquired(start, fence)),
+                    Attempt::Held { pttl_ms } => pttl_ms,
+                };
+            // The holder may be this process's own earlier acquire whose
+            // reply was lost; the server just answered, so clear it now
+            // rather than report a conflict with ourselves.
+            if !cleared_own_orphan && self.clean_up_orphans_of(keys) {
+                cleared_own_orphan = true;
+                continue;
+            }
+            if !will_wait {
+                return Ok(if matches!(wait, Wait::For(d) if !d.is_zero()) {
+                    self.stats.lock().record_timeout();
+                    AcquireOutcome::TimedOut
+                } else {
+                    self.stats.lock().record_conflict();
+                    AcquireOutcome::Conflicted
+                });
+            }
+            if pttl_ms == -2 {
+                continue; // gone already (cannot happen within one script): try again
+            }
+            let mut block = left.unwrap_or(FOREVER_SLICE).min(FOREVER_SLICE);
+            if pttl_ms > 0 {
+                block = block.min(Duration::from_millis(pttl_ms.unsigned_abs()));
+            }
+            if let Some(fence) = self.wait_for_grant(keys, token, block)? {
+                return Ok(self.acquired(start, self.fencing.then_some(fence)));
             }
         }
+    }
+
+    fn acquired(&self, start: Instant, fence: Option<i64>) -> AcquireOutcome {
+        self.stats.lock().record_acquired(start.elapsed());
+        let acquired_at = Instant::now();
+        AcquireOutcome::Acquired(Hold { fence, acquired_at })
     }
 
     /// Deletes lock `name` if `token` still holds it. False when it had
@@ -268,8 +271,9 @@ impl LockClient {
         let released: i64 = self.run(|con| {
             scripts::RELEASE
                 .key(&keys.lock)
+                .key(&keys.fence)
                 .key(&keys.waiters)
-                .key(&keys.wake)
+                .key(&keys.queue)
                 .arg(token)
                 .invoke(con)
         })?;
@@ -314,14 +318,15 @@ impl LockClient {
         Ok(exists == 1)
     }
 
-    /// Deletes lock `name` whoever holds it, waking one waiter.
+    /// Deletes lock `name` whoever holds it, granting it to the next waiter.
     pub fn force_release(&self, name: &[u8]) -> Result<bool> {
         let keys = self.keys(name);
         let deleted: i64 = self.run(|con| {
             scripts::FORCE_RELEASE
                 .key(&keys.lock)
+                .key(&keys.fence)
                 .key(&keys.waiters)
-                .key(&keys.wake)
+                .key(&keys.queue)
                 .invoke(con)
         })?;
         Ok(deleted == 1)
@@ -333,13 +338,11 @@ impl LockClient {
         token: &str,
         ttl_ms: u64,
         wait_ms: u64,
-        woken: bool,
         registered: bool,
     ) -> Result<Attempt> {
-        // Only a caller that never waited may use the plain command: a woken
-        // waiter must go through the script to take the lock reserved for it,
-        // and a registered one to leave the waiters set when it gets the lock.
-        let plain = wait_ms == 0 && !woken && !registered && !self.fencing;
+        // Only a caller that will not wait and never did may use the plain
+        // command: a waiter registers, or leaves the waiters, in the script.
+        let plain = wait_ms == 0 && !registered && !self.fencing;
         if plain && !NO_SET_NX_GET.load(Ordering::Relaxed) {
             match self.attempt_plain(keys, token, ttl_ms) {
                 Err(Error::Server { .. }) => NO_SET_NX_GET.store(true, Ordering::Relaxed),
@@ -352,11 +355,13 @@ impl LockClient {
                 .key(&keys.lock)
                 .key(&keys.fence)
                 .key(&keys.waiters)
+                .key(&keys.queue)
+                .key(keys.wake(token))
                 .arg(token)
                 .arg(ttl_ms)
                 .arg(fencing)
                 .arg(wait_ms)
-                .arg(if woken { "1" } else { "0" })
+                .arg(if registered { "1" } else { "0" })
                 .invoke(con)
         })?;
         match reply.as_slice() {
@@ -391,25 +396,18 @@ impl LockClient {
         })
     }
 
-    /// Blocks until a release wakes this waiter (true) or `block` passes.
-    fn wait_for_wake(&self, keys: &LockKeys, block: Duration) -> Result<bool> {
+    /// Blocks until a release grants this waiter the lock (its fencing
+    /// token, -1 without fencing) or `block` passes (None).
+    fn wait_for_grant(&self, keys: &LockKeys, token: &str, block: Duration) -> Result<Option<i64>> {
         // BLPOP 0 would block forever: never send less than a millisecond.
         let block = block.max(Duration::from_millis(1));
         let seconds = format!("{:.3}", block.as_secs_f64());
         let read_timeout = block + self.target.timeout;
-        let popped: Option<(Vec<u8>, Vec<u8>)> =
-            self.pool.run(&self.target, read_timeout, |con| {
-                redis::cmd("BLPOP").arg(&keys.wake).arg(&seconds).query(con)
-            })?;
-        Ok(popped.is_some())
-    }
-
-    /// A waiter that gives up leaves the waiters set, so that releases stop
-    /// reserving the lock for it. Best effort: its entry expires by its
-    /// deadline anyway.
-    fn leave_waiters(&self, keys: &LockKeys, token: &str) {
-        let _: Result<i64> =
-            self.run(|con| redis::cmd("ZREM").arg(&keys.waiters).arg(token).query(con));
+        let wake = keys.wake(token);
+        let popped: Option<(Vec<u8>, i64)> = self.pool.run(&self.target, read_timeout, |con| {
+            redis::cmd("BLPOP").arg(&wake).arg(&seconds).query(con)
+        })?;
+        Ok(popped.map(|(_, fence)| fence))
     }
 
     fn run<T>(
@@ -489,8 +487,9 @@ fn release_orphans(pool: &Pool, orphans: Vec<Orphan>) -> usize {
         let result: Result<i64> = pool.run(&orphan.target, orphan.target.timeout, |con| {
             scripts::RELEASE
                 .key(&keys.lock)
+                .key(&keys.fence)
                 .key(&keys.waiters)
-                .key(&keys.wake)
+                .key(&keys.queue)
                 .arg(&orphan.token)
                 .invoke(con)
         });

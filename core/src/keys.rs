@@ -14,8 +14,8 @@ pub struct LockKeys {
     pub fence: Vec<u8>,
     /// Sorted set of waiting owner tokens, scored by their deadlines (ms).
     pub waiters: Vec<u8>,
-    /// The list waiters BLPOP on; a release with live waiters pushes one element.
-    pub wake: Vec<u8>,
+    /// The waiters in arrival order (see `scripts` for the entries).
+    pub queue: Vec<u8>,
 }
 
 impl LockKeys {
@@ -34,9 +34,20 @@ impl LockKeys {
         LockKeys {
             fence: with(b":fence"),
             waiters: with(b":waiters"),
-            wake: with(b":wake"),
+            queue: with(b":queue"),
             lock,
         }
+    }
+
+    /// The list on which the waiter holding `token` blocks; a release that
+    /// grants it the lock pushes the fencing token there. The scripts derive
+    /// the same name from the lock key.
+    pub fn wake(&self, token: &str) -> Vec<u8> {
+        let mut key = Vec::with_capacity(self.lock.len() + 6 + token.len());
+        key.extend_from_slice(&self.lock);
+        key.extend_from_slice(b":wake:");
+        key.extend_from_slice(token.as_bytes());
+        key
     }
 }
 
@@ -48,7 +59,7 @@ mod tests {
     fn keys_share_the_hash_tag() {
         let k = LockKeys::new(b"lock:", b"a}b\0c");
         assert_eq!(k.lock, b"lock:{a}b\0c}".to_vec());
-        for other in [&k.fence, &k.waiters, &k.wake] {
+        for other in [&k.fence, &k.waiters, &k.queue, &k.wake("t")] {
             assert!(other.starts_with(&k.lock));
         }
     }

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use once_cell::sync::Lazy;
 use parking_lot::Mutex;
+use redis::io::tcp::TcpSettings;
 use redis::{Client, Connection, RedisConnectionInfo, RedisError};
 
 use crate::dsn::Dsn;
@@ -138,9 +139,12 @@ fn connect(target: &Target, pid: u32) -> Result<Pooled> {
     let fail = |e: &RedisError| Error::from_redis(redacted, e, target.connect_timeout);
     let info = target.dsn.connection_info();
     let settings = info.redis_settings();
+    // Without TCP_NODELAY a command written while the previous reply's ACK is
+    // still delayed waits for it (Nagle); Redis clients turn it off.
     let bare = info
         .clone()
-        .set_redis_settings(RedisConnectionInfo::default().set_skip_set_lib_name());
+        .set_redis_settings(RedisConnectionInfo::default().set_skip_set_lib_name())
+        .set_tcp_settings(TcpSettings::default().set_nodelay(true));
     let mut con = Client::open(bare)
         .and_then(|client| client.get_connection_with_timeout(target.connect_timeout))
         .map_err(|e| fail(&e))?;

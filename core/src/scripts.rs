@@ -1,58 +1,102 @@
 //! The Lua scripts. Each runs atomically in Redis and is sent by EVALSHA;
 //! redis-rs re-sends the source when Redis answers NOSCRIPT (after a restart
 //! or `SCRIPT FLUSH`).
+//!
+//! # Waiters and grants
+//! A caller that will wait registers in the same script that found the lock
+//! held: its token goes into the `waiters` sorted set, scored by its deadline
+//! (ms), and, the first time, an entry `"<ttl ms> <fencing 0|1> <token>"` is
+//! appended to the `queue` list, which keeps arrival order. A release that
+//! finds a live waiter at the head of the queue does not free the lock: it
+//! grants it, setting the lock to the waiter's token with the waiter's TTL
+//! (and drawing its fencing token), and pushes the fencing token (-1 without
+//! fencing) onto that waiter's own list `<lock>:wake:<token>`, on which the
+//! waiter blocks in BLPOP. The waiter holds the lock the moment the release
+//! runs and needs no further round trip; the releaser cannot barge back in;
+//! waiters are served in arrival order.
+//!
+//! The wake list's name is derived from the lock key inside the scripts
+//! rather than passed in KEYS; it starts with the lock key and so carries the
+//! same `{…}` hash tag, i.e. the same Redis Cluster slot.
+//!
+//! A waiter that gives up leaves the set in its last attempt (the same
+//! script), so no grant can land after it stopped listening; a queue entry
+//! whose token is no longer in the set, or whose deadline passed, is skipped.
+//! A waiter that dies while blocked (SIGKILL) may still be granted the lock
+//! until its deadline: the lock then stays held until its TTL, as for a holder
+//! that dies.
 
 use once_cell::sync::Lazy;
 use redis::Script;
 
-/// Lua shared by the releasing scripts: frees the lock, or, when live
-/// waiters are registered in the `waiters` sorted set (scored by their
-/// deadlines), wakes one through the `wake` list and reserves the lock for it
-/// for 200 ms by storing `"\xffhandoff"`. The reservation stops the releaser
-/// (or anyone trying once) from barging in before the woken waiter's attempt
-/// arrives, which would send that waiter to the back of the queue; its byte
-/// 0xff is never valid UTF-8, so no owner token can equal it. If the woken
-/// waiter died, the others are delayed at most the 200 ms.
+/// Lua shared by the releasing scripts: grants the lock to the first live
+/// waiter in the queue, or frees it when there is none. Skipping stale
+/// entries is bounded per release so that one release never runs long; the
+/// rest are skipped by later ones (or expire with the queue).
 const HAND_OVER: &str = r"
-local function hand_over(lock, waiters, wake)
-  if redis.call('EXISTS', waiters) == 0 then
-    redis.call('DEL', lock)
-    return
+local function hand_over(lock, fence, waiters, queue)
+  local now_ms
+  for _ = 1, 64 do
+    local entry = redis.call('LPOP', queue)
+    if not entry then
+      -- Every registered waiter has an entry; none is left, so whatever the
+      -- set still holds is stale.
+      redis.call('DEL', waiters)
+      break
+    end
+    local ttl, fencing, token = string.match(entry, '^(%d+) ([01]) (.+)$')
+    local deadline = token and redis.call('ZSCORE', waiters, token)
+    if deadline then
+      redis.call('ZREM', waiters, token)
+      if not now_ms then
+        local now = redis.call('TIME')
+        now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+      end
+      local left = tonumber(deadline) - now_ms
+      if left > 0 then
+        redis.call('SET', lock, token, 'PX', ttl)
+        local granted = -1
+        if fencing == '1' then
+          granted = redis.call('INCR', fence)
+        end
+        local wake = lock .. ':wake:' .. token
+        redis.call('RPUSH', wake, granted)
+        redis.call('PEXPIRE', wake, left + 1000)
+        return
+      end
+    end
   end
-  local now = redis.call('TIME')
-  local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-  redis.call('ZREMRANGEBYSCORE', waiters, '-inf', now_ms)
-  if redis.call('ZCARD', waiters) == 0 then
-    redis.call('DEL', lock)
-    return
-  end
-  redis.call('SET', lock, '\255handoff', 'PX', 200)
-  redis.call('DEL', wake)
-  redis.call('RPUSH', wake, '1')
-  redis.call('PEXPIRE', wake, 10000)
+  redis.call('DEL', lock)
 end
 ";
 
 /// Acquire: one round trip whatever the outcome.
 ///
-/// KEYS: lock, fence, waiters. ARGV: token, ttl ms, fencing ("1"/"0"), wait
-/// ms left ("0" when the caller will not wait), woken ("1" when the caller
-/// was just woken by a release, which reserved the lock for it).
+/// KEYS: lock, fence, waiters, queue, the caller's wake list. ARGV: token,
+/// ttl ms, fencing ("1"/"0"), wait ms left ("0" when the caller will not wait
+/// any more), registered ("1" when an earlier attempt of this acquire
+/// registered the caller as a waiter).
 ///
 /// Returns `{1, fence}` when the caller holds the lock (fence -1 without
 /// fencing) or `{0, pttl}` when someone else does. A caller that will wait
-/// registers in the waiters set in the same script, so a release that happens
-/// between this reply and its BLPOP still wakes it: no lost wake-up.
+/// registers in the same script, so a release that happens between this
+/// reply and its BLPOP still grants it the lock: no lost wake-up. A caller
+/// that will not wait any more leaves the waiters here, atomically with
+/// seeing the lock held, so no grant can arrive after it gave up.
 ///
-/// Seeing its own token is the retry of an acquire whose reply was lost: it
-/// is reported as acquired (with the TTL renewed and no new fencing token).
+/// Seeing its own token means the lock was granted to the caller while it was
+/// not blocked, or is the retry of an acquire whose reply was lost: it is
+/// reported as acquired (TTL renewed, fencing token the current one).
 pub static ACQUIRE: Lazy<Script> = Lazy::new(|| {
     Script::new(
         r"
 local current = redis.call('GET', KEYS[1])
-if current == false or current == ARGV[1] or (current == '\255handoff' and ARGV[5] == '1') then
+if current == false or current == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  redis.call('ZREM', KEYS[3], ARGV[1])
+  if ARGV[5] == '1' then
+    redis.call('ZREM', KEYS[3], ARGV[1])
+    redis.call('DEL', KEYS[5])
+  end
   local fence = -1
   if ARGV[3] == '1' then
     if current ~= ARGV[1] then
@@ -67,44 +111,49 @@ local wait_ms = tonumber(ARGV[4])
 if wait_ms > 0 then
   local now = redis.call('TIME')
   local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-  redis.call('ZADD', KEYS[3], now_ms + wait_ms, ARGV[1])
-  if redis.call('PTTL', KEYS[3]) < wait_ms + 1000 then
-    redis.call('PEXPIRE', KEYS[3], wait_ms + 1000)
+  if redis.call('ZADD', KEYS[3], now_ms + wait_ms, ARGV[1]) == 1 then
+    redis.call('RPUSH', KEYS[4], ARGV[2] .. ' ' .. ARGV[3] .. ' ' .. ARGV[1])
   end
+  for i = 3, 4 do
+    if redis.call('PTTL', KEYS[i]) < wait_ms + 1000 then
+      redis.call('PEXPIRE', KEYS[i], wait_ms + 1000)
+    end
+  end
+elseif ARGV[5] == '1' then
+  redis.call('ZREM', KEYS[3], ARGV[1])
 end
 return {0, redis.call('PTTL', KEYS[1])}
 ",
     )
 });
 
-/// Release: only while the token is the caller's; then hand over to a live
-/// waiter or free the lock.
+/// Release: only while the token is the caller's; then grant the lock to
+/// the next live waiter or free it.
 ///
-/// KEYS: lock, waiters, wake. ARGV: token. Returns 1 if released, 0 if the
-/// lock had expired or belongs to someone else (left untouched).
+/// KEYS: lock, fence, waiters, queue. ARGV: token. Returns 1 if released, 0
+/// if the lock had expired or belongs to someone else (left untouched).
 pub static RELEASE: Lazy<Script> = Lazy::new(|| {
     Script::new(&format!(
         r"{HAND_OVER}
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return 0
 end
-hand_over(KEYS[1], KEYS[2], KEYS[3])
+hand_over(KEYS[1], KEYS[2], KEYS[3], KEYS[4])
 return 1
 "
     ))
 });
 
-/// Force release: whoever holds it; then hand over to a live waiter.
+/// Force release: whoever holds it; then grant it to the next live waiter.
 ///
-/// KEYS: lock, waiters, wake. Returns 1 if a lock was held.
+/// KEYS: lock, fence, waiters, queue. Returns 1 if a lock was held.
 pub static FORCE_RELEASE: Lazy<Script> = Lazy::new(|| {
     Script::new(&format!(
         r"{HAND_OVER}
-local current = redis.call('GET', KEYS[1])
-if current == false or current == '\255handoff' then
+if redis.call('EXISTS', KEYS[1]) == 0 then
   return 0
 end
-hand_over(KEYS[1], KEYS[2], KEYS[3])
+hand_over(KEYS[1], KEYS[2], KEYS[3], KEYS[4])
 return 1
 "
     ))
