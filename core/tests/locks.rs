@@ -447,30 +447,148 @@ fn no_reservation_once_the_waiters_have_left() {
 }
 
 #[test]
-fn a_dead_waiter_delays_the_others_only_briefly() {
+fn a_release_grants_the_lock_to_the_waiters_in_arrival_order() {
     let redis = RedisServer::start();
-    let c = redis.client(false);
+    let c = redis.client(true);
+    let mut raw = redis.raw();
     let holder = new_token();
     assert!(acquired(c.acquire(b"k", &holder, TTL, Wait::No).unwrap()));
-    // A waiter registered with a far deadline, then killed before it could pop its wake-up.
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let tokens: Vec<String> = (0..3).map(|_| new_token()).collect();
+    let waiters: Vec<_> = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let (c, t, order) = (redis.client(true), t.clone(), Arc::clone(&order));
+            let waiter = std::thread::spawn(move || {
+                let out = c
+                    .acquire(b"k", &t, TTL, Wait::For(Duration::from_secs(5)))
+                    .unwrap();
+                let AcquireOutcome::Acquired(hold) = out else {
+                    panic!("{out:?}")
+                };
+                order.lock().push((i, hold.fence));
+                std::thread::sleep(Duration::from_millis(30));
+                assert!(c.release(b"k", &t, None).unwrap());
+            });
+            // Let this waiter register before the next one arrives.
+            std::thread::sleep(Duration::from_millis(150));
+            waiter
+        })
+        .collect();
+    assert!(c.release(b"k", &holder, None).unwrap());
+    // The release itself made the first waiter the owner: no reservation,
+    // no round trip of the waiter's in between.
+    let owner: String = redis::cmd("GET").arg("test:{k}").query(&mut raw).unwrap();
+    assert_eq!(owner, tokens[0]);
+    for w in waiters {
+        w.join().unwrap();
+    }
+    let order = order.lock();
+    let served: Vec<usize> = order.iter().map(|(i, _)| *i).collect();
+    assert_eq!(served, [0, 1, 2], "served in the order they arrived");
+    let fences: Vec<i64> = order.iter().map(|(_, f)| f.unwrap()).collect();
+    assert_eq!(fences, [2, 3, 4], "each grant draws the next fencing token");
+}
+
+#[test]
+fn a_waiter_past_its_deadline_is_skipped() {
+    let redis = RedisServer::start();
+    let c = redis.client(false);
     let mut raw = redis.raw();
-    let far = 4_000_000_000_000_i64;
-    let _: () = redis::cmd("ZADD")
+    let holder = new_token();
+    assert!(acquired(c.acquire(b"k", &holder, TTL, Wait::No).unwrap()));
+    // A waiter that was killed while blocked: queued first, deadline passed.
+    let (secs, _): (i64, i64) = redis::cmd("TIME").query(&mut raw).unwrap();
+    let _: () = redis::pipe()
+        .cmd("ZADD")
         .arg("test:{k}:waiters")
-        .arg(far)
-        .arg("dead-waiter")
+        .arg((secs - 1) * 1000)
+        .arg("ghost")
+        .cmd("RPUSH")
+        .arg("test:{k}:queue")
+        .arg("10000 0 ghost")
         .query(&mut raw)
         .unwrap();
+    let live = {
+        let c = redis.client(false);
+        std::thread::spawn(move || {
+            let t = new_token();
+            let out = c
+                .acquire(b"k", &t, TTL, Wait::For(Duration::from_secs(5)))
+                .unwrap();
+            (t, out, Instant::now())
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200)); // the live waiter is queued behind the ghost
+    let released = Instant::now();
     assert!(c.release(b"k", &holder, None).unwrap());
-    let start = Instant::now();
-    let out = c
-        .acquire(b"k", &new_token(), TTL, Wait::For(Duration::from_secs(5)))
-        .unwrap();
-    let waited = start.elapsed();
+    let (t, out, at) = live.join().unwrap();
     assert!(acquired(out));
     assert!(
-        waited < Duration::from_millis(600),
-        "{waited:?}: bounded by the 200 ms reservation"
+        at - released < Duration::from_millis(200),
+        "{:?}",
+        at - released
+    );
+    let owner: String = redis::cmd("GET").arg("test:{k}").query(&mut raw).unwrap();
+    assert_eq!(owner, t, "not granted to the ghost");
+    assert!(c.release(b"k", &t, None).unwrap());
+    let left: i64 = redis::cmd("EXISTS")
+        .arg("test:{k}")
+        .arg("test:{k}:waiters")
+        .arg("test:{k}:queue")
+        .arg("test:{k}:wake:ghost")
+        .query(&mut raw)
+        .unwrap();
+    assert_eq!(left, 0, "nothing is left behind");
+}
+
+#[test]
+fn a_waiter_whose_connection_broke_does_not_keep_a_lock_granted_to_it() {
+    let redis = RedisServer::start();
+    let c = redis.client(false);
+    let mut raw = redis.raw();
+    let holder = new_token();
+    assert!(acquired(c.acquire(b"k", &holder, TTL, Wait::No).unwrap()));
+    let w = redis.client(false);
+    let waiter = {
+        let w = w.clone();
+        std::thread::spawn(move || {
+            let t = new_token();
+            let out = w.acquire(b"k", &t, TTL, Wait::For(Duration::from_secs(10)));
+            (t, out)
+        })
+    };
+    // Kill the waiter's connection while it blocks, and the one it retries on.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !waiter.is_finished() {
+        assert!(Instant::now() < deadline, "the waiter never failed");
+        let clients: String = redis::cmd("CLIENT").arg("LIST").query(&mut raw).unwrap();
+        for line in clients.lines().filter(|l| l.contains("cmd=blpop")) {
+            if let Some(id) = line.split(' ').find_map(|f| f.strip_prefix("id=")) {
+                let _: redis::RedisResult<i64> = redis::cmd("CLIENT")
+                    .arg("KILL")
+                    .arg("ID")
+                    .arg(id)
+                    .query(&mut raw);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (t, out) = waiter.join().unwrap();
+    assert!(out.unwrap_err().is_unavailable());
+    // Still registered: the release grants it the lock, which nobody uses.
+    assert!(c.release(b"k", &holder, None).unwrap());
+    let owner: String = redis::cmd("GET").arg("test:{k}").query(&mut raw).unwrap();
+    assert_eq!(owner, t);
+    // The waiter's client remembered it and frees it with its next call.
+    let other = new_token();
+    assert!(acquired(
+        w.acquire(b"other", &other, TTL, Wait::No).unwrap()
+    ));
+    assert!(
+        !c.is_locked(b"k").unwrap(),
+        "the lock granted to the failed waiter is released"
     );
 }
 
@@ -501,7 +619,7 @@ fn a_waiter_that_gets_the_lock_at_its_deadline_leaves_the_waiters_set() {
             assert!(c.release(b"k", &t, None).unwrap());
             assert!(
                 !c.is_locked(b"k").unwrap(),
-                "no hand-off reserved for a waiter that is gone"
+                "not granted to a waiter that is gone"
             );
         } else {
             std::thread::sleep(Duration::from_millis(80));
