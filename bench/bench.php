@@ -2,10 +2,9 @@
 /**
  * One benchmark measurement, printed as a JSON line.
  *
- *   php bench.php uncontended IMPL PORT CYCLES
+ *   php bench.php uncontended all  PORT CYCLES       (every IMPL and the floor, two PINGs)
  *   php bench.php contended   IMPL PORT WORKERS SECONDS
  *   php bench.php manykeys    IMPL PORT WORKERS SECONDS
- *   php bench.php floor       -    PORT CYCLES          (two PINGs per cycle)
  *   php bench.php rss         ext  PORT CYCLES
  *
  * IMPL: ext (this extension), phpredis (SET NX PX + EVALSHA release, 1 ms
@@ -269,31 +268,53 @@ $admin = new Redis();
 $admin->connect('127.0.0.1', $port);
 
 switch ($mode) {
-    case 'floor':
-        $cycles = (int) $argv[4];
-        $c0 = cpu();
-        $t0 = hrtime(true);
-        for ($i = 0; $i < $cycles; $i++) {
-            $admin->ping();
-            $admin->ping();
-        }
-        out(['mode' => 'uncontended', 'impl' => 'floor', 'us_per_cycle' => (hrtime(true) - $t0) / 1e3 / $cycles, 'cpu_us_per_cycle' => (cpu() - $c0) * 1e6 / $cycles]);
-        break;
-
     case 'uncontended':
+        // All implementations (and the floor) in one process, alternating in
+        // short blocks: drift of this machine's speed during a round then
+        // falls on all of them alike, which is what the ratios need.
         $cycles = (int) $argv[4];
-        $impl = impl($name, $port);
-        $impl->tryAcquire('warm') && $impl->release();
-        $c0 = cpu();
-        $t0 = hrtime(true);
-        for ($i = 0; $i < $cycles; $i++) {
-            if (!$impl->tryAcquire('bench:uncontended')) {
-                fwrite(STDERR, "$name: uncontended acquire failed\n");
-                exit(1);
+        $names = ['floor', 'ext', 'phpredis', 'laravel', 'symfony', 'predis'];
+        $cycle = [];
+        foreach ($names as $impl) {
+            if ($impl === 'floor') {
+                $cycle[$impl] = function () use ($admin): void {
+                    $admin->ping();
+                    $admin->ping();
+                };
+                continue;
             }
-            $impl->release();
+            $lock = impl($impl, $port);
+            $lock->tryAcquire('warm') && $lock->release();
+            $cycle[$impl] = function () use ($lock, $impl): void {
+                if (!$lock->tryAcquire('bench:uncontended')) {
+                    fwrite(STDERR, "$impl: uncontended acquire failed\n");
+                    exit(1);
+                }
+                $lock->release();
+            };
         }
-        out(['mode' => 'uncontended', 'impl' => $name, 'us_per_cycle' => (hrtime(true) - $t0) / 1e3 / $cycles, 'cpu_us_per_cycle' => (cpu() - $c0) * 1e6 / $cycles]);
+        $block = 100;
+        $spent = array_fill_keys($names, ['ns' => 0, 'cpu' => 0.0]);
+        mt_srand(1);
+        for ($b = 0; $b < intdiv($cycles, $block); $b++) {
+            // A new order each block: no one always runs first or after the same neighbour.
+            $order = $names;
+            shuffle($order);
+            foreach ($order as $impl) {
+                $run = $cycle[$impl];
+                $c0 = cpu();
+                $t0 = hrtime(true);
+                for ($i = 0; $i < $block; $i++) {
+                    $run();
+                }
+                $spent[$impl]['ns'] += hrtime(true) - $t0;
+                $spent[$impl]['cpu'] += cpu() - $c0;
+            }
+        }
+        $done = intdiv($cycles, $block) * $block;
+        foreach ($names as $impl) {
+            out(['mode' => 'uncontended', 'impl' => $impl, 'us_per_cycle' => $spent[$impl]['ns'] / 1e3 / $done, 'cpu_us_per_cycle' => $spent[$impl]['cpu'] * 1e6 / $done]);
+        }
         break;
 
     case 'contended':

@@ -16,15 +16,12 @@ out="$root/bench/results.jsonl"
 if [ -n "${BENCH_QUICK:-}" ]; then
     reps=3 cycles=500 seconds=1 rss_cycles=20000 ks="1 4 16"
 else
-    reps=7 cycles=3000 seconds=5 rss_cycles=1000000 ks="1 4 16 64"
+    reps=9 cycles=5000 seconds=5 rss_cycles=1000000 ks="1 4 16 64"
 fi
 b() { "${php[@]}" "$root/bench/bench.php" "$@" | tee -a "$out"; }
 
-echo "== uncontended: $reps rounds of $cycles acquire+release cycles, interleaved"
-for _ in $(seq "$reps"); do
-    b floor - "$port" "$cycles"
-    for impl in ext phpredis laravel symfony predis; do b uncontended "$impl" "$port" "$cycles"; done
-done
+echo "== uncontended: $reps rounds of $cycles acquire+release cycles each, in blocks of 100 taking turns"
+for _ in $(seq "$reps"); do b uncontended all "$port" "$cycles"; done
 echo "== contended: K workers on one key, GET-then-SET inside, ${seconds}s each"
 for k in $ks; do
     for impl in ext phpredis laravel symfony; do b contended "$impl" "$port" "$k" "$seconds"; done

@@ -19,9 +19,11 @@
 //! rather than passed in KEYS; it starts with the lock key and so carries the
 //! same `{…}` hash tag, i.e. the same Redis Cluster slot.
 //!
-//! A waiter that gives up leaves the set in its last attempt (the same
-//! script), so no grant can land after it stopped listening; a queue entry
-//! whose token is no longer in the set, or whose deadline passed, is skipped.
+//! A waiter that gives up leaves the set and the queue in its last attempt
+//! (the same script), so no grant can land after it stopped listening, and
+//! so does a waiter that takes the lock by an attempt of its own. A queue
+//! entry whose token is no longer in the set, or whose deadline passed (a
+//! waiter that died), is skipped.
 //! A waiter that dies while blocked (SIGKILL) may still be granted the lock
 //! until its deadline: the lock then stays held until its TTL, as for a holder
 //! that dies.
@@ -30,9 +32,10 @@ use once_cell::sync::Lazy;
 use redis::Script;
 
 /// Lua shared by the releasing scripts: grants the lock to the first live
-/// waiter in the queue, or frees it when there is none. Skipping stale
-/// entries is bounded per release so that one release never runs long; the
-/// rest are skipped by later ones (or expire with the queue).
+/// waiter in the queue, or frees it when there is none. Only waiters that
+/// died leave stale entries behind; skipping them is bounded per release so
+/// that one release never runs long, and later releases skip the rest (or
+/// they expire with the queue).
 const HAND_OVER: &str = r"
 local function hand_over(lock, fence, waiters, queue)
   local now_ms
@@ -90,11 +93,17 @@ end
 pub static ACQUIRE: Lazy<Script> = Lazy::new(|| {
     Script::new(
         r"
+local entry = ARGV[2] .. ' ' .. ARGV[3] .. ' ' .. ARGV[1]
+local function leave()
+  if redis.call('ZREM', KEYS[3], ARGV[1]) == 1 then
+    redis.call('LREM', KEYS[4], 1, entry)
+  end
+end
 local current = redis.call('GET', KEYS[1])
 if current == false or current == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
   if ARGV[5] == '1' then
-    redis.call('ZREM', KEYS[3], ARGV[1])
+    leave()
     redis.call('DEL', KEYS[5])
   end
   local fence = -1
@@ -112,7 +121,7 @@ if wait_ms > 0 then
   local now = redis.call('TIME')
   local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
   if redis.call('ZADD', KEYS[3], now_ms + wait_ms, ARGV[1]) == 1 then
-    redis.call('RPUSH', KEYS[4], ARGV[2] .. ' ' .. ARGV[3] .. ' ' .. ARGV[1])
+    redis.call('RPUSH', KEYS[4], entry)
   end
   for i = 3, 4 do
     if redis.call('PTTL', KEYS[i]) < wait_ms + 1000 then
@@ -120,7 +129,7 @@ if wait_ms > 0 then
     end
   end
 elseif ARGV[5] == '1' then
-  redis.call('ZREM', KEYS[3], ARGV[1])
+  leave()
 end
 return {0, redis.call('PTTL', KEYS[1])}
 ",

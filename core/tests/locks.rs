@@ -425,7 +425,7 @@ fn a_release_hands_the_lock_to_the_woken_waiter_not_to_a_barging_caller() {
 }
 
 #[test]
-fn no_reservation_once_the_waiters_have_left() {
+fn no_grant_once_the_waiters_have_left() {
     let redis = RedisServer::start();
     let c = redis.client(false);
     let holder = new_token();
@@ -439,6 +439,16 @@ fn no_reservation_once_the_waiters_have_left() {
         )
         .unwrap();
     assert_eq!(out, AcquireOutcome::TimedOut);
+    let mut raw = redis.raw();
+    let left: i64 = redis::cmd("EXISTS")
+        .arg("test:{k}:waiters")
+        .arg("test:{k}:queue")
+        .query(&mut raw)
+        .unwrap();
+    assert_eq!(
+        left, 0,
+        "the waiter that gave up left the set and the queue"
+    );
     assert!(c.release(b"k", &holder, None).unwrap());
     assert!(
         !c.is_locked(b"k").unwrap(),
