@@ -39,12 +39,15 @@ use redis::Script;
 const HAND_OVER: &str = r"
 local function hand_over(lock, fence, waiters, queue)
   local now_ms
-  for _ = 1, 64 do
+  for popped = 0, 63 do
     local entry = redis.call('LPOP', queue)
     if not entry then
-      -- Every registered waiter has an entry; none is left, so whatever the
-      -- set still holds is stale.
-      redis.call('DEL', waiters)
+      -- Every registered waiter has an entry; the stale ones just skipped
+      -- were the last, so whatever the set still holds is stale too. (Not
+      -- checked on an empty queue: that is every uncontended release.)
+      if popped > 0 then
+        redis.call('DEL', waiters)
+      end
       break
     end
     local ttl, fencing, token = string.match(entry, '^(%d+) ([01]) (.+)$')
