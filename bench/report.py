@@ -91,8 +91,10 @@ md.append(f"Made by `{command}` (bench/run.sh) on {machine()}; PHP {php_version}
           "Raw rows: `bench/results.jsonl`. Times depend on this machine's loopback round trip "
           f"(the floor below: {floor_t:.0f} us for two); the ratios are what carries over.\n")
 md.append("## Uncontended: acquire + release on one key\n")
-md.append("Median over the interleaved rounds; the range column shows how much single rounds vary "
-          "on this machine, which bounds what the ratios can tell.\n")
+md.append("Median over the rounds. In each round every implementation and the floor run in one "
+          "process, taking turns in blocks of 100 cycles in a shuffled order, so that drift in this "
+          "machine's speed falls on all of them alike. The range column shows how much single rounds "
+          "vary, which bounds what the ratios can tell.\n")
 md.append("| implementation | us per cycle | rounds min - max | vs phpredis userland | vs floor | client CPU us per cycle |")
 md.append("|---|---:|---:|---:|---:|---:|")
 for impl in ("ext", "phpredis", "laravel", "symfony", "predis", "floor"):

@@ -139,8 +139,8 @@ fn connect(target: &Target, pid: u32) -> Result<Pooled> {
     let fail = |e: &RedisError| Error::from_redis(redacted, e, target.connect_timeout);
     let info = target.dsn.connection_info();
     let settings = info.redis_settings();
-    // Without TCP_NODELAY a command written while the previous reply's ACK is
-    // still delayed waits for it (Nagle); Redis clients turn it off.
+    // As hiredis and phpredis do: with Nagle on, a command written while
+    // earlier data is still unacknowledged would wait for that ACK.
     let bare = info
         .clone()
         .set_redis_settings(RedisConnectionInfo::default().set_skip_set_lib_name())
