@@ -163,9 +163,10 @@ impl LockManager {
         })
     }
 
-    /// Deletes `$name` whoever holds it (an operator's tool).
+    /// Takes `$name` from whoever holds it (an operator's tool): it is
+    /// freed, or given to the next process waiting for it.
     ///
-    /// @return bool whether there was a lock to delete
+    /// @return bool whether there was a lock to take
     pub fn force_release(&self, name: &Zval) -> PhpResult<bool> {
         guard(|| {
             let name = args::name(

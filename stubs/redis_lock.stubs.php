@@ -138,9 +138,10 @@ namespace RedisLock {
         public function executeWithLock(mixed $name, callable $callback, mixed $ttl = null): mixed {}
 
         /**
-         * Deletes `$name` whoever holds it (an operator's tool).
+         * Takes `$name` from whoever holds it (an operator's tool): it is
+         * freed, or given to the next process waiting for it.
          *
-         * @return bool whether there was a lock to delete
+         * @return bool whether there was a lock to take
          *
          * @param mixed $name
          */
