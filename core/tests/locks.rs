@@ -265,11 +265,7 @@ fn waiters_are_served_in_turn_with_no_lost_wakeup() {
 
 #[test]
 fn unreachable_server_errors_within_the_timeout() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let c = common::client_for(
         &format!("redis://:hunter2@127.0.0.1:{port}"),
         false,

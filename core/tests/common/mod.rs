@@ -1,6 +1,7 @@
 //! A real redis-server on a free loopback port, stopped when dropped.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::collections::BTreeSet;
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -14,17 +15,43 @@ pub struct RedisServer {
     child: Child,
 }
 
-impl RedisServer {
-    pub fn start() -> Self {
+/// Ports handed out in this test process. The tests run as parallel threads,
+/// and the kernel may hand a just-freed port (a probe listener dropped, a
+/// server stopped to be restarted on the same port) to a second test, which
+/// would then share, or kill, the first test's server.
+static PORTS: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+
+/// A loopback port that no other test of this process has been given.
+pub fn free_port() -> u16 {
+    loop {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        Self::start_on(port)
+        if PORTS.lock().insert(port) {
+            return port;
+        }
+    }
+}
+
+impl RedisServer {
+    pub fn start() -> Self {
+        loop {
+            // Another process on this machine may take the port first.
+            if let Some(server) = Self::try_start_on(free_port()) {
+                return server;
+            }
+        }
     }
 
     pub fn start_on(port: u16) -> Self {
+        Self::try_start_on(port)
+            .unwrap_or_else(|| panic!("port {port} is taken by another process"))
+    }
+
+    /// None when our redis-server could not have the port.
+    fn try_start_on(port: u16) -> Option<Self> {
         let child = Command::new("redis-server")
             .args([
                 "--port",
@@ -39,12 +66,26 @@ impl RedisServer {
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server must be installed");
+        let mut server = RedisServer { port, child };
+        // Ready once a real handshake and INFO succeed (a bare TCP connect can
+        // succeed before, or against someone else's server); and whoever
+        // answers must be the server we started.
+        let ours = format!("process_id:{}", server.pid());
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        let info = loop {
+            let info: redis::RedisResult<String> = redis::Client::open(server.dsn())
+                .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(1)))
+                .and_then(|mut con| redis::cmd("INFO").arg("server").query(&mut con));
+            if let Ok(info) = info {
+                break info;
+            }
+            if server.child.try_wait().unwrap().is_some() {
+                return None; // exited: the port is in use
+            }
             assert!(Instant::now() < deadline, "redis-server did not start");
             std::thread::sleep(Duration::from_millis(20));
-        }
-        RedisServer { port, child }
+        };
+        info.lines().any(|l| l.trim() == ours).then_some(server)
     }
 
     pub fn dsn(&self) -> String {
