@@ -36,6 +36,10 @@ final class TlsTest extends TestCase
     public static function tearDownAfterClass(): void
     {
         self::$tls->stop();
+        foreach (glob(self::$dir . '/*') ?: [] as $file) {
+            @unlink($file);
+        }
+        @rmdir(self::$dir);
     }
 
     /** @return array{int, string, string} */

@@ -8,6 +8,13 @@ set -euo pipefail
 so=$1 requests=$2
 here=$(cd "$(dirname "$0")" && pwd)
 dir=$(mktemp -d /tmp/redis-lock-fpm.XXXXXX)
+cleanup() {
+    "$here/../scripts/php-web.sh" stop "$dir"
+    "$here/../scripts/redis.sh" stop "$dir/redis"
+    sleep 0.2
+    rm -rf "$dir"
+}
+[ -n "${KEEP:-}" ] || trap cleanup EXIT
 redis_port=$("$here/../scripts/redis.sh" start "$dir/redis")
 http_port=$("$here/../scripts/php-web.sh" start "$dir" "$so" "$here/fpm/counter.php" "REDIS_PORT=$redis_port")
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$http_port/" >/dev/null 2>&1 && break; sleep 0.05; done

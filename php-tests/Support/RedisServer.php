@@ -122,6 +122,13 @@ final class RedisServer
             while (posix_kill($pid, 0) && microtime(true) < $deadline) {
                 usleep(20_000);
             }
+            if (posix_kill($pid, 0)) {
+                return; // still running: keep its pid file and log for a look
+            }
         }
+        foreach (glob("{$this->dir}/*") ?: [] as $file) {
+            @unlink($file);
+        }
+        @rmdir($this->dir);
     }
 }
