@@ -109,6 +109,7 @@ final class BadInputTest extends TestCase
     }
 
     /** @dataProvider cases */
+    #[\PHPUnit\Framework\Attributes\DataProvider('cases')]
     public function testInvalidInputIsRefusedBeforeRedis(callable $call, string $class, string|array $fragments): void
     {
         $m = new RedisMutex($this->dsn());

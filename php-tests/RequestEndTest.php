@@ -46,6 +46,7 @@ final class RequestEndTest extends TestCase
     }
 
     /** @dataProvider endings */
+    #[\PHPUnit\Framework\Attributes\DataProvider('endings')]
     public function testHeldLocksAreReleasedWhenTheProcessEnds(string $ending, int $exitCode): void
     {
         [$code, $out, $err] = $this->holdThen($ending);

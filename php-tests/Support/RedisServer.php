@@ -3,7 +3,11 @@ declare(strict_types=1);
 
 namespace RedisLock\Tests;
 
-/** A real redis-server on a free loopback port, stopped by the process that started it. */
+/**
+ * A real redis-server on a free loopback port, stopped by the process that started it.
+ * REDIS_LOCK_TEST_SERVER names the binary (default redis-server; valkey-server
+ * takes the same arguments), so the suite runs against each server of the matrix.
+ */
 final class RedisServer
 {
     private int $owner;
@@ -18,6 +22,13 @@ final class RedisServer
                 $this->stop();
             }
         });
+    }
+
+    /** The server binary the suite runs against. */
+    public static function binary(): string
+    {
+        $binary = getenv('REDIS_LOCK_TEST_SERVER');
+        return $binary === false || $binary === '' ? 'redis-server' : $binary;
     }
 
     public static function freePort(): int
@@ -42,7 +53,8 @@ final class RedisServer
         $dir = sys_get_temp_dir() . "/redis-lock-test-$port";
         @mkdir($dir);
         $cmd = sprintf(
-            'redis-server --port %d --bind 127.0.0.1 --save "" --appendonly no --daemonize yes --pidfile %s --logfile %s --dir %s %s',
+            '%s --port %d --bind 127.0.0.1 --save "" --appendonly no --daemonize yes --pidfile %s --logfile %s --dir %s %s',
+            escapeshellarg(self::binary()),
             $tls === null ? $port : 0,
             escapeshellarg("$dir/redis.pid"),
             escapeshellarg("$dir/redis.log"),
@@ -51,13 +63,13 @@ final class RedisServer
         );
         exec($cmd, $out, $code);
         if ($code !== 0) {
-            throw new \RuntimeException("redis-server failed to start: " . implode("\n", $out));
+            throw new \RuntimeException(self::binary() . " failed to start: " . implode("\n", $out));
         }
         $server = new self($port, $dir, $tls !== null);
         $deadline = microtime(true) + 10;
         while (!$server->answers()) {
             if (microtime(true) > $deadline) {
-                throw new \RuntimeException("redis-server on $port did not start");
+                throw new \RuntimeException(self::binary() . " on $port did not start");
             }
             usleep(20_000);
         }

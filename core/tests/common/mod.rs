@@ -35,6 +35,15 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// The server binary the tests run against: `REDIS_LOCK_TEST_SERVER`, else
+/// redis-server (valkey-server takes the same arguments).
+pub fn server_binary() -> String {
+    std::env::var("REDIS_LOCK_TEST_SERVER")
+        .ok()
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| "redis-server".to_owned())
+}
+
 impl RedisServer {
     pub fn start() -> Self {
         loop {
@@ -52,7 +61,7 @@ impl RedisServer {
 
     /// None when our redis-server could not have the port.
     fn try_start_on(port: u16) -> Option<Self> {
-        let child = Command::new("redis-server")
+        let child = Command::new(server_binary())
             .args([
                 "--port",
                 &port.to_string(),
@@ -65,7 +74,7 @@ impl RedisServer {
             ])
             .stdout(Stdio::null())
             .spawn()
-            .expect("redis-server must be installed");
+            .unwrap_or_else(|e| panic!("{} must be installed: {e}", server_binary()));
         let mut server = RedisServer { port, child };
         // Ready once a real handshake and INFO succeed (a bare TCP connect can
         // succeed before, or against someone else's server); and whoever
@@ -82,7 +91,7 @@ impl RedisServer {
             if server.child.try_wait().unwrap().is_some() {
                 return None; // exited: the port is in use
             }
-            assert!(Instant::now() < deadline, "redis-server did not start");
+            assert!(Instant::now() < deadline, "{} did not start", server_binary());
             std::thread::sleep(Duration::from_millis(20));
         };
         info.lines().any(|l| l.trim() == ours).then_some(server)

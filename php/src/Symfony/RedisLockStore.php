@@ -22,6 +22,9 @@ use Symfony\Component\Lock\Store\ExpiringStoreTrait;
  * The owner token lives in the Key's state, so a Key serialized in one
  * process and unserialized in another still owns its lock there (exists(),
  * delete() and refresh act on it). Shared (read) locks are not offered.
+ *
+ * One class for Symfony 5.4, 6.4 and 7.4: the return types that 6.x added to
+ * the interfaces are declared here, which 5.4's untyped interfaces allow.
  */
 final class RedisLockStore implements PersistingStoreInterface, BlockingStoreInterface
 {
@@ -44,7 +47,7 @@ final class RedisLockStore implements PersistingStoreInterface, BlockingStoreInt
         $this->locks = new LockManager($dsn, $options);
     }
 
-    public function save(Key $key)
+    public function save(Key $key): void
     {
         $key->reduceLifetime($this->initialTtl);
         if (!$this->lock($key)->acquire()) {
@@ -53,14 +56,14 @@ final class RedisLockStore implements PersistingStoreInterface, BlockingStoreInt
         $this->checkNotExpired($key);
     }
 
-    public function waitAndSave(Key $key)
+    public function waitAndSave(Key $key): void
     {
         $key->reduceLifetime($this->initialTtl);
         $this->lock($key)->acquire(true);
         $this->checkNotExpired($key);
     }
 
-    public function putOffExpiration(Key $key, float $ttl)
+    public function putOffExpiration(Key $key, float $ttl): void
     {
         $key->reduceLifetime($ttl);
         // Redis takes milliseconds; round up as Symfony's RedisStore does.
@@ -70,12 +73,12 @@ final class RedisLockStore implements PersistingStoreInterface, BlockingStoreInt
         $this->checkNotExpired($key);
     }
 
-    public function delete(Key $key)
+    public function delete(Key $key): void
     {
         $this->lock($key)->release();
     }
 
-    public function exists(Key $key)
+    public function exists(Key $key): bool
     {
         return $this->lock($key)->isAcquired();
     }

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# One column of the version matrix (README, "The version matrix"):
+#
+#   scripts/matrix.sh trixie|sid
+#
+# Makes or reuses the Debian root (scripts/root.sh), builds the extension
+# inside it against the root's PHP, and runs there, against each server of
+# its row: the cargo tests of the lock logic and the whole PHPUnit suite;
+# then the phpize build and install (scripts/phpize-test.sh). Any failure
+# fails the run with the root and the step named.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+name=${1:?usage: $0 trixie|sid}
+
+# The servers of each row: redis-server 8.0 and valkey-server 8.1 in Debian 13,
+# valkey-server 9 and redis-server 8.0 in unstable.
+declare -A servers=([trixie]="redis-server valkey-server" [sid]="valkey-server redis-server")
+[ -n "${servers[$name]:-}" ] || { echo "matrix: unknown root '$name' (trixie or sid)" >&2; exit 2; }
+
+start=$(date +%s)
+scripts/root.sh ensure "$name" || { echo "matrix: $name: the root could not be made" >&2; exit 1; }
+
+step() {
+    local what=$1; shift
+    echo "matrix: $name: $what"
+    if ! scripts/root.sh run "$name" "$@"; then
+        echo "matrix: $name: FAILED: $what" >&2
+        exit 1
+    fi
+}
+
+# One build serves both roles the machine's suite gives two builds: the
+# panic-injection feature only acts when REDIS_LOCK_INJECT_PANIC is set.
+so=/src/target/root-$name/release/libredis_lock.so
+step "versions" sh -c 'php -r "echo \"PHP \", PHP_VERSION, PHP_EOL;"; phpunit --version | head -1;
+    for s in '"${servers[$name]}"'; do $s --version; done'
+step "build (cargo, against the root's PHP)" \
+    cargo build --release --features panic-injection --manifest-path /src/Cargo.toml
+for server in ${servers[$name]}; do
+    step "cargo tests against $server" env REDIS_LOCK_TEST_SERVER="$server" \
+        cargo test --release --manifest-path /src/Cargo.toml --workspace --exclude redis_lock
+    step "PHPUnit against $server" env REDIS_LOCK_TEST_SERVER="$server" \
+        REDIS_LOCK_SO="$so" REDIS_LOCK_DEBUG_SO="$so" \
+        php -d extension="$so" /usr/bin/phpunit -c /src/php-tests/phpunit.xml
+done
+step "phpize build and install" /src/scripts/phpize-test.sh
+echo "matrix: $name: ok in $(( $(date +%s) - start )) s"
