@@ -144,9 +144,10 @@ pub fn not_acquired(name: &[u8], waited: Option<std::time::Duration>) -> PhpExce
 pub fn from_core(err: &Error) -> PhpException {
     match err {
         Error::InvalidDsn { .. } => value_error(err.to_string()),
-        Error::Unavailable { .. } | Error::Timeout { .. } => {
-            PhpException::new(err.to_string(), 0, connection_exception())
-        }
-        Error::Server { .. } | Error::Protocol { .. } => lock_error(err.to_string()),
+        // Unreachable, too slow, or a server that cannot take writes for now
+        // (LOADING, READONLY during a failover, …).
+        _ if err.is_unavailable() => PhpException::new(err.to_string(), 0, connection_exception()),
+        // Any other answer of the server, or one the scripts never give.
+        _ => lock_error(err.to_string()),
     }
 }

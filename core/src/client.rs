@@ -116,8 +116,9 @@ struct Orphan {
 
 static ORPHANS: Lazy<Mutex<Vec<Orphan>>> = Lazy::new(|| Mutex::new(Vec::new()));
 
-/// Set once a server refuses `SET … NX GET` (Redis before 7.0): from then on
-/// every acquire goes through the script.
+/// Set once a server refuses `SET … NX GET` as a syntax error (Redis before
+/// 7.0): from then on every acquire goes through the script. Any other error
+/// (a replica's READONLY, LOADING, …) is reported and leaves the fast path on.
 static NO_SET_NX_GET: AtomicBool = AtomicBool::new(false);
 
 /// Lock operations against one Redis server with one set of options.
@@ -190,7 +191,7 @@ impl LockClient {
             Err(err) => {
                 // An acquire sent, or a wait registered, before the failure may
                 // have left the lock set (or later granted) under this token.
-                if err.is_unavailable() {
+                if err.outcome_unknown() {
                     self.remember_orphan(keys, token, ttl);
                 }
                 Err(err)
@@ -345,7 +346,11 @@ impl LockClient {
         let plain = wait_ms == 0 && !registered && !self.fencing;
         if plain && !NO_SET_NX_GET.load(Ordering::Relaxed) {
             match self.attempt_plain(keys, token, ttl_ms) {
-                Err(Error::Server { .. }) => NO_SET_NX_GET.store(true, Ordering::Relaxed),
+                Err(Error::Server { code, detail, .. })
+                    if code == "ERR" && detail.contains("syntax error") =>
+                {
+                    NO_SET_NX_GET.store(true, Ordering::Relaxed)
+                }
                 other => return other,
             }
         }

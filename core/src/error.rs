@@ -40,6 +40,9 @@ pub enum Error {
     Server {
         /// Redacted DSN.
         dsn: String,
+        /// The error's code, its first word: `ERR`, `WRONGTYPE`, `LOADING`,
+        /// `READONLY`, … (see [`Error::is_unavailable`]).
+        code: String,
         /// The server's error text.
         detail: String,
     },
@@ -55,10 +58,30 @@ pub enum Error {
 }
 
 impl Error {
-    /// True when Redis could not be reached or did not answer: the cases that
-    /// `on_unavailable = open` treats as "no lock service".
+    /// True when Redis could not be reached, did not answer, or answered that
+    /// it cannot serve writes for now: the cases that `on_unavailable = open`
+    /// treats as "no lock service" and that PHP sees as `ConnectionException`.
     pub fn is_unavailable(&self) -> bool {
+        match self {
+            Error::Unavailable { .. } | Error::Timeout { .. } => true,
+            Error::Server { code, .. } => TRANSIENT_CODES.contains(&code.as_str()),
+            Error::InvalidDsn { .. } | Error::Protocol { .. } => false,
+        }
+    }
+
+    /// True when a command may or may not have run: it was sent, and the
+    /// connection broke or the reply did not come in time. A server's error
+    /// answer is not such a case: the command was refused.
+    pub fn outcome_unknown(&self) -> bool {
         matches!(self, Error::Unavailable { .. } | Error::Timeout { .. })
+    }
+
+    /// The server's error code, for [`Error::Server`].
+    pub fn server_code(&self) -> Option<&str> {
+        match self {
+            Error::Server { code, .. } => Some(code),
+            _ => None,
+        }
     }
 
     /// Classifies a redis-rs error seen while talking to `dsn`.
@@ -69,9 +92,12 @@ impl Error {
                 dsn,
                 after: timeout,
             }
-        } else if matches!(err.kind(), redis::ErrorKind::Server(_)) {
+        } else if let Some(code) = err.code() {
+            // Codes redis-rs has no kind for (WRONGTYPE, BUSY, …) are server
+            // answers too, not a broken connection.
             Error::Server {
                 dsn,
+                code: code.to_owned(),
                 detail: err.to_string(),
             }
         } else if matches!(
@@ -90,6 +116,20 @@ impl Error {
         }
     }
 }
+
+/// Server error codes that say "not now" rather than "never": a server still
+/// loading its data, a replica (or a master demoted by a failover) refusing
+/// writes, a cluster slot in migration or without a master, a script running
+/// too long. They are faults to report and retry later; nothing about the
+/// server's abilities may be concluded from them.
+const TRANSIENT_CODES: [&str; 6] = [
+    "LOADING",
+    "READONLY",
+    "TRYAGAIN",
+    "CLUSTERDOWN",
+    "MASTERDOWN",
+    "BUSY",
+];
 
 /// Result with [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;

@@ -398,6 +398,48 @@ fn try_once_acquire_is_a_plain_set_and_waits_use_the_script() {
 }
 
 #[test]
+fn a_replica_refusing_writes_is_a_passing_fault_not_a_lost_fast_path() {
+    // A failover leaves clients talking to a server that is now a replica:
+    // its READONLY answer must be reported as "unavailable for now", and must
+    // not switch the try-once `SET … NX GET` fast path off for good.
+    let master = RedisServer::start();
+    let replica = RedisServer::start();
+    let mut raw = replica.raw();
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(master.port)
+        .query(&mut raw)
+        .unwrap();
+    let c = replica.client(false);
+    let err = c.acquire(b"k", &new_token(), TTL, Wait::No).unwrap_err();
+    assert_eq!(err.server_code(), Some("READONLY"), "{err}");
+    assert!(err.is_unavailable(), "{err}");
+
+    // The replica is promoted, as Sentinel or the cluster would do.
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("NO")
+        .arg("ONE")
+        .query(&mut raw)
+        .unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query(&mut raw)
+        .unwrap();
+    assert!(acquired(
+        c.acquire(b"k", &new_token(), TTL, Wait::No).unwrap()
+    ));
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut raw)
+        .unwrap();
+    assert!(stats.contains("cmdstat_set:calls=1"), "{stats}");
+    assert!(
+        !stats.contains("cmdstat_evalsha"),
+        "still the fast path: {stats}"
+    );
+}
+
+#[test]
 fn a_release_hands_the_lock_to_the_woken_waiter_not_to_a_barging_caller() {
     let redis = RedisServer::start();
     let c = redis.client(false);

@@ -91,7 +91,11 @@ impl RedisServer {
             if server.child.try_wait().unwrap().is_some() {
                 return None; // exited: the port is in use
             }
-            assert!(Instant::now() < deadline, "{} did not start", server_binary());
+            assert!(
+                Instant::now() < deadline,
+                "{} did not start",
+                server_binary()
+            );
             std::thread::sleep(Duration::from_millis(20));
         };
         info.lines().any(|l| l.trim() == ours).then_some(server)
