@@ -30,6 +30,7 @@ use crate::keys::LockKeys;
 use crate::pool::{Pool, Target};
 use crate::scripts;
 use crate::stats::Stats;
+use crate::token::new_token;
 
 /// A waiter stays registered this long past its deadline, to cover its last
 /// attempt.
@@ -268,17 +269,7 @@ impl LockClient {
     /// Deletes lock `name` if `token` still holds it. False when it had
     /// expired or been taken over: the other holder's lock is left alone.
     pub fn release(&self, name: &[u8], token: &str, acquired_at: Option<Instant>) -> Result<bool> {
-        let keys = self.keys(name);
-        let released: i64 = self.run(|con| {
-            scripts::RELEASE
-                .key(&keys.lock)
-                .key(&keys.fence)
-                .key(&keys.waiters)
-                .key(&keys.queue)
-                .arg(token)
-                .invoke(con)
-        })?;
-        let released = released == 1;
+        let released = release_on(&self.pool, &self.target, &self.keys(name), token)? == 1;
         self.stats
             .lock()
             .record_release(released, acquired_at.map(|t| t.elapsed()));
@@ -322,12 +313,16 @@ impl LockClient {
     /// Deletes lock `name` whoever holds it, granting it to the next waiter.
     pub fn force_release(&self, name: &[u8]) -> Result<bool> {
         let keys = self.keys(name);
+        let call = new_token();
+        let window = resend_window_ms(&self.target);
         let deleted: i64 = self.run(|con| {
             scripts::FORCE_RELEASE
                 .key(&keys.lock)
                 .key(&keys.fence)
                 .key(&keys.waiters)
                 .key(&keys.queue)
+                .arg(&call)
+                .arg(window)
                 .invoke(con)
         })?;
         Ok(deleted == 1)
@@ -488,17 +483,7 @@ fn release_orphans(pool: &Pool, orphans: Vec<Orphan>) -> usize {
             continue;
         }
         attempts += 1;
-        let keys = &orphan.keys;
-        let result: Result<i64> = pool.run(&orphan.target, orphan.target.timeout, |con| {
-            scripts::RELEASE
-                .key(&keys.lock)
-                .key(&keys.fence)
-                .key(&keys.waiters)
-                .key(&keys.queue)
-                .arg(&orphan.token)
-                .invoke(con)
-        });
-        match result {
+        match release_on(pool, &orphan.target, &orphan.keys, &orphan.token) {
             Ok(1) => deleted += 1,
             Ok(_) => {}
             Err(_) => {
@@ -511,6 +496,34 @@ fn release_orphans(pool: &Pool, orphans: Vec<Orphan>) -> usize {
         ORPHANS.lock().extend(later);
     }
     deleted
+}
+
+/// Runs the release script for `token` (a caller's own release, or an
+/// orphan's): 1 if it held the lock, which is now freed or granted on.
+///
+/// The call id is drawn once, so a re-send by the pool is recognised as the
+/// same call (see `scripts`, "Safe to run twice").
+fn release_on(pool: &Pool, target: &Target, keys: &LockKeys, token: &str) -> Result<i64> {
+    let call = new_token();
+    let window = resend_window_ms(target);
+    pool.run(target, target.timeout, |con| {
+        scripts::RELEASE
+            .key(&keys.lock)
+            .key(&keys.fence)
+            .key(&keys.waiters)
+            .key(&keys.queue)
+            .arg(token)
+            .arg(&call)
+            .arg(window)
+            .invoke(con)
+    })
+}
+
+/// How long after a call its re-send can still arrive: the pool re-sends at
+/// once after a broken reply (seen within `timeout`), on a new connection
+/// (made within `connect_timeout`); a second of margin on top.
+fn resend_window_ms(target: &Target) -> u64 {
+    millis(target.timeout + target.connect_timeout + Duration::from_secs(1))
 }
 
 fn millis(d: Duration) -> u64 {

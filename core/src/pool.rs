@@ -55,7 +55,9 @@ impl Pool {
     ///
     /// A pooled connection found broken before any reply is replaced once and
     /// `op` run again: that is the idle connection that a Redis restart or an
-    /// idle timeout closed. A freshly made connection is not retried.
+    /// idle timeout closed. A freshly made connection is not retried. The
+    /// break may also come after Redis ran the command, so every `op` must be
+    /// safe to run twice (see `scripts`, "Safe to run twice").
     pub fn run<T>(
         &self,
         target: &Target,
@@ -76,7 +78,7 @@ impl Pool {
                     self.checkin(target, pooled);
                     return Ok(value);
                 }
-                Err(e) if matches!(e.kind(), redis::ErrorKind::Server(_)) => {
+                Err(e) if e.code().is_some() => {
                     // A complete error reply was read: the stream is in step.
                     self.checkin(target, pooled);
                     return Err(Error::from_redis(target.dsn.redacted(), &e, read_timeout));
@@ -169,13 +171,14 @@ fn connect(target: &Target, pid: u32) -> Result<Pooled> {
             });
         }
         con.set_read_timeout(Some(left)).map_err(|e| fail(&e))?;
-        cmd.query::<()>(&mut con).map_err(|e| match e.kind() {
-            // A refused AUTH/SELECT means this server cannot be used as configured.
-            redis::ErrorKind::Server(_) => Error::Unavailable {
+        cmd.query::<()>(&mut con).map_err(|e| match e.code() {
+            // A refused AUTH/SELECT (WRONGPASS, NOAUTH, ERR …) means this
+            // server cannot be used as configured.
+            Some(_) => Error::Unavailable {
                 dsn: redacted.to_owned(),
                 detail: e.to_string(),
             },
-            _ => fail(&e),
+            None => fail(&e),
         })?;
     }
     con.set_write_timeout(Some(target.timeout))

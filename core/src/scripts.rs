@@ -27,6 +27,17 @@
 //! A waiter that dies while blocked (SIGKILL) may still be granted the lock
 //! until its deadline: the lock then stays held until its TTL, as for a holder
 //! that dies.
+//!
+//! # Safe to run twice
+//! A command may be sent twice: the pool re-sends it when a pooled connection
+//! broke, which may be after Redis ran it and before its reply arrived. Every
+//! script therefore acts once per call. Acquire, refresh and the reads are so
+//! by nature (seeing its own token, an acquire reports the lock it already
+//! took). Release and force release are not: a repeat would find the lock
+//! already given to the next waiter and report false, or (force release) give
+//! it on to the waiter after. They take a call id, and the first run stores
+//! its answer under `<lock>:call:<id>` for as long as a re-send can come; a
+//! repeat returns that answer and does nothing.
 
 use once_cell::sync::Lazy;
 use redis::Script;
@@ -142,15 +153,22 @@ return {0, redis.call('PTTL', KEYS[1])}
 /// Release: only while the token is the caller's; then grant the lock to
 /// the next live waiter or free it.
 ///
-/// KEYS: lock, fence, waiters, queue. ARGV: token. Returns 1 if released, 0
-/// if the lock had expired or belongs to someone else (left untouched).
+/// KEYS: lock, fence, waiters, queue. ARGV: token, call id, how long a
+/// re-send of this call can come (ms). Returns 1 if released, 0 if the lock
+/// had expired or belongs to someone else (left untouched).
+///
+/// The lock still holding the caller's token means this is the first run (a
+/// run that released it changed it); only otherwise is the call's marker
+/// looked up, so an uncontended release costs one SET more, not a GET too.
 pub static RELEASE: Lazy<Script> = Lazy::new(|| {
     Script::new(&format!(
         r"{HAND_OVER}
+local marker = KEYS[1] .. ':call:' .. ARGV[2]
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
-  return 0
+  return tonumber(redis.call('GET', marker) or '0')
 end
 hand_over(KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+redis.call('SET', marker, '1', 'PX', ARGV[3])
 return 1
 "
     ))
@@ -158,15 +176,22 @@ return 1
 
 /// Force release: whoever holds it; then grant it to the next live waiter.
 ///
-/// KEYS: lock, fence, waiters, queue. Returns 1 if a lock was held.
+/// KEYS: lock, fence, waiters, queue. ARGV: call id, how long a re-send of
+/// this call can come (ms). Returns 1 if a lock was held.
 pub static FORCE_RELEASE: Lazy<Script> = Lazy::new(|| {
     Script::new(&format!(
         r"{HAND_OVER}
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  return 0
+local marker = KEYS[1] .. ':call:' .. ARGV[1]
+local first = redis.call('GET', marker)
+if first then
+  return tonumber(first)
 end
-hand_over(KEYS[1], KEYS[2], KEYS[3], KEYS[4])
-return 1
+local held = redis.call('EXISTS', KEYS[1])
+if held == 1 then
+  hand_over(KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+end
+redis.call('SET', marker, held, 'PX', ARGV[2])
+return held
 "
     ))
 });

@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::RedisServer;
+use common::{client_for, RedisServer, ReplyDropper};
 use parking_lot::Mutex;
 use redis_lock_core::client::Ownership;
 use redis_lock_core::token::new_token;
@@ -673,4 +673,96 @@ fn a_waiter_that_gets_the_lock_at_its_deadline_leaves_the_waiters_set() {
             std::thread::sleep(Duration::from_millis(80));
         }
     }
+}
+
+/// Two waiters queued behind `holder` on lock "k", each on its own client;
+/// each returns its acquire's outcome (waits up to 3 s).
+fn two_waiters(redis: &RedisServer) -> (Vec<String>, Vec<std::thread::JoinHandle<AcquireOutcome>>) {
+    let tokens: Vec<String> = (0..2).map(|_| new_token()).collect();
+    let waiters = tokens
+        .iter()
+        .map(|t| {
+            let (c, t) = (redis.client(false), t.clone());
+            let waiter = std::thread::spawn(move || {
+                c.acquire(b"k", &t, TTL, Wait::For(Duration::from_secs(3)))
+                    .unwrap()
+            });
+            // Let this waiter register before the next one arrives.
+            std::thread::sleep(Duration::from_millis(150));
+            waiter
+        })
+        .collect();
+    (tokens, waiters)
+}
+
+/// A client whose pooled connection goes through `proxy` (a command made it
+/// pooled, so a broken connection is replaced and the command re-sent), with
+/// the releasing scripts already loaded (else the reply dropped would be a
+/// NOSCRIPT, sent before the script ran).
+fn pooled_client_through(proxy: &ReplyDropper) -> redis_lock_core::LockClient {
+    let c = client_for(&proxy.dsn(), false, Duration::from_millis(500));
+    let warm = new_token();
+    assert!(acquired(c.acquire(b"warm", &warm, TTL, Wait::No).unwrap()));
+    assert!(c.release(b"warm", &warm, None).unwrap());
+    assert!(!c.force_release(b"warm").unwrap());
+    c
+}
+
+#[test]
+fn a_force_release_whose_reply_was_lost_grants_the_lock_once() {
+    let redis = RedisServer::start();
+    let proxy = ReplyDropper::start(redis.port);
+    let c = redis.client(false);
+    let mut raw = redis.raw();
+    assert!(acquired(
+        c.acquire(b"k", &new_token(), TTL, Wait::No).unwrap()
+    ));
+    let (tokens, waiters) = two_waiters(&redis);
+    let via_proxy = pooled_client_through(&proxy);
+
+    proxy.drop_next_reply();
+    // Redis ran it and granted the lock to the first waiter; the reply was
+    // lost, and the client sends it again on a new connection.
+    assert!(
+        via_proxy.force_release(b"k").unwrap(),
+        "the first run's answer"
+    );
+    let owner: String = redis::cmd("GET").arg("test:{k}").query(&mut raw).unwrap();
+    assert_eq!(owner, tokens[0], "granted once, to the first waiter only");
+    let queued: i64 = redis::cmd("LLEN")
+        .arg("test:{k}:queue")
+        .query(&mut raw)
+        .unwrap();
+    assert_eq!(queued, 1, "the second waiter still waits");
+
+    let mut waiters = waiters.into_iter();
+    assert!(acquired(waiters.next().unwrap().join().unwrap()));
+    assert!(c.release(b"k", &tokens[0], None).unwrap());
+    assert!(acquired(waiters.next().unwrap().join().unwrap()));
+}
+
+#[test]
+fn a_release_whose_reply_was_lost_acts_once_and_reports_it() {
+    let redis = RedisServer::start();
+    let proxy = ReplyDropper::start(redis.port);
+    let mut raw = redis.raw();
+    let via_proxy = pooled_client_through(&proxy);
+    let holder = new_token();
+    assert!(acquired(
+        via_proxy.acquire(b"k", &holder, TTL, Wait::No).unwrap()
+    ));
+    let (tokens, waiters) = two_waiters(&redis);
+
+    proxy.drop_next_reply();
+    assert!(
+        via_proxy.release(b"k", &holder, None).unwrap(),
+        "the lock was ours and the first run released it"
+    );
+    let owner: String = redis::cmd("GET").arg("test:{k}").query(&mut raw).unwrap();
+    assert_eq!(owner, tokens[0], "granted once, to the first waiter only");
+
+    let mut waiters = waiters.into_iter();
+    assert!(acquired(waiters.next().unwrap().join().unwrap()));
+    assert!(redis.client(false).release(b"k", &tokens[0], None).unwrap());
+    assert!(acquired(waiters.next().unwrap().join().unwrap()));
 }

@@ -33,6 +33,19 @@ abstract class TestCase extends \PHPUnit\Framework\TestCase
     }
 
     /**
+     * The keys on $redis apart from the markers a release leaves for a few
+     * seconds (`<lock>:call:<id>`, so that a re-sent release acts once).
+     *
+     * @return list<string>
+     */
+    public static function lockKeys(\Redis $redis): array
+    {
+        $keys = array_values(array_filter($redis->keys('*'), fn ($k) => !str_contains($k, ':call:')));
+        sort($keys);
+        return $keys;
+    }
+
+    /**
      * Runs PHP code in a separate php process that loads the extension.
      *
      * @return array{int, string, string} exit code, stdout, stderr
