@@ -13,8 +13,9 @@ use Symfony\Component\Lock\PersistingStoreInterface;
 use Symfony\Component\Lock\Store\RedisStore;
 
 /**
- * The store with Debian's php-symfony-lock 5.4, checked against Symfony's own
- * RedisStore (over phpredis) in the same scenarios.
+ * The store with Debian's php-symfony-lock (5.4, 6.4 or 7.4, whichever the
+ * stack has), checked against Symfony's own RedisStore (over phpredis) in the
+ * same scenarios.
  */
 final class SymfonyTest extends TestCase
 {
@@ -34,11 +35,50 @@ final class SymfonyTest extends TestCase
         return ['redis_lock' => $this->ours(), 'symfony RedisStore' => new RedisStore(self::$server->client())];
     }
 
+    /** The Redis key under which the store named $name keeps $resource. */
+    private function stored(string $name, string $resource): string
+    {
+        return $name === 'redis_lock' ? 'lock:{' . $resource . '}' : $resource;
+    }
+
     public function testInterfaces(): void
     {
         $store = $this->ours();
         $this->assertInstanceOf(PersistingStoreInterface::class, $store);
         $this->assertInstanceOf(BlockingStoreInterface::class, $store);
+    }
+
+    /**
+     * One class for every Symfony version: it declares the return types of
+     * Symfony 7, which the untyped methods of 5.4 and 6.4 accept. A method that a
+     * later version adds to the interfaces fails here.
+     */
+    public function testTheStoreMatchesTheInterfacesOfThisSymfonyVersion(): void
+    {
+        $declared = [];
+        foreach ([PersistingStoreInterface::class, BlockingStoreInterface::class] as $interface) {
+            foreach ((new \ReflectionClass($interface))->getMethods() as $method) {
+                $declared[$method->getName()] = $method->hasReturnType() ? (string) $method->getReturnType() : null;
+                $ours = new \ReflectionMethod(RedisLockStore::class, $method->getName());
+                $this->assertSame(
+                    array_map(fn ($p) => [$p->getName(), (string) $p->getType()], $method->getParameters()),
+                    array_map(fn ($p) => [$p->getName(), (string) $p->getType()], $ours->getParameters()),
+                    $method->getName()
+                );
+            }
+        }
+        ksort($declared);
+        $ours = [];
+        foreach (array_keys($declared) as $name) {
+            $ours[$name] = (string) (new \ReflectionMethod(RedisLockStore::class, $name))->getReturnType();
+        }
+        $all = ['delete' => 'void', 'exists' => 'bool', 'putOffExpiration' => 'void', 'save' => 'void', 'waitAndSave' => 'void'];
+        $this->assertSame($all, $ours);
+        $this->assertContains($declared, [
+            'Symfony 5.4: untyped' => array_map(fn () => null, $all),
+            'Symfony 6.4: exists() typed' => array_replace(array_map(fn () => null, $all), ['exists' => 'bool']),
+            'Symfony 7: all typed' => $all,
+        ]);
     }
 
     public function testLockLifecycleThroughTheFactory(): void
@@ -73,8 +113,21 @@ final class SymfonyTest extends TestCase
             $o = [];
             $a = $factory->createLock('r', 0.2, false);
             $b = $factory->createLock('r', 10, false);
+            $stored = $this->stored($name, 'r');
             $o['a acquires'] = $a->acquire();
+            $o['a acquires again while holding'] = $a->acquire();
             $o['b acquires while held'] = $b->acquire();
+            try {
+                $b->release();
+                $o['b releases a lock it does not hold'] = 'no exception';
+            } catch (\Throwable $e) {
+                $o['b releases a lock it does not hold'] = get_class($e);
+            }
+            $o['a still holds after b released'] = $a->isAcquired();
+            $a->refresh(5);
+            $o['a refresh(5): seconds in redis'] = (int) round($this->redis->pTtl($stored) / 1000);
+            $o['a refresh(5): remaining lifetime'] = (int) round($a->getRemainingLifetime());
+            $a->refresh(0.2);
             try {
                 $b->refresh();
                 $o['b refreshes a lock it does not hold'] = 'no exception';
@@ -140,7 +193,7 @@ final class SymfonyTest extends TestCase
                 pcntl_waitpid($pid, $status);
                 $server->resume();
             }
-            $this->assertSame(0, $server->client()->dbSize(), "$name: the expired lock was deleted");
+            $this->assertSame([], self::lockKeys($server->client()), "$name: the expired lock was deleted");
             $server->stop();
         }
         $this->assertSame($seen['symfony RedisStore'], $seen['redis_lock']);
@@ -181,24 +234,74 @@ final class SymfonyTest extends TestCase
         $this->assertSame(1, $this->redis->exists('lock:{k}'));
     }
 
+    /**
+     * Runs $body in a new php process (not a fork) with both stores at hand:
+     * `$store` is the one named $name, `$in` the given string. Returns what
+     * the body returns, through JSON.
+     */
+    private function inAnotherProcess(string $name, string $body, string $in = ''): mixed
+    {
+        $code = '<?php
+            declare(strict_types=1);
+            require "/usr/share/php/Symfony/Component/Lock/autoload.php";
+            require ' . var_export(dirname(__DIR__) . '/php/autoload.php', true) . ';
+            use Symfony\Component\Lock\{Key, LockFactory};
+            $redis = new \Redis();
+            $redis->connect("127.0.0.1", ' . self::$server->port . ');
+            $store = ' . var_export($name, true) . ' === "redis_lock"
+                ? new \RedisLock\Symfony\RedisLockStore(' . var_export($this->dsn(), true) . ')
+                : new \Symfony\Component\Lock\Store\RedisStore($redis);
+            $in = base64_decode(' . var_export(base64_encode($in), true) . ');
+            echo json_encode((function () use ($store, $in) {' . $body . '})());';
+        [$exit, $out, $err] = self::runPhp($code);
+        $this->assertSame(0, $exit, "$name: $out $err");
+        $this->assertSame('', $err, $name);
+        return json_decode($out, true, 512, JSON_THROW_ON_ERROR);
+    }
+
+    /**
+     * A Key serialized in one process owns its lock in another, a new php
+     * process: there it is refreshed and released (the token travels in the
+     * Key's state); and the Key of a lock that a new process took comes back
+     * here, still owning it, to be released. Side by side with Symfony's
+     * RedisStore.
+     */
     public function testASerializedKeyOwnsItsLockInAnotherProcess(): void
     {
-        $store = $this->ours();
-        $key = new Key('batch-42');
-        $store->save($key);
-        $serialized = serialize($key);
-        [$child] = Workers::run(1, function () use ($serialized) {
-            $store = new RedisLockStore(self::$server->dsn());
-            $key = unserialize($serialized);
-            $fresh = new Key('batch-42');
-            $result = [$store->exists($key), $store->exists($fresh)];
-            $store->putOffExpiration($key, 60);
-            $store->delete($key);
-            $result[] = $store->exists($key);
-            return $result;
-        });
-        $this->assertSame([true, false, false], $child);
-        $this->assertSame(0, $this->redis->exists('lock:{batch-42}'));
+        $seen = [];
+        foreach ($this->stores() as $name => $store) {
+            $this->redis->flushAll();
+            $key = new Key('batch-42');
+            $this->assertTrue((new LockFactory($store))->createLockFromKey($key, 30, false)->acquire(), $name);
+
+            $seen[$name]['there'] = $this->inAnotherProcess($name, '
+                $key = unserialize($in);
+                $factory = new LockFactory($store);
+                $lock = $factory->createLockFromKey($key, 30, false);
+                $o = ["held there" => $lock->isAcquired(), "a fresh key there" => $factory->createLock("batch-42")->acquire()];
+                $lock->refresh(60);
+                $o["remaining after refresh"] = (int) round($lock->getRemainingLifetime());
+                $lock->release();
+                $o["held after release"] = $lock->isAcquired();
+                return $o;', serialize($key));
+            $seen[$name]['still in redis'] = $this->redis->exists($this->stored($name, 'batch-42'));
+
+            $back = $this->inAnotherProcess($name, '
+                $key = new Key("nightly");
+                (new LockFactory($store))->createLockFromKey($key, 30, false)->acquire();
+                return serialize($key);');
+            $key = unserialize($back);
+            $lock = (new LockFactory($store))->createLockFromKey($key, 30, false);
+            $seen[$name]['here'] = [$lock->isAcquired(), (new LockFactory($store))->createLock('nightly')->acquire()];
+            $lock->release();
+            $seen[$name]['here'][] = $this->redis->exists($this->stored($name, 'nightly'));
+        }
+        $this->assertSame([
+            'there' => ['held there' => true, 'a fresh key there' => false, 'remaining after refresh' => 60, 'held after release' => false],
+            'still in redis' => 0,
+            'here' => [true, false, 0],
+        ], $seen['redis_lock']);
+        $this->assertSame($seen['symfony RedisStore'], $seen['redis_lock']);
     }
 
     public function testInitialTtlComesFromTheTtlOption(): void

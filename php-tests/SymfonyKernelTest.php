@@ -1,0 +1,167 @@
+<?php
+declare(strict_types=1);
+
+namespace RedisLock\Tests;
+
+use RedisLock\Symfony\RedisLockStore;
+use RedisLock\Tests\SymfonyKernel\LockUser;
+use RedisLock\Tests\SymfonyKernel\RedisLockKernel;
+use Symfony\Component\Lock\Exception\InvalidArgumentException;
+use Symfony\Component\Lock\Key;
+use Symfony\Component\Lock\LockFactory;
+use Symfony\Component\Lock\Store\RedisStore;
+use Symfony\Component\Lock\Store\StoreFactory;
+
+/**
+ * FrameworkBundle's LockFactory on this store: a real kernel (Debian's
+ * FrameworkBundle 5.4, 6.4 or 7.4) booted with the README's wiring,
+ * php-tests/SymfonyKernel/config/packages/redis_lock.php.
+ */
+final class SymfonyKernelTest extends TestCase
+{
+    private const PREFIX = 'app:lock:';
+
+    private static RedisLockKernel $kernel;
+    private static string $varDir;
+    private static mixed $savedDsn;
+
+    public static function setUpBeforeClass(): void
+    {
+        require_once '/usr/share/php/Symfony/Component/Lock/autoload.php';
+        require_once '/usr/share/php/Symfony/Bundle/FrameworkBundle/autoload.php';
+        if (!class_exists(\Composer\InstalledVersions::class)) {
+            require_once __DIR__ . '/SymfonyKernel/InstalledVersions.php';
+        }
+        require_once __DIR__ . '/SymfonyKernel/RedisLockKernel.php';
+
+        self::$savedDsn = $_ENV['REDIS_LOCK_DSN'] ?? null;
+        $_ENV['REDIS_LOCK_DSN'] = self::$server->dsn();
+        self::$varDir = sys_get_temp_dir() . '/rl-kernel-' . getmypid() . '-' . bin2hex(random_bytes(4));
+        self::$kernel = new RedisLockKernel(self::$varDir);
+        self::keepingHandlers(static fn () => self::$kernel->boot());
+    }
+
+    public static function tearDownAfterClass(): void
+    {
+        self::$kernel->shutdown();
+        if (self::$savedDsn === null) {
+            unset($_ENV['REDIS_LOCK_DSN']);
+        } else {
+            $_ENV['REDIS_LOCK_DSN'] = self::$savedDsn;
+        }
+        exec('rm -rf ' . escapeshellarg(self::$varDir));
+    }
+
+    /**
+     * FrameworkBundle::boot() installs Symfony's ErrorHandler as PHP's
+     * exception (and maybe error) handler; give PHPUnit back its own.
+     */
+    private static function keepingHandlers(callable $fn): void
+    {
+        $error = set_error_handler(null);
+        restore_error_handler();
+        $exception = set_exception_handler(null);
+        restore_exception_handler();
+        try {
+            $fn();
+        } finally {
+            for ($i = 0; $i < 8; $i++) {
+                $now = set_error_handler(null);
+                restore_error_handler();
+                if ($now === $error || $now === null) {
+                    break;
+                }
+                restore_error_handler();
+            }
+            for ($i = 0; $i < 8; $i++) {
+                $now = set_exception_handler(null);
+                restore_exception_handler();
+                if ($now === $exception || $now === null) {
+                    break;
+                }
+                restore_exception_handler();
+            }
+        }
+    }
+
+    private function kernelFactory(): LockFactory
+    {
+        return self::$kernel->getContainer()->get('test.lock.factory');
+    }
+
+    public function testLockFactoryServiceAndAutowiringAliasUseTheStore(): void
+    {
+        $container = self::$kernel->getContainer();
+        $factory = $this->kernelFactory();
+        $this->assertInstanceOf(LockFactory::class, $factory);
+        $this->assertSame($factory, $container->get(LockUser::class)->locks, 'the autowired LockFactory is lock.factory');
+
+        $key = new Key('invoice-7');
+        $lock = $factory->createLockFromKey($key, 30);
+        $this->assertTrue($lock->acquire());
+
+        // In Redis under the store's configured prefix, holding the owner
+        // token that the store keeps in the Key; the extension knows it as
+        // that lock's owner.
+        $token = $key->getState(RedisLockStore::class);
+        $this->assertSame($token, $this->redis->get(self::PREFIX . '{invoice-7}'));
+        $this->assertSame([self::PREFIX . '{invoice-7}'], $this->redis->keys('*'));
+        $this->assertGreaterThan(29_000, $this->redis->pTtl(self::PREFIX . '{invoice-7}'), 'the Lock\'s TTL reached Redis');
+        $owner = (new \RedisLock\LockManager($this->dsn(), ['prefix' => self::PREFIX]))->restoreLock('invoice-7', $token);
+        $this->assertTrue($owner->isAcquired());
+
+        $lock->release();
+        $this->assertSame(0, $this->redis->exists(self::PREFIX . '{invoice-7}'));
+    }
+
+    public function testFrameworkBundlesOwnStoreIsLeftOutOfTheContainer(): void
+    {
+        $files = new \RecursiveIteratorIterator(new \RecursiveDirectoryIterator(self::$kernel->getCacheDir(), \FilesystemIterator::SKIP_DOTS));
+        $mentions = [];
+        $seen = 0;
+        foreach ($files as $file) {
+            if (str_ends_with((string) $file, '.php')) {
+                $seen++;
+                $code = (string) file_get_contents((string) $file);
+                if (str_contains($code, 'StoreFactory')) {
+                    $mentions[] = (string) $file;
+                }
+            }
+        }
+        $this->assertGreaterThan(0, $seen, 'the dumped container');
+        $this->assertSame([], $mentions, 'the store framework.lock would make for "default" is never built');
+    }
+
+    public function testASecondFactorySeesTheConflict(): void
+    {
+        $kernelLock = $this->kernelFactory()->createLock('report', 30);
+        $this->assertTrue($kernelLock->acquire());
+
+        // Another application (or worker) with its own store on the same Redis.
+        $other = new LockFactory(new RedisLockStore($this->dsn(), ['prefix' => self::PREFIX]));
+        $otherLock = $other->createLock('report', 30);
+        $this->assertFalse($otherLock->acquire());
+        $this->assertFalse($this->kernelFactory()->createLock('report', 30)->acquire(), 'nor a second lock of the same factory');
+
+        $kernelLock->release();
+        $this->assertTrue($otherLock->acquire());
+        $this->assertFalse($kernelLock->acquire(), 'and the other way round');
+        $otherLock->release();
+    }
+
+    /**
+     * Why the wiring redefines the factory: framework.lock makes each store
+     * with StoreFactory, which takes DSNs and connections, never a store
+     * object, and turns a redis:// DSN into Symfony's own RedisStore.
+     */
+    public function testStoreFactoryRefusesTheStore(): void
+    {
+        try {
+            StoreFactory::createStore(new RedisLockStore($this->dsn()));
+            $this->fail('StoreFactory accepted a store object');
+        } catch (InvalidArgumentException $e) {
+            $this->assertStringContainsString(RedisLockStore::class, $e->getMessage());
+        }
+        $this->assertInstanceOf(RedisStore::class, StoreFactory::createStore($this->dsn()));
+    }
+}
