@@ -3,6 +3,7 @@
 //!
 //! - [`dsn`]: parsing and redacting connection strings;
 //! - [`pool`]: one connection per DSN per process, fork-aware;
+//! - [`sentinel`]: the master of a `redis-sentinel://` DSN, looked up when the pool connects;
 //! - [`scripts`] and [`keys`]: what is stored in Redis and the Lua that changes it;
 //! - [`client`]: acquire / release / refresh and woken waits;
 //! - [`stats`]: this process's lock metrics;
@@ -16,6 +17,7 @@ pub mod keys;
 pub mod pid;
 pub mod pool;
 pub mod scripts;
+pub mod sentinel;
 pub mod stats;
 pub mod token;
 
