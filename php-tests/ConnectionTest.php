@@ -4,6 +4,7 @@ declare(strict_types=1);
 namespace RedisLock\Tests;
 
 use RedisLock\ConnectionException;
+use RedisLock\LockException;
 use RedisLock\LockManager;
 use RedisLock\RedisMutex;
 
@@ -102,6 +103,43 @@ final class ConnectionTest extends TestCase
             $this->assertStringNotContainsString('wrong', $e->getMessage());
         }
         $server->stop();
+    }
+
+    public function testWithReplicasAnAcquireWaitsForThemAndGivesTheLockBackWhenTheyDoNotConfirm(): void
+    {
+        $master = RedisServer::start();
+        $replica = RedisServer::start();
+        try {
+            $master->client()->config('SET', 'repl-diskless-sync-delay', '0');
+            $replica->client()->rawCommand('REPLICAOF', '127.0.0.1', (string) $master->port);
+            $deadline = microtime(true) + 10;
+            while (!str_contains($master->client()->rawCommand('INFO', 'replication'), 'state=online')) {
+                $this->assertLessThan($deadline, microtime(true), 'the replica came online');
+                usleep(20_000);
+            }
+            $lm = new LockManager($master->dsn(), ['replicas' => 1, 'timeout' => 0.5]);
+            $lock = $lm->createLock('k', 10);
+            $this->assertTrue($lock->acquire());
+            $this->assertSame($lock->owner(), $replica->client()->get('lock:{k}'), 'on the replica when acquire returns');
+            $this->assertTrue($lock->release());
+
+            $replica->pause();
+            $start = microtime(true);
+            try {
+                $lm->createLock('other', 10)->acquire();
+                $this->fail('expected a LockException');
+            } catch (LockException $e) {
+                $this->assertNotInstanceOf(ConnectionException::class, $e);
+                $this->assertStringContainsString('only 0 of 1 replicas confirmed the lock within 300 ms', $e->getMessage());
+            } finally {
+                $replica->resume();
+            }
+            $this->assertLessThan(0.5, microtime(true) - $start, 'within the timeout');
+            $this->assertSame(0, $master->client()->exists('lock:{other}'), 'and left no lock behind');
+        } finally {
+            $replica->stop();
+            $master->stop();
+        }
     }
 
     public function testUnixSocket(): void

@@ -62,10 +62,8 @@ extern "C" fn module_info(_module: *mut ModuleEntry) {
         info_table_end!();
         info_table_start!();
         info_table_header!("Directive", "Value");
-        for name in ini::NAMES {
-            let value = ini::get(name)
-                .map(|v| String::from_utf8_lossy(&v).into_owned())
-                .unwrap_or_default();
+        for name in ini::names() {
+            let value = String::from_utf8_lossy(&ini::get(name)).into_owned();
             let shown = if name == "dsn" {
                 redis_lock_core::dsn::redact(&value)
             } else {

@@ -29,6 +29,7 @@ struct Raw {
     timeout: Duration,
     fail_open: bool,
     fencing: bool,
+    replicas: u32,
 }
 
 impl Settings {
@@ -90,10 +91,14 @@ impl Settings {
                             .filter(|_| value.is_bool())
                             .ok_or_else(|| typed("bool"))?;
                     }
+                    "replicas" => {
+                        let n = value.long().ok_or_else(|| typed("int"))?;
+                        raw.replicas = replica_count(n).ok_or_else(|| at(REPLICAS_RANGE))?;
+                    }
                     _ => {
                         return Err(options_param.invalid(&format!(
                             "has unknown key \"{key}\" (known: {})",
-                            ini::NAMES.join(", ")
+                            ini::names().collect::<Vec<_>>().join(", ")
                         )))
                     }
                 }
@@ -115,6 +120,7 @@ impl Settings {
                 connect_timeout: raw.connect_timeout,
                 timeout: raw.timeout,
                 fencing: raw.fencing,
+                replicas: raw.replicas,
             },
         );
         Ok(Settings {
@@ -132,29 +138,41 @@ impl Raw {
                 "{func}(): php.ini setting redis_lock.{name} {must}"
             ))
         };
-        let text = |name: &str, default: &str| {
-            ini::get(name).unwrap_or_else(|| default.as_bytes().to_vec())
-        };
-        let seconds = |name: &str, default: &str| -> Result<Duration, PhpException> {
-            let v = text(name, default);
-            let secs = std::str::from_utf8(&v)
+        let number = |name: &str| -> Option<f64> {
+            std::str::from_utf8(&ini::get(name))
+                .ok()?
+                .trim()
+                .parse::<f64>()
                 .ok()
-                .and_then(|s| s.trim().parse::<f64>().ok())
-                .ok_or_else(|| bad(name, "must be a number of seconds"))?;
+        };
+        let seconds = |name: &str| -> Result<Duration, PhpException> {
+            let secs = number(name).ok_or_else(|| bad(name, "must be a number of seconds"))?;
             args::seconds_in_range(secs, true).map_err(|must| bad(name, must))
         };
         Ok(Raw {
-            dsn: text("dsn", "redis://127.0.0.1:6379"),
-            prefix: text("prefix", "lock:"),
-            ttl: seconds("ttl", "5")?,
-            connect_timeout: seconds("connect_timeout", "1.0")?,
-            timeout: seconds("timeout", "1.0")?,
-            fail_open: parse_policy(&text("on_unavailable", "closed"))
+            dsn: ini::get("dsn"),
+            prefix: ini::get("prefix"),
+            ttl: seconds("ttl")?,
+            connect_timeout: seconds("connect_timeout")?,
+            timeout: seconds("timeout")?,
+            fail_open: parse_policy(&ini::get("on_unavailable"))
                 .ok_or_else(|| bad("on_unavailable", "must be \"closed\" or \"open\""))?,
-            fencing: parse_flag(&text("fencing", "0"))
+            fencing: parse_flag(&ini::get("fencing"))
                 .ok_or_else(|| bad("fencing", "must be on or off"))?,
+            replicas: number("replicas")
+                .filter(|n| n.fract() == 0.0)
+                .and_then(|n| replica_count(n as i64))
+                .ok_or_else(|| bad("replicas", REPLICAS_RANGE))?,
         })
     }
+}
+
+const REPLICAS_RANGE: &str = "must be an integer from 0 to 16";
+
+/// The `replicas` setting: how many replicas must confirm each acquire. More
+/// than 16 would be a typo, not a deployment.
+fn replica_count(n: i64) -> Option<u32> {
+    u32::try_from(n).ok().filter(|n| *n <= 16)
 }
 
 /// `closed` → false, `open` → true.

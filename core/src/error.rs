@@ -47,6 +47,23 @@ pub enum Error {
         detail: String,
     },
 
+    /// Fewer replicas than the `replicas` option asks for confirmed a lock
+    /// within the timeout; the lock was given back.
+    #[error(
+        "Redis at {dsn}: only {confirmed} of {wanted} replicas confirmed the lock within {} ms; it was given back",
+        .within.as_millis()
+    )]
+    NotReplicated {
+        /// Redacted DSN.
+        dsn: String,
+        /// The `replicas` option.
+        wanted: u32,
+        /// How many replicas had it.
+        confirmed: i64,
+        /// The limit that ran out.
+        within: Duration,
+    },
+
     /// Redis answered with something the scripts never return.
     #[error("unexpected reply from Redis at {dsn}: {detail}")]
     Protocol {
@@ -65,7 +82,9 @@ impl Error {
         match self {
             Error::Unavailable { .. } | Error::Timeout { .. } => true,
             Error::Server { code, .. } => TRANSIENT_CODES.contains(&code.as_str()),
-            Error::InvalidDsn { .. } | Error::Protocol { .. } => false,
+            Error::InvalidDsn { .. } | Error::Protocol { .. } | Error::NotReplicated { .. } => {
+                false
+            }
         }
     }
 

@@ -766,3 +766,122 @@ fn a_release_whose_reply_was_lost_acts_once_and_reports_it() {
     assert!(redis.client(false).release(b"k", &tokens[0], None).unwrap());
     assert!(acquired(waiters.next().unwrap().join().unwrap()));
 }
+
+#[test]
+fn with_replicas_an_acquire_returns_once_the_replica_holds_it_else_gives_it_back() {
+    let master = RedisServer::start();
+    let replica = RedisServer::start();
+    let mut on_master = master.raw();
+    // The first sync would otherwise wait 5 s for more replicas to join.
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("repl-diskless-sync-delay")
+        .arg("0")
+        .query(&mut on_master)
+        .unwrap();
+    let mut on_replica = replica.raw();
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(master.port)
+        .query(&mut on_replica)
+        .unwrap();
+    assert!(common::eventually(|| {
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .query(&mut on_master)
+            .unwrap();
+        info.contains("connected_slaves:1") && info.contains("state=online")
+    }));
+    let timeout = Duration::from_millis(500);
+    let c = redis_lock_core::LockClient::with_pool(
+        Arc::new(redis_lock_core::Pool::default()),
+        Arc::new(Mutex::new(redis_lock_core::Stats::new())),
+        redis_lock_core::Dsn::parse(&master.dsn()).unwrap(),
+        redis_lock_core::ClientOptions {
+            prefix: b"test:".to_vec(),
+            connect_timeout: timeout,
+            timeout,
+            fencing: false,
+            replicas: 1,
+        },
+    );
+
+    let t = new_token();
+    assert!(acquired(c.acquire(b"k", &t, TTL, Wait::No).unwrap()));
+    let on_replica_now: Option<String> = redis::cmd("GET")
+        .arg("test:{k}")
+        .query(&mut on_replica)
+        .unwrap();
+    assert_eq!(
+        on_replica_now.as_deref(),
+        Some(t.as_str()),
+        "the replica has it when acquire returns"
+    );
+
+    // A grant by another client's release is confirmed too.
+    let waiter = {
+        let c = c.clone();
+        std::thread::spawn(move || {
+            let t2 = new_token();
+            let out = c
+                .acquire(b"k", &t2, TTL, Wait::For(Duration::from_secs(3)))
+                .unwrap();
+            (t2, out)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(150));
+    assert!(c.release(b"k", &t, None).unwrap());
+    let (t2, out) = waiter.join().unwrap();
+    assert!(acquired(out));
+    let granted: Option<String> = redis::cmd("GET")
+        .arg("test:{k}")
+        .query(&mut on_replica)
+        .unwrap();
+    assert_eq!(granted.as_deref(), Some(t2.as_str()));
+
+    replica.signal("-STOP");
+    let start = Instant::now();
+    let err = c
+        .acquire(b"other", &new_token(), TTL, Wait::No)
+        .unwrap_err();
+    let took = start.elapsed();
+    replica.signal("-CONT");
+    assert!(
+        matches!(
+            err,
+            redis_lock_core::Error::NotReplicated {
+                wanted: 1,
+                confirmed: 0,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(took < timeout, "took {took:?}");
+    let left: i64 = redis::cmd("EXISTS")
+        .arg("test:{other}")
+        .query(&mut on_master)
+        .unwrap();
+    assert_eq!(left, 0, "the unconfirmed lock was given back");
+}
+
+#[test]
+fn a_failed_acquire_does_not_later_free_the_same_owners_new_lock() {
+    // A Lock object keeps its owner token: after a ConnectionException its
+    // next acquire uses the same token, and must keep what it gets.
+    let port = common::free_port();
+    let c = client_for(
+        &format!("redis://127.0.0.1:{port}"),
+        false,
+        Duration::from_millis(300),
+    );
+    let t = new_token();
+    let err = c.acquire(b"k", &t, TTL, Wait::No).unwrap_err();
+    assert!(err.is_unavailable(), "{err}");
+    let _redis = RedisServer::start_on(port);
+    assert!(acquired(c.acquire(b"k", &t, TTL, Wait::No).unwrap()));
+    assert!(
+        c.is_locked(b"k").unwrap(),
+        "the new hold was taken for an orphan and freed"
+    );
+}

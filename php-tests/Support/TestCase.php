@@ -33,14 +33,14 @@ abstract class TestCase extends \PHPUnit\Framework\TestCase
     }
 
     /**
-     * The keys on $redis apart from the markers a release leaves for a few
+     * The keys on $redis (matching $pattern) apart from the markers a release leaves for a few
      * seconds (`<lock>:call:<id>`, so that a re-sent release acts once).
      *
      * @return list<string>
      */
-    public static function lockKeys(\Redis $redis): array
+    public static function lockKeys(\Redis $redis, string $pattern = '*'): array
     {
-        $keys = array_values(array_filter($redis->keys('*'), fn ($k) => !str_contains($k, ':call:')));
+        $keys = array_values(array_filter($redis->keys($pattern), fn ($k) => !str_contains($k, ':call:')));
         sort($keys);
         return $keys;
     }

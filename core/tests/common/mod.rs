@@ -140,6 +140,7 @@ pub fn client_for(dsn: &str, fencing: bool, timeout: Duration) -> LockClient {
             connect_timeout: timeout,
             timeout,
             fencing,
+            replicas: 0,
         },
     )
 }
@@ -220,4 +221,23 @@ impl ReplyDropper {
     pub fn drop_next_reply(&self) {
         self.drop_next.store(true, Ordering::SeqCst);
     }
+}
+
+/// The Sentinel binary matching [`server_binary`]: valkey-sentinel when the
+/// server is valkey-server and valkey-sentinel is installed, else
+/// redis-sentinel.
+pub fn sentinel_binary() -> String {
+    let valkey = server_binary().ends_with("valkey-server")
+        && Command::new("valkey-sentinel")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+    if valkey {
+        "valkey-sentinel"
+    } else {
+        "redis-sentinel"
+    }
+    .to_owned()
 }
