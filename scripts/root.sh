@@ -100,8 +100,17 @@ cmd=${1:-}; name=${2:-}
 case "$name" in trixie|sid) ;; *) die "usage: $0 ensure|run trixie|sid [CMD...]";; esac
 [ "$(id -u)" -eq 0 ] || die "must run as root (debootstrap, mount, chroot)"
 command -v debootstrap >/dev/null || die "debootstrap is not installed (make deps installs it)"
+# One maker per root at a time: a second run waits, then finds it fresh.
+mkdir -p "$roots"
+ensure() {
+    is_fresh "$name" && return
+    exec 9>"$roots/.$name.lock"
+    flock 9
+    is_fresh "$name" || make_root "$name"
+    exec 9>&-
+}
 case "$cmd" in
-    ensure) is_fresh "$name" || make_root "$name";;
-    run) shift 2; is_fresh "$name" || make_root "$name"; in_root "$name" "$@";;
+    ensure) ensure;;
+    run) shift 2; ensure; in_root "$name" "$@";;
     *) die "usage: $0 ensure|run trixie|sid [CMD...]";;
 esac
