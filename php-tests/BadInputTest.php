@@ -82,6 +82,9 @@ final class BadInputTest extends TestCase
         $dsns = [
             'empty' => '', 'no scheme' => '127.0.0.1:6379', 'http' => 'http://h', 'no host' => 'redis://',
             'bad db' => 'redis://h/x', 'bad port' => 'redis://h:99999', 'unix no path' => 'unix://',
+            'sentinel no hosts' => 'redis-sentinel:///mymaster', 'sentinel bad port' => 'redis-sentinel://h:99999/mymaster',
+            'sentinel no service' => 'redis-sentinel://h:26379', 'sentinel bad db' => 'redis-sentinel://h:26379/mymaster/x',
+            'sentinel one bad port of two' => 'redis-sentinel://h:26379,h:x/mymaster',
         ];
         foreach ($dsns as $label => $dsn) {
             yield "RedisMutex dsn $label" => [fn () => new RedisMutex($dsn), \ValueError::class, 'Argument #1 ($dsn)'];
