@@ -15,6 +15,10 @@ use redis_lock_core::{ClientOptions, Dsn, LockClient, Pool, Stats};
 pub struct RedisServer {
     pub port: u16,
     child: Child,
+    /// The server's own working directory: a replica writes the RDB of its
+    /// full sync there, and a server started in a directory with a dump.rdb
+    /// loads it (or, a Valkey given a newer Redis's RDB, exits).
+    dir: std::path::PathBuf,
 }
 
 /// Ports handed out in this test process. The tests run as parallel threads,
@@ -48,12 +52,14 @@ pub fn server_binary() -> String {
 
 impl RedisServer {
     pub fn start() -> Self {
-        loop {
-            // Another process on this machine may take the port first.
+        // Another process on this machine may take the port first; a server
+        // that exits on every port has another problem.
+        for _ in 0..20 {
             if let Some(server) = Self::try_start_on(free_port()) {
                 return server;
             }
         }
+        panic!("{} exited on 20 ports in a row", server_binary());
     }
 
     pub fn start_on(port: u16) -> Self {
@@ -63,8 +69,15 @@ impl RedisServer {
 
     /// None when our redis-server could not have the port.
     fn try_start_on(port: u16) -> Option<Self> {
+        let dir = std::env::temp_dir().join(format!(
+            "redis-lock-core-test-{}-{port}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
         let child = Command::new(server_binary())
             .args([
+                "--dir",
+                dir.to_str().unwrap(),
                 "--port",
                 &port.to_string(),
                 "--bind",
@@ -77,7 +90,7 @@ impl RedisServer {
             .stdout(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("{} must be installed: {e}", server_binary()));
-        let mut server = RedisServer { port, child };
+        let mut server = RedisServer { port, child, dir };
         // Ready once a real handshake and INFO succeed (a bare TCP connect can
         // succeed before, or against someone else's server); and whoever
         // answers must be the server we started.
@@ -161,6 +174,7 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
