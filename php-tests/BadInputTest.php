@@ -85,12 +85,15 @@ final class BadInputTest extends TestCase
             'sentinel no hosts' => 'redis-sentinel:///mymaster', 'sentinel bad port' => 'redis-sentinel://h:99999/mymaster',
             'sentinel no service' => 'redis-sentinel://h:26379', 'sentinel bad db' => 'redis-sentinel://h:26379/mymaster/x',
             'sentinel one bad port of two' => 'redis-sentinel://h:26379,h:x/mymaster',
+            'cluster no hosts' => 'redis-cluster://', 'cluster bad port' => 'redis-cluster://h:1,h:99999',
+            'cluster mixed schemes' => 'redis-cluster://h:1,redis://h:2', 'cluster with db' => 'redis-cluster://h:1/2',
         ];
         foreach ($dsns as $label => $dsn) {
             yield "RedisMutex dsn $label" => [fn () => new RedisMutex($dsn), \ValueError::class, 'Argument #1 ($dsn)'];
             yield "LockManager dsn $label" => [fn () => new LockManager($dsn), \ValueError::class, 'Argument #1 ($dsn)'];
         }
         yield 'dsn int' => [fn () => new RedisMutex([]), \TypeError::class, 'dsn'];
+        yield 'replicas with a cluster' => [fn () => new LockManager('redis-cluster://127.0.0.1:1', ['replicas' => 1]), \ValueError::class, 'option "replicas" is not supported with a redis-cluster:// DSN'];
 
         $options = [
             'unknown key' => [['ttl' => 1, 'tll' => 1], \ValueError::class, 'unknown key "tll"'],

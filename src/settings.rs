@@ -113,6 +113,13 @@ impl Settings {
             .map_err(|_| Param::new(func, 1, "dsn").invalid("must be valid UTF-8"))?;
         let dsn = Dsn::parse(&dsn_text)
             .map_err(|e| value_error(format!("{func}(): Argument #1 ($dsn) is invalid: {e}")))?;
+        if raw.replicas > 0 && dsn.cluster().is_some() {
+            // WAIT names no key: a cluster client would ask every master,
+            // not the one that holds the lock.
+            return Err(value_error(format!(
+                "{func}(): option \"replicas\" is not supported with a redis-cluster:// DSN"
+            )));
+        }
         let client = LockClient::new(
             dsn,
             ClientOptions {

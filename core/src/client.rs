@@ -38,6 +38,8 @@ const WAIT_SLACK: Duration = Duration::from_millis(100);
 /// An unbounded wait blocks in slices of at most this long, registering
 /// itself again between them.
 const FOREVER_SLICE: Duration = Duration::from_secs(10);
+/// Pause before attempting again after a wait that a server cut short.
+const WAIT_RETRY_PAUSE: Duration = Duration::from_millis(20);
 /// Orphans kept for clean-up at most; more than that are left to their TTL.
 const MAX_ORPHANS: usize = 1024;
 /// Orphans released per clean-up, so that one call after a long outage does
@@ -268,8 +270,19 @@ impl LockClient {
             if pttl_ms > 0 {
                 block = block.min(Duration::from_millis(pttl_ms.unsigned_abs()));
             }
-            if let Some(fence) = self.wait_for_grant(keys, token, block)? {
-                return Ok(self.acquired(start, self.fencing.then_some(fence)));
+            match self.wait_for_grant(keys, token, block) {
+                Ok(Some(fence)) => return Ok(self.acquired(start, self.fencing.then_some(fence))),
+                Ok(None) => {}
+                // The wait was cut short with an answer, not lost: a failover
+                // demoted the server (UNBLOCKED), the slot is moving, … The
+                // next attempt (to the lock's master now) finds the lock ours
+                // if a grant landed, or waits again with the time left.
+                Err(Error::Server { code, .. })
+                    if Error::transient_code(&code) && left.is_none_or(|l| !l.is_zero()) =>
+                {
+                    std::thread::sleep(WAIT_RETRY_PAUSE.min(left.unwrap_or(WAIT_RETRY_PAUSE)));
+                }
+                Err(err) => return Err(err),
             }
         }
     }
@@ -374,7 +387,8 @@ impl LockClient {
     /// Deletes lock `name` whoever holds it, granting it to the next waiter.
     pub fn force_release(&self, name: &[u8]) -> Result<bool> {
         let keys = self.keys(name);
-        let call = new_token();
+        // Drawn once: a re-send by the pool is the same call.
+        let marker = keys.call(&new_token());
         let window = resend_window_ms(&self.target);
         let deleted: i64 = self.run(|con| {
             scripts::FORCE_RELEASE
@@ -382,7 +396,7 @@ impl LockClient {
                 .key(&keys.fence)
                 .key(&keys.waiters)
                 .key(&keys.queue)
-                .arg(&call)
+                .key(&marker)
                 .arg(window)
                 .invoke(con)
         })?;
@@ -473,7 +487,7 @@ impl LockClient {
 
     fn run<T>(
         &self,
-        op: impl FnMut(&mut redis::Connection) -> std::result::Result<T, redis::RedisError>,
+        op: impl FnMut(&mut dyn redis::ConnectionLike) -> std::result::Result<T, redis::RedisError>,
     ) -> Result<T> {
         self.pool.run(&self.target, self.target.timeout, op)
     }
@@ -572,7 +586,7 @@ fn release_orphans(pool: &Pool, orphans: Vec<Orphan>) -> usize {
 /// The call id is drawn once, so a re-send by the pool is recognised as the
 /// same call (see `scripts`, "Safe to run twice").
 fn release_on(pool: &Pool, target: &Target, keys: &LockKeys, token: &str) -> Result<i64> {
-    let call = new_token();
+    let marker = keys.call(&new_token());
     let window = resend_window_ms(target);
     pool.run(target, target.timeout, |con| {
         scripts::RELEASE
@@ -580,8 +594,8 @@ fn release_on(pool: &Pool, target: &Target, keys: &LockKeys, token: &str) -> Res
             .key(&keys.fence)
             .key(&keys.waiters)
             .key(&keys.queue)
+            .key(&marker)
             .arg(token)
-            .arg(&call)
             .arg(window)
             .invoke(con)
     })

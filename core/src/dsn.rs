@@ -1,6 +1,8 @@
 //! Connection strings: `redis://[[user]:password@]host[:port][/db]`,
-//! `rediss://…`, `unix:///path/to/redis.sock` and
-//! `redis-sentinel://[[user]:password@]host:port[,host:port…]/<service>[/db]`.
+//! `rediss://…`, `unix:///path/to/redis.sock`,
+//! `redis-sentinel://[[user]:password@]host:port[,host:port…]/<service>[/db]` and
+//! `redis-cluster://[[user]:password@]host:port[,host:port…]` (`rediss-cluster://`
+//! with TLS).
 
 use redis::{ConnectionInfo, IntoConnectionInfo};
 
@@ -13,6 +15,18 @@ pub struct Dsn {
     redacted: String,
     info: ConnectionInfo,
     sentinel: Option<SentinelDsn>,
+    cluster: Option<ClusterDsn>,
+}
+
+/// The seed nodes of a `redis-cluster://` (or `rediss-cluster://`) DSN: any
+/// of them is asked for the cluster's slot map; the rest is found from there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterDsn {
+    /// The seeds, in the order given: host (an IPv6 address without its
+    /// brackets) and port.
+    pub seeds: Vec<(String, u16)>,
+    /// Whether the nodes are reached over TLS (`rediss-cluster://`).
+    pub tls: bool,
 }
 
 /// The Sentinel part of a `redis-sentinel://` DSN: where to ask which server
@@ -44,7 +58,21 @@ impl Dsn {
                 redacted,
                 info,
                 sentinel: Some(sentinel),
+                cluster: None,
             });
+        }
+        for (scheme, tls) in [("redis-cluster://", false), ("rediss-cluster://", true)] {
+            if let Some(rest) = text.strip_prefix(scheme) {
+                let (cluster, info) =
+                    parse_cluster(rest, tls).map_err(|reason| invalid(&reason))?;
+                return Ok(Dsn {
+                    text: text.to_owned(),
+                    redacted,
+                    info,
+                    sentinel: None,
+                    cluster: Some(cluster),
+                });
+            }
         }
         let url = url::Url::parse(text).map_err(|e| invalid(&e.to_string()))?;
         match url.scheme() {
@@ -67,7 +95,7 @@ impl Dsn {
             other => {
                 return Err(invalid(&format!(
                     "unsupported scheme \"{other}\" \
-                     (use redis://, rediss://, unix:// or redis-sentinel://)"
+                     (use redis://, rediss://, unix://, redis-sentinel:// or redis-cluster://)"
                 )))
             }
         }
@@ -79,6 +107,7 @@ impl Dsn {
             redacted,
             info,
             sentinel: None,
+            cluster: None,
         })
     }
 
@@ -103,26 +132,38 @@ impl Dsn {
     pub fn sentinel(&self) -> Option<&SentinelDsn> {
         self.sentinel.as_ref()
     }
+
+    /// The seed nodes of a `redis-cluster://` or `rediss-cluster://` DSN.
+    pub fn cluster(&self) -> Option<&ClusterDsn> {
+        self.cluster.as_ref()
+    }
 }
 
-/// Parses what follows `redis-sentinel://`. The URL crate cannot be used:
-/// a comma-separated host list is no URL authority.
-fn parse_sentinel(rest: &str) -> std::result::Result<(SentinelDsn, ConnectionInfo), String> {
-    if rest.contains(['?', '#']) {
-        return Err("a sentinel DSN takes no query string or fragment".to_owned());
-    }
-    // The userinfo ends at the last '@' (a password may contain '/' or '@'
-    // only percent-encoded, but be lenient with '@' as redis:// is).
+/// Splits what follows the scheme of a multi-host DSN into its userinfo (up
+/// to the last '@'; a password may contain '/' or '@' only percent-encoded,
+/// but be lenient with '@' as redis:// is), its hosts and what follows the
+/// first '/' after them.
+fn split_multi_host(rest: &str) -> (Option<&str>, &str, &str) {
     let (userinfo, rest) = match rest.rfind('@') {
         Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
         None => (None, rest),
     };
     let (hosts, path) = rest.split_once('/').unwrap_or((rest, ""));
+    (userinfo, hosts, path)
+}
+
+/// Parses a comma-separated `host:port` list (IPv6 hosts in brackets).
+fn parse_host_list(hosts: &str, what: &str) -> std::result::Result<Vec<(String, u16)>, String> {
     if hosts.is_empty() {
-        return Err("at least one sentinel host:port is required".to_owned());
+        return Err(format!("at least one {what} host:port is required"));
     }
-    let mut sentinels = Vec::new();
+    let mut parsed = Vec::new();
     for entry in hosts.split(',') {
+        if entry.contains("://") {
+            return Err(format!(
+                "\"{entry}\": list hosts as host:port after one scheme, not as URLs"
+            ));
+        }
         let Some((host, port)) = entry.rsplit_once(':') else {
             return Err(format!("\"{entry}\" is not host:port"));
         };
@@ -136,10 +177,70 @@ fn parse_sentinel(rest: &str) -> std::result::Result<(SentinelDsn, ConnectionInf
             return Err(format!("\"{entry}\" has no valid host"));
         }
         match port.parse::<u16>() {
-            Ok(port) if port != 0 => sentinels.push((host.to_owned(), port)),
+            Ok(port) if port != 0 => parsed.push((host.to_owned(), port)),
             _ => return Err(format!("\"{entry}\" has no valid port (1-65535)")),
         }
     }
+    Ok(parsed)
+}
+
+/// `host:port` as it goes into a URL (IPv6 in brackets).
+fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// The credentials (and db) of a multi-host DSN, decoded as redis-rs decodes
+/// those of a redis:// URL, with `host`:`port` as the address.
+fn node_info(
+    scheme: &str,
+    userinfo: Option<&str>,
+    host: &str,
+    port: u16,
+    db: &str,
+) -> std::result::Result<ConnectionInfo, String> {
+    let address = host_port(host, port);
+    let url = match userinfo {
+        Some(userinfo) => format!("{scheme}://{userinfo}@{address}/{db}"),
+        None => format!("{scheme}://{address}/{db}"),
+    };
+    url.as_str()
+        .into_connection_info()
+        .map_err(|_| "the user or password is malformed (percent-encode it)".to_owned())
+}
+
+/// Parses what follows `redis-cluster://` or `rediss-cluster://`.
+fn parse_cluster(
+    rest: &str,
+    tls: bool,
+) -> std::result::Result<(ClusterDsn, ConnectionInfo), String> {
+    if rest.contains(['?', '#']) {
+        return Err("a cluster DSN takes no query string or fragment".to_owned());
+    }
+    let (userinfo, hosts, path) = split_multi_host(rest);
+    let seeds = parse_host_list(hosts, "cluster node")?;
+    if !path.is_empty() && path != "0" {
+        return Err("a cluster has only database 0: nothing may follow the hosts".to_owned());
+    }
+    let Some((first_host, first_port)) = seeds.first() else {
+        return Err("at least one cluster node host:port is required".to_owned());
+    };
+    let scheme = if tls { "rediss" } else { "redis" };
+    let info = node_info(scheme, userinfo, first_host, *first_port, "")?;
+    Ok((ClusterDsn { seeds, tls }, info))
+}
+
+/// Parses what follows `redis-sentinel://`. The URL crate cannot be used:
+/// a comma-separated host list is no URL authority.
+fn parse_sentinel(rest: &str) -> std::result::Result<(SentinelDsn, ConnectionInfo), String> {
+    if rest.contains(['?', '#']) {
+        return Err("a sentinel DSN takes no query string or fragment".to_owned());
+    }
+    let (userinfo, hosts, path) = split_multi_host(rest);
+    let sentinels = parse_host_list(hosts, "sentinel")?;
     let mut segments = path.split('/');
     let service = segments.next().unwrap_or_default();
     if service.is_empty() {
@@ -157,19 +258,7 @@ fn parse_sentinel(rest: &str) -> std::result::Result<(SentinelDsn, ConnectionInf
     let Some((first_host, first_port)) = sentinels.first() else {
         return Err("at least one sentinel host:port is required".to_owned());
     };
-    let placeholder = if first_host.contains(':') {
-        format!("[{first_host}]:{first_port}")
-    } else {
-        format!("{first_host}:{first_port}")
-    };
-    let as_redis = match userinfo {
-        Some(userinfo) => format!("redis://{userinfo}@{placeholder}/{db}"),
-        None => format!("redis://{placeholder}/{db}"),
-    };
-    let info = as_redis
-        .as_str()
-        .into_connection_info()
-        .map_err(|_| "the user or password is malformed (percent-encode it)".to_owned())?;
+    let info = node_info("redis", userinfo, first_host, *first_port, db)?;
     Ok((
         SentinelDsn {
             sentinels,
@@ -296,6 +385,74 @@ mod tests {
             }
         }
         assert!(Dsn::parse("redis-sentinel://").is_err());
+    }
+
+    #[test]
+    fn parses_cluster_dsns() {
+        let dsn = Dsn::parse("redis-cluster://u:p%40ss@10.0.0.1:7000,[::1]:7001,n3:7002").unwrap();
+        let cluster = dsn.cluster().unwrap();
+        assert_eq!(
+            cluster.seeds,
+            vec![
+                ("10.0.0.1".to_owned(), 7000),
+                ("::1".to_owned(), 7001),
+                ("n3".to_owned(), 7002)
+            ]
+        );
+        assert!(!cluster.tls);
+        assert!(dsn.sentinel().is_none());
+        let settings = dsn.connection_info().redis_settings();
+        assert_eq!(settings.username(), Some("u"));
+        assert_eq!(settings.password(), Some("p@ss"));
+        assert_eq!(
+            dsn.redacted(),
+            "redis-cluster://u:***@10.0.0.1:7000,[::1]:7001,n3:7002"
+        );
+        let tls = Dsn::parse("rediss-cluster://:pw@h:7000").unwrap();
+        assert!(tls.cluster().unwrap().tls);
+        assert_eq!(tls.redacted(), "rediss-cluster://:***@h:7000");
+        for ok in [
+            "redis-cluster://h:7000",
+            "redis-cluster://h:7000/",
+            "redis-cluster://h:7000/0",
+            "redis-cluster://a:1,b:2,c:3",
+        ] {
+            assert!(Dsn::parse(ok).unwrap().cluster().is_some(), "{ok}");
+        }
+        assert!(Dsn::parse("redis://h").unwrap().cluster().is_none());
+    }
+
+    #[test]
+    fn rejects_malformed_cluster_dsns() {
+        for bad in [
+            "redis-cluster://",
+            "redis-cluster://:pw@",
+            "redis-cluster://:pw@/",
+            "redis-cluster://:pw@,h:1",
+            "redis-cluster://:pw@h",
+            "redis-cluster://:pw@h:",
+            "redis-cluster://:pw@h:0",
+            "redis-cluster://:pw@h:99999",
+            "redis-cluster://:pw@h:x",
+            "redis-cluster://:pw@h:1,h2:x",
+            "redis-cluster://:pw@:1",
+            "redis-cluster://:pw@[::1:1",
+            "redis-cluster://:pw@h:1/3",
+            "redis-cluster://:pw@h:1?x=1",
+            "redis-cluster://:pw@h:1,redis://h2:2",
+            "redis-cluster://:pw@h:1,rediss-cluster://h2:2",
+            "rediss-cluster://:pw@h:1,redis-sentinel://h2:2",
+            "rediss-cluster://:pw@",
+        ] {
+            match Dsn::parse(bad) {
+                Err(err @ Error::InvalidDsn { .. }) => {
+                    let text = err.to_string();
+                    assert!(!text.contains("pw@"), "{text}");
+                    assert_eq!(text.contains(":***@"), bad.contains("pw@"), "{text}");
+                }
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
     }
 
     #[test]

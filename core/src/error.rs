@@ -95,6 +95,12 @@ impl Error {
         matches!(self, Error::Unavailable { .. } | Error::Timeout { .. })
     }
 
+    /// Whether a server error code is one of those that say "not now" (see
+    /// [`Error::is_unavailable`]).
+    pub fn transient_code(code: &str) -> bool {
+        TRANSIENT_CODES.contains(&code)
+    }
+
     /// The server's error code, for [`Error::Server`].
     pub fn server_code(&self) -> Option<&str> {
         match self {
@@ -139,15 +145,18 @@ impl Error {
 /// Server error codes that say "not now" rather than "never": a server still
 /// loading its data, a replica (or a master demoted by a failover) refusing
 /// writes, a cluster slot in migration or without a master, a script running
-/// too long. They are faults to report and retry later; nothing about the
-/// server's abilities may be concluded from them.
-const TRANSIENT_CODES: [&str; 6] = [
+/// too long, a blocked command (BLPOP) cut short because its server stopped
+/// being a master or stopped serving the slot (UNBLOCKED). They are faults
+/// to report and retry later; nothing about the server's abilities may be
+/// concluded from them.
+const TRANSIENT_CODES: [&str; 7] = [
     "LOADING",
     "READONLY",
     "TRYAGAIN",
     "CLUSTERDOWN",
     "MASTERDOWN",
     "BUSY",
+    "UNBLOCKED",
 ];
 
 /// Result with [`Error`].

@@ -39,6 +39,16 @@ impl LockKeys {
         }
     }
 
+    /// The marker under which a release or force release with call id `call`
+    /// keeps its answer for a re-send (see `scripts`, "Safe to run twice").
+    pub fn call(&self, call: &str) -> Vec<u8> {
+        let mut key = Vec::with_capacity(self.lock.len() + 6 + call.len());
+        key.extend_from_slice(&self.lock);
+        key.extend_from_slice(b":call:");
+        key.extend_from_slice(call.as_bytes());
+        key
+    }
+
     /// The list on which the waiter holding `token` blocks; a release that
     /// grants it the lock pushes the fencing token there. The scripts derive
     /// the same name from the lock key.
@@ -59,7 +69,7 @@ mod tests {
     fn keys_share_the_hash_tag() {
         let k = LockKeys::new(b"lock:", b"a}b\0c");
         assert_eq!(k.lock, b"lock:{a}b\0c}".to_vec());
-        for other in [&k.fence, &k.waiters, &k.queue, &k.wake("t")] {
+        for other in [&k.fence, &k.waiters, &k.queue, &k.wake("t"), &k.call("c")] {
             assert!(other.starts_with(&k.lock));
         }
     }

@@ -4,6 +4,7 @@
 //! - [`dsn`]: parsing and redacting connection strings;
 //! - [`pool`]: one connection per DSN per process, fork-aware;
 //! - [`sentinel`]: the master of a `redis-sentinel://` DSN, looked up when the pool connects;
+//! - [`cluster`]: a `redis-cluster://` DSN, served by redis-rs's cluster client;
 //! - [`scripts`] and [`keys`]: what is stored in Redis and the Lua that changes it;
 //! - [`client`]: acquire / release / refresh and woken waits;
 //! - [`stats`]: this process's lock metrics;
@@ -11,6 +12,7 @@
 //! - [`error`]: the one error type.
 
 pub mod client;
+pub mod cluster;
 pub mod dsn;
 pub mod error;
 pub mod keys;

@@ -12,8 +12,11 @@ use std::time::{Duration, Instant};
 
 use once_cell::sync::Lazy;
 use parking_lot::Mutex;
+use redis::cluster::ClusterConnection;
 use redis::io::tcp::TcpSettings;
-use redis::{Client, Connection, ConnectionInfo, RedisConnectionInfo, RedisError};
+use redis::{Client, Connection, ConnectionInfo, ConnectionLike, RedisConnectionInfo, RedisError};
+
+use crate::cluster::NodeConnection;
 
 use crate::dsn::Dsn;
 use crate::error::{Error, Result};
@@ -30,8 +33,14 @@ pub struct Target {
     pub timeout: Duration,
 }
 
+/// One server's connection, or a cluster client with its node connections.
+enum Con {
+    Single(Connection),
+    Cluster(Box<ClusterConnection<NodeConnection>>),
+}
+
 struct Pooled {
-    con: Connection,
+    con: Con,
     pid: u32,
     read_timeout: Option<Duration>,
 }
@@ -59,22 +68,40 @@ impl Pool {
     /// idle timeout closed. A freshly made connection is not retried. The
     /// break may also come after Redis ran the command, so every `op` must be
     /// safe to run twice (see `scripts`, "Safe to run twice").
+    ///
+    /// On a cluster (`redis-cluster://`), the cluster client follows
+    /// redirections and reconnects to nodes itself, and the whole of `op`,
+    /// with all its re-sends, is bounded by `read_timeout` from its start
+    /// (see `cluster`); a pooled cluster client that failed without a reply
+    /// (its slot map may name a master that died) is replaced once within
+    /// that time.
     pub fn run<T>(
         &self,
         target: &Target,
         read_timeout: Duration,
-        mut op: impl FnMut(&mut Connection) -> std::result::Result<T, RedisError>,
+        mut op: impl FnMut(&mut dyn ConnectionLike) -> std::result::Result<T, RedisError>,
     ) -> Result<T> {
         let mut retried = false;
+        let mut op_deadline = None;
         loop {
-            let (mut pooled, fresh) = self.checkout(target)?;
-            if pooled.read_timeout != Some(read_timeout) {
-                if let Err(e) = pooled.con.set_read_timeout(Some(read_timeout)) {
-                    return Err(Error::from_redis(target.dsn.redacted(), &e, read_timeout));
+            let (mut pooled, fresh) = self.checkout(target, op_deadline)?;
+            let result = match &mut pooled.con {
+                Con::Single(con) => {
+                    if pooled.read_timeout != Some(read_timeout) {
+                        if let Err(e) = con.set_read_timeout(Some(read_timeout)) {
+                            return Err(Error::from_redis(target.dsn.redacted(), &e, read_timeout));
+                        }
+                        pooled.read_timeout = Some(read_timeout);
+                    }
+                    op(con)
                 }
-                pooled.read_timeout = Some(read_timeout);
-            }
-            match op(&mut pooled.con) {
+                Con::Cluster(con) => {
+                    let deadline =
+                        *op_deadline.get_or_insert_with(|| Instant::now() + read_timeout);
+                    crate::cluster::with_deadline(deadline, || op(con.as_mut()))
+                }
+            };
+            match result {
                 Ok(value) => {
                     self.checkin(target, pooled);
                     return Ok(value);
@@ -82,11 +109,14 @@ impl Pool {
                 Err(e) if e.code().is_some() => {
                     // A complete error reply was read: the stream is in step.
                     let err = Error::from_redis(target.dsn.redacted(), &e, read_timeout);
-                    if target.dsn.sentinel().is_some() && err.is_unavailable() {
+                    let rediscover =
+                        target.dsn.sentinel().is_some() || target.dsn.cluster().is_some();
+                    if rediscover && err.is_unavailable() {
                         // READONLY (a master demoted by a failover),
-                        // MASTERDOWN, LOADING …: this may no longer be the
-                        // master. Dropping the connection makes the next
-                        // call ask the Sentinels again.
+                        // MASTERDOWN, CLUSTERDOWN, LOADING …: this may no
+                        // longer be the master, or the slot map may be stale.
+                        // Dropping the connection makes the next call ask the
+                        // Sentinels, or the cluster's seeds, again.
                         drop(pooled);
                     } else {
                         self.checkin(target, pooled);
@@ -95,7 +125,8 @@ impl Pool {
                 }
                 Err(e) => {
                     drop(pooled);
-                    let stale = !fresh && !retried && !e.is_timeout() && is_broken(&e);
+                    let time_left = op_deadline.is_none_or(|d| d > Instant::now());
+                    let stale = !fresh && !retried && !e.is_timeout() && is_broken(&e) && time_left;
                     if stale {
                         retried = true;
                         continue;
@@ -116,7 +147,10 @@ impl Pool {
             .is_some_and(|p| p.pid == pid)
     }
 
-    fn checkout(&self, target: &Target) -> Result<(Pooled, bool)> {
+    /// This process's connection to `target`, or a new one (true). A new
+    /// cluster client is made within `within`, when given, as well as within
+    /// `connect_timeout`.
+    fn checkout(&self, target: &Target, within: Option<Instant>) -> Result<(Pooled, bool)> {
         let pid = crate::pid::current();
         let existing = self.idle.lock().remove(target.dsn.as_str());
         if let Some(pooled) = existing {
@@ -128,7 +162,7 @@ impl Pool {
             // write to it in future versions; forgetting it costs one fd.
             std::mem::forget(pooled);
         }
-        Ok((connect(target, pid)?, true))
+        Ok((connect(target, pid, within)?, true))
     }
 
     fn checkin(&self, target: &Target, pooled: Pooled) {
@@ -139,12 +173,26 @@ impl Pool {
     }
 }
 
-/// Opens a connection, spending at most `connect_timeout` in all: for a
-/// `redis-sentinel://` DSN, that includes asking the Sentinels for the
-/// master and checking its role (see `sentinel`).
-fn connect(target: &Target, pid: u32) -> Result<Pooled> {
+/// Opens a connection, spending at most `connect_timeout` in all (and, for
+/// a cluster, no time past `within`): for a `redis-sentinel://` DSN, that
+/// includes asking the Sentinels for the master and checking its role (see
+/// `sentinel`); for a `redis-cluster://` DSN, reading the slot map from a
+/// seed and connecting to the nodes (see `cluster`).
+fn connect(target: &Target, pid: u32, within: Option<Instant>) -> Result<Pooled> {
     let redacted = target.dsn.redacted();
-    let deadline = Instant::now() + target.connect_timeout;
+    let mut deadline = Instant::now() + target.connect_timeout;
+    if let Some(cluster) = target.dsn.cluster() {
+        if let Some(within) = within {
+            deadline = deadline.min(within);
+        }
+        return Ok(Pooled {
+            con: Con::Cluster(Box::new(crate::cluster::connect(
+                target, cluster, deadline,
+            )?)),
+            pid,
+            read_timeout: None,
+        });
+    }
     let con = match target.dsn.sentinel() {
         None => open(target.dsn.connection_info(), deadline)
             .map_err(|e| e.into_error(redacted, target.connect_timeout))?,
@@ -153,7 +201,7 @@ fn connect(target: &Target, pid: u32) -> Result<Pooled> {
     con.set_write_timeout(Some(target.timeout))
         .map_err(|e| Error::from_redis(redacted, &e, target.connect_timeout))?;
     Ok(Pooled {
-        con,
+        con: Con::Single(con),
         pid,
         read_timeout: None,
     })

@@ -30,60 +30,98 @@
 //!
 //! # Safe to run twice
 //! A command may be sent twice: the pool re-sends it when a pooled connection
-//! broke, which may be after Redis ran it and before its reply arrived. Every
+//! broke, which may be after Redis ran it and before its reply arrived (and a
+//! cluster client re-sends after a timeout or a redirection). Every
 //! script therefore acts once per call. Acquire, refresh and the reads are so
 //! by nature (seeing its own token, an acquire reports the lock it already
 //! took). Release and force release are not: a repeat would find the lock
 //! already given to the next waiter and report false, or (force release) give
-//! it on to the waiter after. They take a call id, and the first run stores
-//! its answer under `<lock>:call:<id>` for as long as a re-send can come; a
-//! repeat returns that answer and does nothing.
+//! it on to the waiter after. Each call draws an id, and its first run stores
+//! its answer under `<lock>:call:<id>` (declared in KEYS) for as long as a
+//! re-send can come; a repeat returns that answer and does nothing.
 
 use once_cell::sync::Lazy;
 use redis::Script;
 
-/// Lua shared by the releasing scripts: grants the lock to the first live
-/// waiter in the queue, or frees it when there is none. Only waiters that
-/// died leave stale entries behind; skipping them is bounded per release so
-/// that one release never runs long, and later releases skip the rest (or
-/// they expire with the queue).
+/// Lua shared by the releasing scripts.
+///
+/// `reachable(key)`: whether this node may touch `key`, a key that the
+/// script derives from KEYS[1] rather than declares (the wake list of the
+/// waiter it picks, which the caller cannot know). It always may, except
+/// while the lock's cluster slot is being migrated and `key` is not here:
+/// Redis then refuses the access with an error in the middle of the script,
+/// after its earlier writes. So the wake list is probed before anything is
+/// written, and the script answers TRYAGAIN (the client waits and sends it
+/// again) having changed nothing. Keys the caller can name are declared in
+/// KEYS instead, so that the cluster routes the call before it runs.
+///
+/// `hand_over`: grants the lock to the first live waiter in the queue, or
+/// frees it when there is none; false (and nothing changed) when the
+/// waiter's wake list cannot be reached. Only waiters that died leave stale
+/// entries behind; skipping them is bounded per release so that one release
+/// never runs long, and later releases skip the rest (or they expire with
+/// the queue). The entries are read first and removed only once the outcome
+/// is known.
 const HAND_OVER: &str = r"
+local function reachable(key)
+  local probe = redis.pcall('EXISTS', key)
+  return type(probe) ~= 'table' or not probe.err
+end
+local function busy()
+  return redis.error_reply('TRYAGAIN the lock slot is being migrated, try again')
+end
 local function hand_over(lock, fence, waiters, queue)
+  local entries = redis.call('LRANGE', queue, 0, 63)
   local now_ms
-  for popped = 0, 63 do
-    local entry = redis.call('LPOP', queue)
-    if not entry then
-      -- Every registered waiter has an entry; the stale ones just skipped
-      -- were the last, so whatever the set still holds is stale too. (Not
-      -- checked on an empty queue: that is every uncontended release.)
-      if popped > 0 then
-        redis.call('DEL', waiters)
-      end
-      break
-    end
+  local used = 0
+  local stale = {}
+  local grant
+  for i, entry in ipairs(entries) do
+    used = i
     local ttl, fencing, token = string.match(entry, '^(%d+) ([01]) (.+)$')
     local deadline = token and redis.call('ZSCORE', waiters, token)
     if deadline then
-      redis.call('ZREM', waiters, token)
       if not now_ms then
         local now = redis.call('TIME')
         now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
       end
       local left = tonumber(deadline) - now_ms
       if left > 0 then
-        redis.call('SET', lock, token, 'PX', ttl)
-        local granted = -1
-        if fencing == '1' then
-          granted = redis.call('INCR', fence)
-        end
-        local wake = lock .. ':wake:' .. token
-        redis.call('RPUSH', wake, granted)
-        redis.call('PEXPIRE', wake, left + 1000)
-        return
+        grant = {ttl = ttl, fencing = fencing, token = token, left = left}
+        break
       end
+      stale[#stale + 1] = token
     end
   end
+  local wake = grant and (lock .. ':wake:' .. grant.token)
+  if wake and not reachable(wake) then
+    return false
+  end
+  if used > 0 then
+    redis.call('LTRIM', queue, used, -1)
+  end
+  for _, token in ipairs(stale) do
+    redis.call('ZREM', waiters, token)
+  end
+  if grant then
+    redis.call('ZREM', waiters, grant.token)
+    redis.call('SET', lock, grant.token, 'PX', grant.ttl)
+    local granted = -1
+    if grant.fencing == '1' then
+      granted = redis.call('INCR', fence)
+    end
+    redis.call('RPUSH', wake, granted)
+    redis.call('PEXPIRE', wake, grant.left + 1000)
+    return true
+  end
+  -- Every registered waiter has an entry; the stale ones just skipped were
+  -- the last, so whatever the set still holds is stale too. (Not checked on
+  -- an empty queue: that is every uncontended release.)
+  if used > 0 and used == #entries and #entries < 64 then
+    redis.call('DEL', waiters)
+  end
   redis.call('DEL', lock)
+  return true
 end
 ";
 
@@ -153,9 +191,10 @@ return {0, redis.call('PTTL', KEYS[1])}
 /// Release: only while the token is the caller's; then grant the lock to
 /// the next live waiter or free it.
 ///
-/// KEYS: lock, fence, waiters, queue. ARGV: token, call id, how long a
-/// re-send of this call can come (ms). Returns 1 if released, 0 if the lock
-/// had expired or belongs to someone else (left untouched).
+/// KEYS: lock, fence, waiters, queue, the call's marker. ARGV: token, how
+/// long a re-send of this call can come (ms). Returns 1 if released, 0 if
+/// the lock had expired or belongs to someone else (left untouched); TRYAGAIN
+/// while the slot migrates (nothing changed).
 ///
 /// The lock still holding the caller's token means this is the first run (a
 /// run that released it changed it); only otherwise is the call's marker
@@ -163,12 +202,13 @@ return {0, redis.call('PTTL', KEYS[1])}
 pub static RELEASE: Lazy<Script> = Lazy::new(|| {
     Script::new(&format!(
         r"{HAND_OVER}
-local marker = KEYS[1] .. ':call:' .. ARGV[2]
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
-  return tonumber(redis.call('GET', marker) or '0')
+  return tonumber(redis.call('GET', KEYS[5]) or '0')
 end
-hand_over(KEYS[1], KEYS[2], KEYS[3], KEYS[4])
-redis.call('SET', marker, '1', 'PX', ARGV[3])
+if not hand_over(KEYS[1], KEYS[2], KEYS[3], KEYS[4]) then
+  return busy()
+end
+redis.call('SET', KEYS[5], '1', 'PX', ARGV[2])
 return 1
 "
     ))
@@ -176,21 +216,21 @@ return 1
 
 /// Force release: whoever holds it; then grant it to the next live waiter.
 ///
-/// KEYS: lock, fence, waiters, queue. ARGV: call id, how long a re-send of
-/// this call can come (ms). Returns 1 if a lock was held.
+/// KEYS: lock, fence, waiters, queue, the call's marker. ARGV: how long a
+/// re-send of this call can come (ms). Returns 1 if a lock was held;
+/// TRYAGAIN while the slot migrates (nothing changed).
 pub static FORCE_RELEASE: Lazy<Script> = Lazy::new(|| {
     Script::new(&format!(
         r"{HAND_OVER}
-local marker = KEYS[1] .. ':call:' .. ARGV[1]
-local first = redis.call('GET', marker)
+local first = redis.call('GET', KEYS[5])
 if first then
   return tonumber(first)
 end
 local held = redis.call('EXISTS', KEYS[1])
-if held == 1 then
-  hand_over(KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+if held == 1 and not hand_over(KEYS[1], KEYS[2], KEYS[3], KEYS[4]) then
+  return busy()
 end
-redis.call('SET', marker, held, 'PX', ARGV[2])
+redis.call('SET', KEYS[5], held, 'PX', ARGV[1])
 return held
 "
     ))

@@ -76,6 +76,41 @@ final class RedisServer
         return $server;
     }
 
+    /**
+     * Starts $masters servers with cluster mode on and makes them one cluster
+     * (redis-cli, or valkey-cli for valkey-server, `--cluster create`, no
+     * replicas); returns once every node says cluster_state:ok.
+     *
+     * @return list<self>
+     */
+    public static function startCluster(int $masters): array
+    {
+        $nodes = [];
+        for ($i = 0; $i < $masters; $i++) {
+            $port = self::freePort();
+            $nodes[] = self::start($port, ['--cluster-enabled', 'yes',
+                '--cluster-config-file', "nodes-$port.conf", '--cluster-node-timeout', '1000']);
+        }
+        $cli = str_ends_with(self::binary(), 'valkey-server') ? 'valkey-cli' : 'redis-cli';
+        $cmd = escapeshellarg($cli) . ' --cluster create '
+            . implode(' ', array_map(fn (self $n) => "127.0.0.1:{$n->port}", $nodes))
+            . ' --cluster-replicas 0 --cluster-yes 2>&1';
+        exec($cmd, $out, $code);
+        if ($code !== 0) {
+            throw new \RuntimeException("$cli --cluster create failed: " . implode("\n", $out));
+        }
+        $deadline = microtime(true) + 20;
+        foreach ($nodes as $node) {
+            while (!str_contains((string) $node->client()->rawCommand('CLUSTER', 'INFO'), 'cluster_state:ok')) {
+                if (microtime(true) > $deadline) {
+                    throw new \RuntimeException("cluster on {$node->port} did not become ok");
+                }
+                usleep(50_000);
+            }
+        }
+        return $nodes;
+    }
+
     public function dsn(): string
     {
         return "redis://127.0.0.1:{$this->port}";

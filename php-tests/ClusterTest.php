@@ -1,0 +1,147 @@
+<?php
+declare(strict_types=1);
+
+namespace RedisLock\Tests;
+
+use RedisLock\LockManager;
+
+/**
+ * A three-master Redis (or Valkey) Cluster on loopback, reached through a
+ * `redis-cluster://` DSN: forked workers increment counters on locks spread
+ * over all masters, and the counters end exact.
+ */
+final class ClusterTest extends \PHPUnit\Framework\TestCase
+{
+    private const WORKERS = 6;
+    private const CYCLES = 100;
+
+    /** @var list<RedisServer> */
+    private static array $nodes = [];
+
+    public static function setUpBeforeClass(): void
+    {
+        self::$nodes = RedisServer::startCluster(3);
+    }
+
+    public static function tearDownAfterClass(): void
+    {
+        foreach (self::$nodes as $node) {
+            $node->stop();
+        }
+        self::$nodes = [];
+    }
+
+    private static function seeds(): array
+    {
+        return array_map(fn (RedisServer $n) => "127.0.0.1:{$n->port}", self::$nodes);
+    }
+
+    private static function dsn(): string
+    {
+        return 'redis-cluster://' . implode(',', self::seeds());
+    }
+
+    private static function counters(): \RedisCluster
+    {
+        return new \RedisCluster(null, self::seeds(), 2.0, 2.0);
+    }
+
+    public function testForkedWorkersIncrementExactlyAcrossMasters(): void
+    {
+        // Names whose slots lie on every master.
+        $redis = self::counters();
+        $names = [];
+        $masters = [];
+        for ($i = 0; count($masters) < 3 || count($names) < 6; $i++) {
+            $name = "c$i";
+            $slot = $redis->rawCommand(self::seeds()[0], 'CLUSTER', 'KEYSLOT', "lock:{{$name}}");
+            $owner = self::ownerOf((int) $slot);
+            if (($masters[$owner] ?? 0) < 2) {
+                $masters[$owner] = ($masters[$owner] ?? 0) + 1;
+                $names[] = $name;
+            }
+        }
+        foreach ($names as $name) {
+            $redis->set("{{$name}}:counter", '0');
+        }
+        $results = Workers::run(self::WORKERS, function (int $w) use ($names) {
+            $redis = self::counters();
+            $lm = new LockManager(self::dsn(), ['fencing' => true]);
+            $done = 0;
+            for ($i = 0; $i < self::CYCLES; $i++) {
+                $name = $names[($i + $w) % count($names)];
+                $lm->waitAndExecute($name, function () use ($redis, $name) {
+                    $value = (int) $redis->get("{{$name}}:counter");
+                    usleep(random_int(0, 100));
+                    $redis->set("{{$name}}:counter", (string) ($value + 1));
+                }, 10, 5);
+                $done++;
+            }
+            return [$done];
+        });
+        $this->assertSame(self::WORKERS * self::CYCLES, array_sum(array_column($results, 0)));
+        $total = 0;
+        foreach ($names as $name) {
+            $total += (int) $redis->get("{{$name}}:counter");
+            $this->assertSame(0, $redis->exists("lock:{{$name}}"), 'no lock left behind');
+        }
+        $this->assertSame(self::WORKERS * self::CYCLES, $total);
+        $this->assertCount(3, $masters);
+    }
+
+    public function testWaitersAreWokenAndFencingTokensIncrease(): void
+    {
+        $dir = sys_get_temp_dir() . '/rl-cluster-' . getmypid() . '-' . bin2hex(random_bytes(4));
+        mkdir($dir);
+        $pid = pcntl_fork();
+        if ($pid === 0) {
+            // The holder: takes the lock, lets the parent block on it, releases.
+            $code = 1;
+            try {
+                $lm = new LockManager(self::dsn(), ['fencing' => true]);
+                $lock = $lm->createLock('fenced', 10);
+                if ($lock->acquire()) {
+                    file_put_contents("$dir/held", (string) $lock->fencingToken());
+                    usleep(400_000);
+                    file_put_contents("$dir/released", (string) microtime(true));
+                    $lock->release();
+                    $code = 0;
+                }
+            } finally {
+                while (ob_get_level() > 0) {
+                    ob_end_clean();
+                }
+                exit($code);
+            }
+        }
+        $deadline = microtime(true) + 5;
+        while (!file_exists("$dir/held") && microtime(true) < $deadline) {
+            usleep(5_000);
+        }
+        $lm = new LockManager(self::dsn(), ['fencing' => true]);
+        $lock = $lm->createLock('fenced', 10);
+        $this->assertTrue($lock->block(5));
+        $woken = microtime(true);
+        pcntl_waitpid($pid, $status);
+        $this->assertSame(0, pcntl_wexitstatus($status));
+        $held = (int) file_get_contents("$dir/held");
+        $released = (float) file_get_contents("$dir/released");
+        array_map('unlink', glob("$dir/*") ?: []);
+        rmdir($dir);
+        $this->assertGreaterThan($held, $lock->fencingToken());
+        $this->assertLessThan(0.2, $woken - $released, 'woken soon after the release');
+        $lock->release();
+    }
+
+    /** The port of the master serving $slot. */
+    private static function ownerOf(int $slot): int
+    {
+        $redis = self::$nodes[0]->client();
+        foreach ($redis->rawCommand('CLUSTER', 'SLOTS') as $range) {
+            if ($range[0] <= $slot && $slot <= $range[1]) {
+                return (int) $range[2][1];
+            }
+        }
+        throw new \RuntimeException("slot $slot is not served");
+    }
+}
