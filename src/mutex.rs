@@ -33,9 +33,10 @@ pub struct RedisMutex {
 
 #[php_impl]
 impl RedisMutex {
-    /// @param ?string $dsn     null: the redis_lock.dsn ini value
-    /// @param array   $options overrides of the redis_lock.* ini entries
-    ///                         (prefix, ttl, connect_timeout, timeout, on_unavailable, fencing)
+    /// @param ?string $dsn     null: the redis_lock.dsn ini value; redis://, rediss://,
+    ///                         unix://, redis-sentinel:// or redis-cluster://
+    /// @param array   $options overrides of the redis_lock.* ini entries (prefix, ttl,
+    ///                         connect_timeout, timeout, on_unavailable, fencing, replicas)
     /// @throws \ValueError on an invalid DSN or option; nothing is connected yet
     pub fn __construct(dsn: Option<String>, options: Option<&ZendHashTable>) -> PhpResult<Self> {
         guard(|| {

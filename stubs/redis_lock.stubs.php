@@ -104,9 +104,10 @@ namespace RedisLock {
      */
     class LockManager {
         /**
-         * @param ?string $dsn     null: the redis_lock.dsn ini value
-         * @param array   $options overrides of the redis_lock.* ini entries
-         *                         (prefix, ttl, connect_timeout, timeout, on_unavailable, fencing)
+         * @param ?string $dsn     null: the redis_lock.dsn ini value; redis://, rediss://,
+         *                         unix://, redis-sentinel:// or redis-cluster://
+         * @param array   $options overrides of the redis_lock.* ini entries (prefix, ttl,
+         *                         connect_timeout, timeout, on_unavailable, fencing, replicas)
          * @throws \ValueError on an invalid DSN or option; nothing is connected yet
          */
         public function __construct(?string $dsn = null, ?array $options = null) {}
@@ -202,9 +203,10 @@ namespace RedisLock {
      */
     class RedisMutex {
         /**
-         * @param ?string $dsn     null: the redis_lock.dsn ini value
-         * @param array   $options overrides of the redis_lock.* ini entries
-         *                         (prefix, ttl, connect_timeout, timeout, on_unavailable, fencing)
+         * @param ?string $dsn     null: the redis_lock.dsn ini value; redis://, rediss://,
+         *                         unix://, redis-sentinel:// or redis-cluster://
+         * @param array   $options overrides of the redis_lock.* ini entries (prefix, ttl,
+         *                         connect_timeout, timeout, on_unavailable, fencing, replicas)
          * @throws \ValueError on an invalid DSN or option; nothing is connected yet
          */
         public function __construct(?string $dsn = null, ?array $options = null) {}

@@ -191,7 +191,8 @@ impl LockClient {
         let keys = self.keys(name);
         match self.acquire_inner(&keys, token, ttl, wait) {
             Ok(outcome) => {
-                if matches!(outcome, AcquireOutcome::Acquired(_)) {
+                let acquired = matches!(outcome, AcquireOutcome::Acquired(_));
+                if acquired {
                     // An earlier failed acquire with this token (a Lock object
                     // keeps its owner) left an orphan of this very hold: it
                     // is live again, not to be freed.
@@ -200,7 +201,7 @@ impl LockClient {
                 // Only once the server has answered: a stalled server must not
                 // cost a second timeout on top of the caller's own.
                 self.clean_up_orphans();
-                if matches!(outcome, AcquireOutcome::Acquired(_)) && self.replicas > 0 {
+                if acquired && self.replicas > 0 {
                     self.confirm_replicas(keys, token, ttl)?;
                 }
                 Ok(outcome)
