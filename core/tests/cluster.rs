@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{free_port, server_binary};
+use common::{free_port, server_binary, server_command};
 use parking_lot::Mutex;
 use redis_lock_core::{AcquireOutcome, ClientOptions, Dsn, LockClient, Pool, Stats, Wait};
 
@@ -116,25 +116,10 @@ impl Cluster {
         let mut nodes = Vec::new();
         for _ in 0..6 {
             let port = free_port();
-            let child = Command::new(server_binary())
-                .args([
-                    "--port",
-                    &port.to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--dir",
-                    dir.to_str().unwrap(),
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-config-file",
-                    &format!("nodes-{port}.conf"),
-                    "--cluster-node-timeout",
-                    "1000",
-                ])
+            let child = server_command(port, &dir)
+                .args(["--cluster-enabled", "yes"])
+                .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
+                .args(["--cluster-node-timeout", "1000"])
                 .stdout(Stdio::null())
                 .spawn()
                 .unwrap();

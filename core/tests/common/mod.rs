@@ -41,6 +41,17 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// The test servers' command line: `port` on loopback, working directory
+/// `dir`, nothing persisted; callers add what their kind of server needs.
+pub fn server_command(port: u16, dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(server_binary());
+    cmd.arg("--dir")
+        .arg(dir)
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"]);
+    cmd
+}
+
 /// The server binary the tests run against: `REDIS_LOCK_TEST_SERVER`, else
 /// redis-server (valkey-server takes the same arguments).
 pub fn server_binary() -> String {
@@ -74,19 +85,7 @@ impl RedisServer {
             std::process::id()
         ));
         std::fs::create_dir_all(&dir).unwrap();
-        let child = Command::new(server_binary())
-            .args([
-                "--dir",
-                dir.to_str().unwrap(),
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
+        let child = server_command(port, &dir)
             .stdout(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("{} must be installed: {e}", server_binary()));
