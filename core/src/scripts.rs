@@ -1,6 +1,6 @@
-//! The Lua scripts. Each runs atomically in Redis and is sent by EVALSHA;
-//! redis-rs re-sends the source when Redis answers NOSCRIPT (after a restart
-//! or `SCRIPT FLUSH`).
+//! The Lua scripts. Each runs atomically in Redis and is sent by EVALSHA,
+//! and as EVAL with its source when the server answers NOSCRIPT (see
+//! [`LockScript`]).
 //!
 //! # Waiters and grants
 //! A caller that will wait registers in the same script that found the lock
@@ -41,7 +41,81 @@
 //! re-send can come; a repeat returns that answer and does nothing.
 
 use once_cell::sync::Lazy;
-use redis::Script;
+use redis::{Cmd, ConnectionLike, FromRedisValue, RedisResult, ToRedisArgs};
+
+/// A Lua script, sent by EVALSHA.
+///
+/// A server that does not have it (a restart, `SCRIPT FLUSH`, a replica just
+/// promoted: scripts are not replicated) answers NOSCRIPT, and the call is
+/// sent again once as EVAL with the source, which runs it and leaves it
+/// cached on that node. redis-rs's own fallback loads it with a keyless
+/// `SCRIPT LOAD`, which a cluster client routes by its slot map of the
+/// moment: after a failover that can be other nodes than the one serving
+/// the lock (seen on a Valkey cluster). EVAL carries the keys, so it is
+/// routed like the EVALSHA.
+pub struct LockScript {
+    source: String,
+    hash: String,
+}
+
+impl LockScript {
+    fn new(source: &str) -> Self {
+        LockScript {
+            hash: redis::Script::new(source).get_hash().to_owned(),
+            source: source.to_owned(),
+        }
+    }
+
+    /// A call of the script, with its first key.
+    pub fn key<T: ToRedisArgs>(&self, key: T) -> Invocation<'_> {
+        Invocation {
+            script: self,
+            keys: Vec::new(),
+            args: Vec::new(),
+        }
+        .key(key)
+    }
+}
+
+/// One call of a [`LockScript`]: its keys and arguments.
+pub struct Invocation<'a> {
+    script: &'a LockScript,
+    keys: Vec<Vec<u8>>,
+    args: Vec<Vec<u8>>,
+}
+
+impl Invocation<'_> {
+    /// Adds a key (KEYS).
+    pub fn key<T: ToRedisArgs>(mut self, key: T) -> Self {
+        self.keys.extend(key.to_redis_args());
+        self
+    }
+
+    /// Adds an argument (ARGV).
+    pub fn arg<T: ToRedisArgs>(mut self, arg: T) -> Self {
+        self.args.extend(arg.to_redis_args());
+        self
+    }
+
+    /// Runs it: EVALSHA, and on NOSCRIPT once more as EVAL.
+    pub fn invoke<T: FromRedisValue>(&self, con: &mut dyn ConnectionLike) -> RedisResult<T> {
+        match self.command("EVALSHA", &self.script.hash).query(con) {
+            Err(e) if e.code() == Some("NOSCRIPT") => {
+                self.command("EVAL", &self.script.source).query(con)
+            }
+            other => other,
+        }
+    }
+
+    fn command(&self, verb: &str, script: &str) -> Cmd {
+        let mut cmd = redis::cmd(verb);
+        cmd.arg(script)
+            .arg(self.keys.len())
+            .arg(&self.keys)
+            .arg(&self.args);
+        cmd
+    }
+}
 
 /// Lua shared by the releasing scripts.
 ///
@@ -142,8 +216,8 @@ end
 /// Seeing its own token means the lock was granted to the caller while it was
 /// not blocked, or is the retry of an acquire whose reply was lost: it is
 /// reported as acquired (TTL renewed, fencing token the current one).
-pub static ACQUIRE: Lazy<Script> = Lazy::new(|| {
-    Script::new(
+pub static ACQUIRE: Lazy<LockScript> = Lazy::new(|| {
+    LockScript::new(
         r"
 local entry = ARGV[2] .. ' ' .. ARGV[3] .. ' ' .. ARGV[1]
 local function leave()
@@ -199,8 +273,8 @@ return {0, redis.call('PTTL', KEYS[1])}
 /// The lock still holding the caller's token means this is the first run (a
 /// run that released it changed it); only otherwise is the call's marker
 /// looked up, so an uncontended release costs one SET more, not a GET too.
-pub static RELEASE: Lazy<Script> = Lazy::new(|| {
-    Script::new(&format!(
+pub static RELEASE: Lazy<LockScript> = Lazy::new(|| {
+    LockScript::new(&format!(
         r"{HAND_OVER}
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return tonumber(redis.call('GET', KEYS[5]) or '0')
@@ -219,8 +293,8 @@ return 1
 /// KEYS: lock, fence, waiters, queue, the call's marker. ARGV: how long a
 /// re-send of this call can come (ms). Returns 1 if a lock was held;
 /// TRYAGAIN while the slot migrates (nothing changed).
-pub static FORCE_RELEASE: Lazy<Script> = Lazy::new(|| {
-    Script::new(&format!(
+pub static FORCE_RELEASE: Lazy<LockScript> = Lazy::new(|| {
+    LockScript::new(&format!(
         r"{HAND_OVER}
 local first = redis.call('GET', KEYS[5])
 if first then
@@ -239,8 +313,8 @@ return held
 /// Refresh: set a new TTL only while the token is the caller's.
 ///
 /// KEYS: lock. ARGV: token, ttl ms. Returns 1 if refreshed, else 0.
-pub static REFRESH: Lazy<Script> = Lazy::new(|| {
-    Script::new(
+pub static REFRESH: Lazy<LockScript> = Lazy::new(|| {
+    LockScript::new(
         r"
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return 0
@@ -255,8 +329,8 @@ return 1
 ///
 /// KEYS: lock. ARGV: token. Returns the PTTL in ms if the token is the
 /// caller's (-1: no expiry), or -3 if it is not held by the caller.
-pub static OWNED_TTL: Lazy<Script> = Lazy::new(|| {
-    Script::new(
+pub static OWNED_TTL: Lazy<LockScript> = Lazy::new(|| {
+    LockScript::new(
         r"
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return -3
