@@ -6,6 +6,7 @@
  *   php bench.php contended   IMPL PORT WORKERS SECONDS
  *   php bench.php manykeys    IMPL PORT WORKERS SECONDS
  *   php bench.php rss         ext  PORT CYCLES
+ *   php bench.php servercost  all  PORT CYCLES SERVER-LABEL
  *
  * IMPL: ext (this extension), phpredis (SET NX PX + EVALSHA release, 1 ms
  * retry sleep), laravel (Illuminate\Cache\RedisStore lock over phpredis),
@@ -258,6 +259,45 @@ function fork_workers(int $workers, float $seconds, callable $work): array
     return $results;
 }
 
+/**
+ * Redis server time per command since the last CONFIG RESETSTAT, from INFO
+ * commandstats: [command => usec], without the CONFIG and INFO of the
+ * measurement itself.
+ */
+function command_usec(Redis $r): array
+{
+    $usec = [];
+    foreach ($r->info('commandstats') as $name => $line) {
+        $command = substr((string) $name, strlen('cmdstat_'));
+        if (in_array($command, ['config', 'info', 'config|resetstat'], true)) {
+            continue;
+        }
+        if (preg_match('/usec=(\d+)/', (string) $line, $m)) {
+            $usec[$command] = (int) $m[1];
+        }
+    }
+    return $usec;
+}
+
+/**
+ * The commands the implementations send themselves (the rest of
+ * commandstats runs inside their scripts, whose time includes it). Every
+ * SET here is an acquire's: no script of the uncontended path writes one.
+ */
+const CLIENT_COMMANDS = ['set', 'evalsha', 'eval', 'blpop', 'delifeq', 'delex'];
+
+/** Whether the server has a native compare-and-delete (Valkey 9 DELIFEQ, Redis 8.4 DELEX). */
+function native_delete(Redis $r): string
+{
+    foreach (['delifeq', 'delex'] as $command) {
+        $info = $r->rawCommand('COMMAND', 'INFO', $command);
+        if (is_array($info) && ($info[0] ?? null)) {
+            return $command;
+        }
+    }
+    return '';
+}
+
 function total_commands(Redis $r): int
 {
     return (int) $r->info('stats')['total_commands_processed'];
@@ -371,6 +411,72 @@ switch ($mode) {
             'exact' => $counter === $total,
             'failed' => array_sum(array_column($results, 'failed')),
         ]);
+        break;
+
+    case 'servercost':
+        // Redis server time per uncontended acquire + release, from INFO
+        // commandstats (the time the server spent running each command):
+        // what bounds how many cycles one single-threaded server can serve.
+        // The implementations take turns in blocks of 1000 cycles in a
+        // shuffled order, each block between a CONFIG RESETSTAT and an INFO,
+        // so that drift in the machine's speed falls on all of them alike.
+        // Commands run inside a script appear in commandstats under their own
+        // names and inside the script's time too: the total counts only the
+        // commands the clients send.
+        [$cycles, $label] = [(int) $argv[4], $argv[5]];
+        $server = $admin->info('server');
+        $version = $server['valkey_version'] ?? $server['redis_version'];
+        $kinds = [
+            'ext' => fn (Impl $l, string $k) => $l->tryAcquire($k),
+            'ext-wait' => fn (Impl $l, string $k) => $l->acquire($k, 2.0),
+            'phpredis' => fn (Impl $l, string $k) => $l->tryAcquire($k),
+        ];
+        $locks = [];
+        foreach ($kinds as $kind => $acquire) {
+            $locks[$kind] = impl($kind === 'ext-wait' ? 'ext' : $kind, $port);
+            for ($i = 0; $i < 100; $i++) { // connect, load the scripts, detect the server
+                $acquire($locks[$kind], "bench:servercost:$kind") && $locks[$kind]->release();
+            }
+        }
+        $block = 1000;
+        $usec = array_fill_keys(array_keys($kinds), []);
+        $cpu = array_fill_keys(array_keys($kinds), 0.0);
+        $serverCpu = function () use ($admin): float {
+            $c = $admin->info('cpu');
+            return (float) ($c['used_cpu_user_main_thread'] ?? $c['used_cpu_user']) + (float) ($c['used_cpu_sys_main_thread'] ?? $c['used_cpu_sys']);
+        };
+        mt_srand(2);
+        for ($b = 0; $b < intdiv($cycles, $block); $b++) {
+            $order = array_keys($kinds);
+            shuffle($order);
+            foreach ($order as $kind) {
+                [$lock, $acquire, $key] = [$locks[$kind], $kinds[$kind], "bench:servercost:$kind"];
+                $admin->rawCommand('CONFIG', 'RESETSTAT');
+                $cpu0 = $serverCpu();
+                for ($i = 0; $i < $block; $i++) {
+                    if (!$acquire($lock, $key) || !$lock->release()) {
+                        fwrite(STDERR, "$kind: uncontended cycle failed\n");
+                        exit(1);
+                    }
+                }
+                $cpu[$kind] += $serverCpu() - $cpu0;
+                foreach (command_usec($admin) as $command => $u) {
+                    $usec[$kind][$command] = ($usec[$kind][$command] ?? 0) + $u;
+                }
+            }
+        }
+        $done = intdiv($cycles, $block) * $block;
+        $native = native_delete($admin);
+        foreach ($kinds as $kind => $_) {
+            $sent = array_intersect_key($usec[$kind], array_flip(CLIENT_COMMANDS));
+            out([
+                'mode' => 'servercost', 'impl' => $kind, 'server' => $label, 'version' => $version,
+                'native_delete' => $native, 'cycles' => $done,
+                'us_per_cycle' => array_sum($sent) / $done,
+                'server_cpu_us_per_cycle' => $cpu[$kind] * 1e6 / $done,
+                'by_command' => array_map(fn ($u) => $u / $done, $usec[$kind]),
+            ]);
+        }
         break;
 
     case 'rss':

@@ -74,7 +74,7 @@ if all(k16.values()):
     target("K=16 throughput >= 5x Symfony", f"{e['cycles_per_s'] / k16['symfony']['cycles_per_s']:.2f}x", e["cycles_per_s"] >= 5 * k16["symfony"]["cycles_per_s"])
     target("K=16 throughput >= 1x the 1 ms spin loop", f"{e['cycles_per_s'] / k16['phpredis']['cycles_per_s']:.2f}x", e["cycles_per_s"] >= k16["phpredis"]["cycles_per_s"])
     target("K=16 p99 wait <= 20 ms", f"{e['wait_p99_ms']:.1f} ms", e["wait_p99_ms"] <= 20)
-    target("K=16 Jain's fairness index >= 0.9", f"{e['jain']:.3f}", e["jain"] >= 0.9)
+    target("K=16 Jain's fairness index >= 0.99", f"{e['jain']:.3f}", e["jain"] >= 0.99)
 ext_cmds = [r["commands_per_acquisition"] for r in sorted(contended, key=lambda r: r["workers"]) if r["impl"] == "ext" and r["workers"] > 1]
 if ext_cmds:
     target("Redis commands per acquisition flat as K grows (K>1)", " / ".join(f"{c:.1f}" for c in ext_cmds), max(ext_cmds) <= 1.5 * min(ext_cmds))
@@ -83,6 +83,105 @@ if "ext" in rss:
     target(f"RSS flat over {r['cycles']:,} cycles", f"{r['rss_kb_end'] - r['rss_kb_10k']:+d} kB", r["rss_kb_end"] - r["rss_kb_10k"] <= 1024)
     target("one Redis connection per worker", f"{r['connections']}", r["connections"] == 1)
 exact = all(r["exact"] for r in contended + manykeys)
+
+
+# --- Redis server time per cycle (INFO commandstats) ----------------------------
+COST_NAMES = {
+    "ext": "redis_lock, try once",
+    "ext-wait": "redis_lock, acquire that may wait",
+    "phpredis": "phpredis userland (SET NX PX + EVALSHA)",
+}
+# Sent by the clients themselves; the rest of commandstats runs inside scripts.
+CLIENT_COMMANDS = ("set", "evalsha", "eval", "delifeq", "delex", "blpop")
+
+
+def server_cost():
+    """{server: {impl: [rows]}} of the servercost rows, servers in run order."""
+    by = {}
+    for r in rows:
+        if r["mode"] == "servercost":
+            by.setdefault(f"{r['server']}, v{r['version']}", {}).setdefault(r["impl"], []).append(r)
+    return by
+
+
+def server_cost_section(by):
+    lines = ["## Redis server time per uncontended cycle (INFO commandstats)\n",
+             "What one acquire + release costs the server, which decides how many cycles one "
+             "single-threaded Redis can serve: `CONFIG RESETSTAT`, a block of 1,000 cycles, "
+             "`INFO commandstats`; the implementations take turns in blocks in a shuffled order, "
+             "and the figures are medians over the rounds (`bench/bench.php servercost`; the servers of "
+             "the version matrix run inside its Debian roots, `bench/server-cost.sh`). The total counts "
+             "the commands the client sends; the commands a script runs are shown in the last column "
+             "(their time is part of the script's). Server CPU: the server's main-thread CPU time per "
+             "cycle (`INFO cpu`), which adds reading, parsing and replying, and varies more.\n",
+             "| server | implementation | total us | vs phpredis | SET | EVALSHA | native delete | inside scripts | server CPU us |",
+             "|---|---|---:|---:|---:|---:|---:|---|---:|"]
+    for server, impls in by.items():
+        base = statistics.median(r["us_per_cycle"] for r in impls.get("phpredis", [])) if "phpredis" in impls else None
+        for impl in ("ext", "ext-wait", "phpredis"):
+            if impl not in impls:
+                continue
+            rs = impls[impl]
+            med = lambda f: statistics.median(f(r) for r in rs)
+            total = med(lambda r: r["us_per_cycle"])
+            cmd = lambda c: med(lambda r: r["by_command"].get(c, 0.0))
+            native = cmd("delifeq") + cmd("delex")
+            inner = ", ".join(f"{c.upper()} {cmd(c):.2f}" for c in sorted({c for r in rs for c in r["by_command"]})
+                              if c not in CLIENT_COMMANDS)
+            lines.append(f"| {server} | {COST_NAMES[impl]} | {total:.2f} | {total / base:.2f}x | {cmd('set'):.2f} | "
+                         f"{cmd('evalsha') + cmd('eval'):.2f} | {native:.2f} | {inner} | "
+                         f"{med(lambda r: r.get('server_cpu_us_per_cycle', 0.0)):.1f} |" if base else "")
+    lines.append("\n![Redis server us per cycle](bench/server-cost.png)\n")
+    return lines
+
+
+def server_cost_targets(by):
+    for server, impls in by.items():
+        if "phpredis" not in impls:
+            continue
+        base = statistics.median(r["us_per_cycle"] for r in impls["phpredis"])
+        native = impls["phpredis"][0].get("native_delete")
+        version = impls["phpredis"][0]["version"]
+        redis = server.startswith("redis-server") and version.split(".")[0] in ("7", "8") and not native
+        for impl in ("ext", "ext-wait"):
+            if impl not in impls:
+                continue
+            ratio = statistics.median(r["us_per_cycle"] for r in impls[impl]) / base
+            if native:
+                target(f"server us per cycle <= 0.5x phpredis userland, {COST_NAMES[impl]}, {server} ({native})",
+                       f"{ratio:.2f}x", ratio <= 0.5)
+            elif redis:
+                target(f"server us per cycle <= 1.0x phpredis userland, {COST_NAMES[impl]}, {server}",
+                       f"{ratio:.2f}x", ratio <= 1.0)
+
+
+def server_cost_plot(by, path):
+    import matplotlib.pyplot as plt
+
+    servers = list(by)
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    width = 0.27
+    for i, impl in enumerate(("ext", "ext-wait", "phpredis")):
+        values = [statistics.median(r["us_per_cycle"] for r in by[s][impl]) if impl in by[s] else 0 for s in servers]
+        ax.bar([x + (i - 1) * width for x in range(len(servers))], values, width, label=COST_NAMES[impl])
+    ax.set_xticks(range(len(servers)))
+    ax.set_xticklabels([s.replace(" (", "\n(").replace(", v", "\nv") for s in servers], fontsize=7)
+    ax.set_ylabel("Redis server us per acquire + release")
+    ax.set_title("Server time per uncontended cycle (INFO commandstats)")
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+cost = server_cost()
+server_cost_targets(cost)
+mk = {r["impl"]: r for r in manykeys}
+if "ext" in mk and "phpredis" in mk:
+    target("many keys (16 workers, 16 keys): throughput >= 1.0x phpredis userland",
+           f"{mk['ext']['cycles_per_s'] / mk['phpredis']['cycles_per_s']:.2f}x",
+           mk["ext"]["cycles_per_s"] >= mk["phpredis"]["cycles_per_s"])
+# --- end of the server time section ---------------------------------------------
 
 md = []
 md.append("# Benchmarks\n")
@@ -102,6 +201,9 @@ for impl in ("ext", "phpredis", "laravel", "symfony", "predis", "floor"):
         t, c = unc[impl]
         rounds = [r["us_per_cycle"] for r in rows if r["mode"] == "uncontended" and r["impl"] == impl]
         md.append(f"| {NAMES[impl]} | {t:.1f} | {min(rounds):.0f} - {max(rounds):.0f} | {t / php_t:.2f}x | {t / floor_t:.2f}x | {c:.1f} |")
+if cost:
+    md.append("")
+    md.extend(server_cost_section(cost))
 md.append("\n## Contended: K forked workers on one key, GET-then-SET inside\n")
 md.append("Commands per acquisition: INFO `total_commands_processed` per acquisition, less the GET and SET "
           "of the increment; commands run inside Lua scripts count too. Fairness: acquisitions per worker "
@@ -181,6 +283,8 @@ try:
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(png_path, dpi=110)
+    if cost:
+        server_cost_plot(cost, os.path.join(os.path.dirname(png_path), "server-cost.png"))
 except ImportError:
     print("matplotlib is missing: no plot", file=sys.stderr)
 

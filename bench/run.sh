@@ -14,14 +14,26 @@ trap '"$root/scripts/redis.sh" stop "$state/redis"; rm -rf "$state"' EXIT
 out="$root/bench/results.jsonl"
 : >"$out"
 if [ -n "${BENCH_QUICK:-}" ]; then
-    reps=3 cycles=500 seconds=1 rss_cycles=20000 ks="1 4 16"
+    reps=3 cycles=500 seconds=1 rss_cycles=20000 ks="1 4 16" cost_cycles=2000
 else
-    reps=9 cycles=5000 seconds=5 rss_cycles=1000000 ks="1 4 16 64"
+    reps=9 cycles=5000 seconds=5 rss_cycles=1000000 ks="1 4 16 64" cost_cycles=20000
 fi
 b() { "${php[@]}" "$root/bench/bench.php" "$@" | tee -a "$out"; }
 
 echo "== uncontended: $reps rounds of $cycles acquire+release cycles each, in blocks of 100 taking turns"
 for _ in $(seq "$reps"); do b uncontended all "$port" "$cycles"; done
+echo "== server time per cycle (INFO commandstats): $reps rounds of $cost_cycles cycles, here and in the matrix roots"
+for _ in $(seq "$reps"); do b servercost all "$port" "$cost_cycles" "redis-server (this machine)"; done
+# Redis 8.0 and Valkey 8.1 (Debian 13), Valkey 9.1 with DELIFEQ and Redis 8.0
+# (unstable): the roots of the version matrix (scripts/root.sh; made on first
+# use, ~7 min each). Without root or debootstrap the table says which are missing.
+for root in trixie sid; do
+    if "$root/scripts/root.sh" ensure "$root" >&2; then
+        "$root/scripts/root.sh" run "$root" /src/bench/server-cost.sh "$root" "$cost_cycles" "$reps" | tee -a "$out"
+    else
+        echo "server time: the $root root could not be made: its servers are not measured" >&2
+    fi
+done
 echo "== contended: K workers on one key, GET-then-SET inside, ${seconds}s each"
 for k in $ks; do
     for impl in ext phpredis laravel symfony; do b contended "$impl" "$port" "$k" "$seconds"; done

@@ -27,7 +27,9 @@ use parking_lot::Mutex;
 use crate::dsn::Dsn;
 use crate::error::{Error, Result};
 use crate::keys::LockKeys;
+use crate::plain_holds;
 use crate::pool::{Pool, Target};
+use crate::release;
 use crate::scripts;
 use crate::stats::Stats;
 use crate::token::new_token;
@@ -122,8 +124,9 @@ struct Orphan {
 
 static ORPHANS: Lazy<Mutex<Vec<Orphan>>> = Lazy::new(|| Mutex::new(Vec::new()));
 
-/// Set once a server refuses `SET … NX GET` as a syntax error (Redis before
-/// 7.0): from then on every acquire goes through the script. Any other error
+/// Set once a server refuses `SET … NX GET` (sent when a plain acquire is
+/// re-sent) as a syntax error (Redis before 7.0): from then on every
+/// acquire goes through the script. Any other error
 /// (a replica's READONLY, LOADING, …) is reported and leaves the fast path on.
 static NO_SET_NX_GET: AtomicBool = AtomicBool::new(false);
 
@@ -344,7 +347,13 @@ impl LockClient {
     /// Deletes lock `name` if `token` still holds it. False when it had
     /// expired or been taken over: the other holder's lock is left alone.
     pub fn release(&self, name: &[u8], token: &str, acquired_at: Option<Instant>) -> Result<bool> {
-        let released = release_on(&self.pool, &self.target, &self.keys(name), token)? == 1;
+        let keys = self.keys(name);
+        let plain = plain_holds::take(&self.target, &keys, token)
+            .filter(|_| self.target.dsn.cluster().is_none());
+        let released = match plain {
+            Some(expires) => release::plain(&self.pool, &self.target, &keys, token, expires)?,
+            None => release_on(&self.pool, &self.target, &keys, token)? == 1,
+        };
         self.stats
             .lock()
             .record_release(released, acquired_at.map(|t| t.elapsed()));
@@ -354,6 +363,7 @@ impl LockClient {
     /// Sets a new TTL on lock `name` if `token` still holds it.
     pub fn refresh(&self, name: &[u8], token: &str, ttl: Duration) -> Result<bool> {
         let keys = self.keys(name);
+        let sent = Instant::now();
         let refreshed: i64 = self.run(|con| {
             scripts::REFRESH
                 .key(&keys.lock)
@@ -361,6 +371,9 @@ impl LockClient {
                 .arg(millis(ttl))
                 .invoke(con)
         })?;
+        if refreshed == 1 {
+            plain_holds::extend(&self.target, &keys, token, sent + ttl);
+        }
         Ok(refreshed == 1)
     }
 
@@ -412,9 +425,12 @@ impl LockClient {
         wait_ms: u64,
         registered: bool,
     ) -> Result<Attempt> {
-        // Only a caller that will not wait and never did may use the plain
-        // command: a waiter registers, or leaves the waiters, in the script.
-        let plain = wait_ms == 0 && !registered && !self.fencing;
+        // A caller not yet registered as a waiter first tries the plain
+        // command: a free lock then costs Redis one SET, and a waiter
+        // registers nothing. Only when the lock is held does a caller that
+        // will wait go on to the script, which registers it (or, for a
+        // caller that registered before, leaves the waiters).
+        let plain = !registered && !self.fencing;
         if plain && !NO_SET_NX_GET.load(Ordering::Relaxed) {
             match self.attempt_plain(keys, token, ttl_ms) {
                 Err(Error::Server { code, detail, .. })
@@ -422,6 +438,7 @@ impl LockClient {
                 {
                     NO_SET_NX_GET.store(true, Ordering::Relaxed)
                 }
+                Ok(Attempt::Held { .. }) if wait_ms > 0 => {}
                 other => return other,
             }
         }
@@ -438,10 +455,15 @@ impl LockClient {
                 .arg(fencing)
                 .arg(wait_ms)
                 .arg(if registered { "1" } else { "0" })
+                // On a cluster the plain release is not used (see `release`).
+                .arg(if self.target.dsn.cluster().is_some() { "0" } else { "1" })
                 .invoke(con)
         })?;
         match reply.as_slice() {
-            [1, fence] => Ok(Attempt::Acquired(self.fencing.then_some(*fence))),
+            [1, fence] => {
+                plain_holds::forget(&self.target, keys, token);
+                Ok(Attempt::Acquired(self.fencing.then_some(*fence)))
+            }
             [0, pttl_ms] => Ok(Attempt::Held { pttl_ms: *pttl_ms }),
             other => Err(Error::Protocol {
                 dsn: self.target.dsn.redacted().to_owned(),
@@ -450,26 +472,44 @@ impl LockClient {
         }
     }
 
-    /// A try-once acquire without fencing as one plain command, which costs
-    /// Redis less than the script. `GET` returns the previous value: our own
-    /// token means a retried send whose first reply was lost, so it is ours.
+    /// An acquire without fencing as one plain command, which costs Redis
+    /// less than the script. A re-send adds `GET`, which returns the
+    /// previous value: our own token means the first send took it.
     fn attempt_plain(&self, keys: &LockKeys, token: &str, ttl_ms: u64) -> Result<Attempt> {
-        let previous: Option<Vec<u8>> = self.run(|con| {
-            redis::cmd("SET")
-                .arg(&keys.lock)
-                .arg(token)
-                .arg("NX")
-                .arg("PX")
-                .arg(ttl_ms)
-                .arg("GET")
-                .query(con)
+        let sent = Instant::now();
+        let mut sends = 0;
+        let reply: redis::Value = self.run(|con| {
+            sends += 1;
+            let mut set = redis::cmd("SET");
+            set.arg(&keys.lock).arg(token).arg("NX").arg("PX").arg(ttl_ms);
+            // A re-send asks for the value too: the first send may have
+            // taken the lock already.
+            if sends > 1 {
+                set.arg("GET");
+            }
+            set.query(con)
         })?;
-        Ok(match previous {
-            None => Attempt::Acquired(None),
-            Some(value) if value == token.as_bytes() => Attempt::Acquired(None),
+        let acquired = match reply {
+            // SET NX answers OK, SET NX GET the previous value: none.
+            redis::Value::Nil => sends > 1,
+            redis::Value::Okay => true,
+            redis::Value::SimpleString(ref ok) if ok == "OK" => true,
+            // A re-send that finds our own token: the first send took it (a
+            // waiter may have marked it since).
+            redis::Value::BulkString(ref previous) => is_own(previous, token),
+            other => {
+                return Err(Error::Protocol {
+                    dsn: self.target.dsn.redacted().to_owned(),
+                    detail: format!("SET NX PX returned {other:?}"),
+                })
+            }
+        };
+        if !acquired {
             // Not waiting: the holder's TTL is not needed.
-            Some(_) => Attempt::Held { pttl_ms: 0 },
-        })
+            return Ok(Attempt::Held { pttl_ms: 0 });
+        }
+        plain_holds::remember(&self.target, keys, token, sent + Duration::from_millis(ttl_ms));
+        Ok(Attempt::Acquired(None))
     }
 
     /// Blocks until a release grants this waiter the lock (its fencing
@@ -483,6 +523,9 @@ impl LockClient {
         let popped: Option<(Vec<u8>, i64)> = self.pool.run(&self.target, read_timeout, |con| {
             redis::cmd("BLPOP").arg(&wake).arg(&seconds).query(con)
         })?;
+        if popped.is_some() {
+            plain_holds::forget(&self.target, keys, token);
+        }
         Ok(popped.map(|(_, fence)| fence))
     }
 
@@ -586,7 +629,7 @@ fn release_orphans(pool: &Pool, orphans: Vec<Orphan>) -> usize {
 ///
 /// The call id is drawn once, so a re-send by the pool is recognised as the
 /// same call (see `scripts`, "Safe to run twice").
-fn release_on(pool: &Pool, target: &Target, keys: &LockKeys, token: &str) -> Result<i64> {
+pub(crate) fn release_on(pool: &Pool, target: &Target, keys: &LockKeys, token: &str) -> Result<i64> {
     let marker = keys.call(&new_token());
     let window = resend_window_ms(target);
     pool.run(target, target.timeout, |con| {
@@ -602,13 +645,24 @@ fn release_on(pool: &Pool, target: &Target, keys: &LockKeys, token: &str) -> Res
     })
 }
 
+
+/// Whether a stored lock value is `token`'s, plain or with the waiters
+/// mark (see `scripts`).
+fn is_own(value: &[u8], token: &str) -> bool {
+    let token = token.as_bytes();
+    value == token
+        || (value.len() == token.len() + scripts::WAITERS_MARK.len()
+            && value.starts_with(token)
+            && value.ends_with(scripts::WAITERS_MARK))
+}
+
 /// How long after a call its re-send can still arrive: the pool re-sends at
 /// once after a broken reply (seen within `timeout`), on a new connection
 /// (made within `connect_timeout`); a second of margin on top.
-fn resend_window_ms(target: &Target) -> u64 {
+pub(crate) fn resend_window_ms(target: &Target) -> u64 {
     millis(target.timeout + target.connect_timeout + Duration::from_secs(1))
 }
 
-fn millis(d: Duration) -> u64 {
+pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

@@ -7,6 +7,8 @@
 //! - [`cluster`]: a `redis-cluster://` DSN, served by redis-rs's cluster client;
 //! - [`scripts`] and [`keys`]: what is stored in Redis and the Lua that changes it;
 //! - [`client`]: acquire / release / refresh and woken waits;
+//! - [`plain_holds`] and [`release`]: the cheap release of a lock taken by a plain `SET NX`
+//!   (native compare-and-delete where the server has one);
 //! - [`stats`]: this process's lock metrics;
 //! - [`pid`] and [`token`]: process ids without a system call each, owner tokens;
 //! - [`error`]: the one error type.
@@ -17,7 +19,9 @@ pub mod dsn;
 pub mod error;
 pub mod keys;
 pub mod pid;
+pub mod plain_holds;
 pub mod pool;
+pub mod release;
 pub mod scripts;
 pub mod sentinel;
 pub mod stats;

@@ -15,6 +15,20 @@
 //! runs and needs no further round trip; the releaser cannot barge back in;
 //! waiters are served in arrival order.
 //!
+//! # The waiters mark
+//! A waiter that registers while the lock is held under a plain token also
+//! marks the lock, when the client asks it to (not on a cluster, see
+//! `release`): it sets the value to the holder's token followed by
+//! [`WAITERS_MARK`], with the same TTL. Every ownership check accepts the
+//! marked value as the holder's. A holder that took the lock by a plain
+//! `SET NX` (so no waiter had registered before it) may then delete a lock
+//! still holding its plain token without reading the queue: by a native
+//! compare-and-delete where the server has one (Valkey 9 `DELIFEQ`, Redis
+//! 8.4 `DELEX … IFEQ`), else by [`PLAIN_RELEASE`]. A waiter's mark makes that
+//! delete miss, and [`RELEASE`], which grants, runs instead. A lock granted
+//! to a waiter holds the new holder's plain token; that holder did not take
+//! it by a plain `SET NX` and so releases through [`RELEASE`].
+//!
 //! The wake list's name is derived from the lock key inside the scripts
 //! rather than passed in KEYS; it starts with the lock key and so carries the
 //! same `{…}` hash tag, i.e. the same Redis Cluster slot.
@@ -41,6 +55,12 @@
 //! re-send can come; a repeat returns that answer and does nothing.
 
 use once_cell::sync::Lazy;
+
+/// Appended to the holder's token by a waiter that registers (see "The
+/// waiters mark"); the scripts spell it `'\0w'`. It starts with a NUL byte,
+/// which owner tokens (UUID text, an application's owner strings) do not
+/// end with.
+pub const WAITERS_MARK: &[u8] = b"\0w";
 use redis::{Cmd, ConnectionLike, FromRedisValue, RedisResult, ToRedisArgs};
 
 /// A Lua script, sent by EVALSHA.
@@ -204,7 +224,8 @@ end
 /// KEYS: lock, fence, waiters, queue, the caller's wake list. ARGV: token,
 /// ttl ms, fencing ("1"/"0"), wait ms left ("0" when the caller will not wait
 /// any more), registered ("1" when an earlier attempt of this acquire
-/// registered the caller as a waiter).
+/// registered the caller as a waiter), mark ("1": a caller that registers
+/// marks the lock, see "The waiters mark").
 ///
 /// Returns `{1, fence}` when the caller holds the lock (fence -1 without
 /// fencing) or `{0, pttl}` when someone else does. A caller that will wait
@@ -213,28 +234,30 @@ end
 /// that will not wait any more leaves the waiters here, atomically with
 /// seeing the lock held, so no grant can arrive after it gave up.
 ///
-/// Seeing its own token means the lock was granted to the caller while it was
-/// not blocked, or is the retry of an acquire whose reply was lost: it is
-/// reported as acquired (TTL renewed, fencing token the current one).
+/// Seeing its own token (plain or marked) means the lock was granted to the
+/// caller while it was not blocked, or is the retry of an acquire whose
+/// reply was lost: it is reported as acquired (TTL renewed, fencing token
+/// the current one, the mark kept).
 pub static ACQUIRE: Lazy<LockScript> = Lazy::new(|| {
     LockScript::new(
         r"
 local entry = ARGV[2] .. ' ' .. ARGV[3] .. ' ' .. ARGV[1]
+local marked = ARGV[1] .. '\0w'
 local function leave()
   if redis.call('ZREM', KEYS[3], ARGV[1]) == 1 then
     redis.call('LREM', KEYS[4], 1, entry)
   end
 end
 local current = redis.call('GET', KEYS[1])
-if current == false or current == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+if current == false or current == ARGV[1] or current == marked then
+  redis.call('SET', KEYS[1], current or ARGV[1], 'PX', ARGV[2])
   if ARGV[5] == '1' then
     leave()
     redis.call('DEL', KEYS[5])
   end
   local fence = -1
   if ARGV[3] == '1' then
-    if current ~= ARGV[1] then
+    if current == false then
       fence = redis.call('INCR', KEYS[2])
     else
       fence = tonumber(redis.call('GET', KEYS[2]) or '-1')
@@ -242,6 +265,7 @@ if current == false or current == ARGV[1] then
   end
   return {1, fence}
 end
+local pttl = redis.call('PTTL', KEYS[1])
 local wait_ms = tonumber(ARGV[4])
 if wait_ms > 0 then
   local now = redis.call('TIME')
@@ -254,16 +278,48 @@ if wait_ms > 0 then
       redis.call('PEXPIRE', KEYS[i], wait_ms + 1000)
     end
   end
+  -- The waiters mark: the holder's plain delete must miss from now on.
+  if ARGV[6] == '1' and string.sub(current, -2) ~= '\0w' then
+    if pttl > 0 then
+      redis.call('SET', KEYS[1], current .. '\0w', 'PX', pttl)
+    else
+      redis.call('SET', KEYS[1], current .. '\0w')
+    end
+  end
 elseif ARGV[5] == '1' then
   leave()
 end
-return {0, redis.call('PTTL', KEYS[1])}
+return {0, pttl}
 ",
     )
 });
 
-/// Release: only while the token is the caller's; then grant the lock to
-/// the next live waiter or free it.
+/// The release of a lock the caller took by a plain `SET NX` (see "The
+/// waiters mark"), on a server without a native compare-and-delete: the
+/// classic compare-and-delete, one key and one argument, so that it costs
+/// Redis what the classic script costs. Stores no answer for a re-send (see
+/// `release`, "Re-sends").
+///
+/// KEYS: lock. ARGV: token. Returns 1 if it deleted the lock, -1 if the lock
+/// is the caller's with the waiters mark (left alone: [`RELEASE`] grants
+/// it), 0 if it is not the caller's.
+pub static PLAIN_RELEASE: Lazy<LockScript> = Lazy::new(|| {
+    LockScript::new(
+        r"
+local current = redis.call('GET', KEYS[1])
+if current == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+if current == ARGV[1] .. '\0w' then
+  return -1
+end
+return 0
+",
+    )
+});
+
+/// Release: only while the token is the caller's (plain or marked); then
+/// grant the lock to the next live waiter or free it.
 ///
 /// KEYS: lock, fence, waiters, queue, the call's marker. ARGV: token, how
 /// long a re-send of this call can come (ms). Returns 1 if released, 0 if
@@ -272,13 +328,16 @@ return {0, redis.call('PTTL', KEYS[1])}
 ///
 /// The lock still holding the caller's token means this is the first run (a
 /// run that released it changed it); only otherwise is the call's marker
-/// looked up, so an uncontended release costs one SET more, not a GET too.
+/// looked up. The granting functions are defined only once the lock is
+/// known to be the caller's.
 pub static RELEASE: Lazy<LockScript> = Lazy::new(|| {
     LockScript::new(&format!(
-        r"{HAND_OVER}
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+        r"
+local current = redis.call('GET', KEYS[1])
+if current ~= ARGV[1] and current ~= ARGV[1] .. '\0w' then
   return tonumber(redis.call('GET', KEYS[5]) or '0')
 end
+{HAND_OVER}
 if not hand_over(KEYS[1], KEYS[2], KEYS[3], KEYS[4]) then
   return busy()
 end
@@ -310,13 +369,15 @@ return held
     ))
 });
 
-/// Refresh: set a new TTL only while the token is the caller's.
+/// Refresh: set a new TTL only while the token is the caller's (plain or
+/// marked).
 ///
 /// KEYS: lock. ARGV: token, ttl ms. Returns 1 if refreshed, else 0.
 pub static REFRESH: Lazy<LockScript> = Lazy::new(|| {
     LockScript::new(
         r"
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+local current = redis.call('GET', KEYS[1])
+if current ~= ARGV[1] and current ~= ARGV[1] .. '\0w' then
   return 0
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -328,11 +389,13 @@ return 1
 /// Remaining lifetime of the caller's hold.
 ///
 /// KEYS: lock. ARGV: token. Returns the PTTL in ms if the token is the
-/// caller's (-1: no expiry), or -3 if it is not held by the caller.
+/// caller's, plain or marked (-1: no expiry), or -3 if it is not held by
+/// the caller.
 pub static OWNED_TTL: Lazy<LockScript> = Lazy::new(|| {
     LockScript::new(
         r"
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+local current = redis.call('GET', KEYS[1])
+if current ~= ARGV[1] and current ~= ARGV[1] .. '\0w' then
   return -3
 end
 return redis.call('PTTL', KEYS[1])

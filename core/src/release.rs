@@ -1,0 +1,148 @@
+//! The release of a lock this process took by a plain `SET NX` (see
+//! `plain_holds` and `scripts`, "The waiters mark"): what an uncontended
+//! cycle costs Redis is mostly here.
+//!
+//! Where the server has a native compare-and-delete (Valkey 9's `DELIFEQ`,
+//! Redis 8.4's `DELEX key IFEQ value`) the release is that one command. It
+//! misses when a waiter marked the lock (or the lock is not ours any more),
+//! and [`scripts::RELEASE`] then runs and grants the lock to the waiter.
+//! Elsewhere [`scripts::PLAIN_RELEASE`] runs: a GET and a DEL, like the
+//! classic compare-and-delete; it answers -1 for a marked lock, and
+//! [`scripts::RELEASE`] then runs. Not used on a cluster: there waiters do
+//! not mark the lock (a release during a slot migration must be refused
+//! before anything changed, which the one release script does), and every
+//! release is [`scripts::RELEASE`].
+//!
+//! Which command a server has is found out on its first such release and
+//! kept per DSN: a server that answers "unknown command" is served by the
+//! script from then on; any other error (LOADING, READONLY, …) is the
+//! caller's and changes nothing.
+//!
+//! # Re-sends
+//! Neither path stores its answer (that would cost a write per release). A
+//! re-send (the pool sends again after a broken connection, which may be
+//! after Redis ran the first send) that finds the lock no longer ours cannot
+//! tell from Redis whether the first send freed it or the lock had expired
+//! before. The client can: the lock was taken by this process and could not
+//! have expired before the time `plain_holds` keeps, so before then the
+//! first send is what freed it. (A force release by someone else in the
+//! same instant as the broken reply would be reported as ours.) A re-send
+//! never acts twice: it finds the lock gone or someone else's.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use once_cell::sync::Lazy;
+use parking_lot::Mutex;
+
+use crate::client::release_on;
+use crate::error::{Error, Result};
+use crate::keys::LockKeys;
+use crate::pool::{Pool, Target};
+use crate::scripts;
+
+/// The compare-and-delete a server offers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Native {
+    /// Valkey 9: `DELIFEQ key value`.
+    DelIfEq,
+    /// Redis 8.4: `DELEX key IFEQ value`.
+    DelEx,
+    /// Neither: the script `PLAIN_RELEASE`.
+    Script,
+}
+
+/// What each server (by DSN) was found to offer; absent: not known yet.
+static NATIVE: Lazy<Mutex<HashMap<String, Native>>> = Lazy::new(|| Mutex::new(HashMap::new()));
+
+/// Releases `token`'s plainly taken lock: true if it held it (now freed or
+/// granted on). `expires`: when the lock expires at the earliest.
+pub fn plain(
+    pool: &Pool,
+    target: &Target,
+    keys: &LockKeys,
+    token: &str,
+    expires: Instant,
+) -> Result<bool> {
+    let dsn = target.dsn.as_str();
+    let known = NATIVE.lock().get(dsn).copied();
+    // Not known yet: the newest first, the script last.
+    let mut order = match known {
+        Some(native) => vec![native],
+        None => vec![Native::DelIfEq, Native::DelEx, Native::Script],
+    };
+    let mut resent = false;
+    let mut i = 0;
+    let deleted = loop {
+        let trying = order[i];
+        match send(pool, target, keys, token, trying, &mut resent) {
+            Ok(deleted) => {
+                if known != Some(trying) {
+                    NATIVE.lock().insert(dsn.to_owned(), trying);
+                }
+                break deleted;
+            }
+            // Only a server that does not have the command moves on (one
+            // known to have had it was replaced by an older one behind the
+            // same DSN: the script from now on).
+            Err(Error::Server { code, detail, .. })
+                if trying != Native::Script && is_unknown_command(&code, &detail) =>
+            {
+                if i + 1 == order.len() {
+                    order.push(Native::Script);
+                }
+                i += 1;
+            }
+            Err(err) => return Err(err),
+        }
+    };
+    if deleted == 1 {
+        return Ok(true);
+    }
+    // Missed. PLAIN_RELEASE says whether the lock is ours and marked; a
+    // native delete does not, and RELEASE (with its own call marker) tells.
+    let maybe_marked = deleted == -1 || order[i] != Native::Script;
+    if maybe_marked && release_on(pool, target, keys, token)? == 1 {
+        return Ok(true);
+    }
+    // A re-send that found the lock gone while it could not yet have
+    // expired: the first send freed it.
+    Ok(resent && Instant::now() < expires)
+}
+
+/// One send of the plain release; `resent` is set when the pool sent it
+/// twice. 1 if it deleted the lock, -1 if the lock is ours with the waiters
+/// mark (`PLAIN_RELEASE` only), else 0.
+fn send(
+    pool: &Pool,
+    target: &Target,
+    keys: &LockKeys,
+    token: &str,
+    native: Native,
+    resent: &mut bool,
+) -> Result<i64> {
+    let mut sends = 0;
+    let result = pool.run(target, target.timeout, |con| {
+        sends += 1;
+        match native {
+            Native::DelIfEq => redis::cmd("DELIFEQ").arg(&keys.lock).arg(token).query(con),
+            Native::DelEx => redis::cmd("DELEX")
+                .arg(&keys.lock)
+                .arg("IFEQ")
+                .arg(token)
+                .query(con),
+            Native::Script => scripts::PLAIN_RELEASE.key(&keys.lock).arg(token).invoke(con),
+        }
+    });
+    *resent |= sends > 1;
+    result
+}
+
+/// An error saying the server does not have the command (or, for DELEX on a
+/// server with an older DELEX, not its IFEQ form).
+fn is_unknown_command(code: &str, detail: &str) -> bool {
+    code == "ERR"
+        && (detail.contains("unknown command")
+            || detail.contains("syntax error")
+            || detail.contains("wrong number of arguments"))
+}
