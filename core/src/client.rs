@@ -124,9 +124,8 @@ struct Orphan {
 
 static ORPHANS: Lazy<Mutex<Vec<Orphan>>> = Lazy::new(|| Mutex::new(Vec::new()));
 
-/// Set once a server refuses `SET … NX GET` (sent when a plain acquire is
-/// re-sent) as a syntax error (Redis before 7.0): from then on every
-/// acquire goes through the script. Any other error
+/// Set once a server refuses `SET … NX GET` as a syntax error (Redis before
+/// 7.0): from then on every acquire goes through the script. Any other error
 /// (a replica's READONLY, LOADING, …) is reported and leaves the fast path on.
 static NO_SET_NX_GET: AtomicBool = AtomicBool::new(false);
 
@@ -332,6 +331,7 @@ impl LockClient {
             },
             Err(err) => err,
         };
+        plain_holds::forget(&self.target, &keys, token);
         if release_on(&self.pool, &self.target, &keys, token).is_err() {
             self.remember_orphan(keys, token, ttl);
         }
@@ -456,7 +456,11 @@ impl LockClient {
                 .arg(wait_ms)
                 .arg(if registered { "1" } else { "0" })
                 // On a cluster the plain release is not used (see `release`).
-                .arg(if self.target.dsn.cluster().is_some() { "0" } else { "1" })
+                .arg(if self.target.dsn.cluster().is_some() {
+                    "0"
+                } else {
+                    "1"
+                })
                 .invoke(con)
         })?;
         match reply.as_slice() {
@@ -473,43 +477,39 @@ impl LockClient {
     }
 
     /// An acquire without fencing as one plain command, which costs Redis
-    /// less than the script. A re-send adds `GET`, which returns the
-    /// previous value: our own token means the first send took it.
+    /// less than the script. `GET` returns the previous value: our own token
+    /// means a retried send whose first reply was lost, or a caller that
+    /// holds it already, so it is ours.
     fn attempt_plain(&self, keys: &LockKeys, token: &str, ttl_ms: u64) -> Result<Attempt> {
         let sent = Instant::now();
-        let mut sends = 0;
-        let reply: redis::Value = self.run(|con| {
-            sends += 1;
-            let mut set = redis::cmd("SET");
-            set.arg(&keys.lock).arg(token).arg("NX").arg("PX").arg(ttl_ms);
-            // A re-send asks for the value too: the first send may have
-            // taken the lock already.
-            if sends > 1 {
-                set.arg("GET");
-            }
-            set.query(con)
+        let previous: Option<Vec<u8>> = self.run(|con| {
+            redis::cmd("SET")
+                .arg(&keys.lock)
+                .arg(token)
+                .arg("NX")
+                .arg("PX")
+                .arg(ttl_ms)
+                .arg("GET")
+                .query(con)
         })?;
-        let acquired = match reply {
-            // SET NX answers OK, SET NX GET the previous value: none.
-            redis::Value::Nil => sends > 1,
-            redis::Value::Okay => true,
-            redis::Value::SimpleString(ref ok) if ok == "OK" => true,
-            // A re-send that finds our own token: the first send took it (a
-            // waiter may have marked it since).
-            redis::Value::BulkString(ref previous) => is_own(previous, token),
-            other => {
-                return Err(Error::Protocol {
-                    dsn: self.target.dsn.redacted().to_owned(),
-                    detail: format!("SET NX PX returned {other:?}"),
-                })
+        Ok(match previous {
+            None => {
+                plain_holds::remember(
+                    &self.target,
+                    keys,
+                    token,
+                    sent + Duration::from_millis(ttl_ms),
+                );
+                Attempt::Acquired(None)
             }
-        };
-        if !acquired {
+            // Our own token (a waiter may have marked it since): a re-send
+            // whose first send took it, or a caller that holds it already,
+            // perhaps by a grant, whose release must go through the script:
+            // what `plain_holds` knows of it stays as it is.
+            Some(value) if is_own(&value, token) => Attempt::Acquired(None),
             // Not waiting: the holder's TTL is not needed.
-            return Ok(Attempt::Held { pttl_ms: 0 });
-        }
-        plain_holds::remember(&self.target, keys, token, sent + Duration::from_millis(ttl_ms));
-        Ok(Attempt::Acquired(None))
+            Some(_) => Attempt::Held { pttl_ms: 0 },
+        })
     }
 
     /// Blocks until a release grants this waiter the lock (its fencing
@@ -629,7 +629,12 @@ fn release_orphans(pool: &Pool, orphans: Vec<Orphan>) -> usize {
 ///
 /// The call id is drawn once, so a re-send by the pool is recognised as the
 /// same call (see `scripts`, "Safe to run twice").
-pub(crate) fn release_on(pool: &Pool, target: &Target, keys: &LockKeys, token: &str) -> Result<i64> {
+pub(crate) fn release_on(
+    pool: &Pool,
+    target: &Target,
+    keys: &LockKeys,
+    token: &str,
+) -> Result<i64> {
     let marker = keys.call(&new_token());
     let window = resend_window_ms(target);
     pool.run(target, target.timeout, |con| {
@@ -644,7 +649,6 @@ pub(crate) fn release_on(pool: &Pool, target: &Target, keys: &LockKeys, token: &
             .invoke(con)
     })
 }
-
 
 /// Whether a stored lock value is `token`'s, plain or with the waiters
 /// mark (see `scripts`).

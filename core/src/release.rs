@@ -131,7 +131,10 @@ fn send(
                 .arg("IFEQ")
                 .arg(token)
                 .query(con),
-            Native::Script => scripts::PLAIN_RELEASE.key(&keys.lock).arg(token).invoke(con),
+            Native::Script => scripts::PLAIN_RELEASE
+                .key(&keys.lock)
+                .arg(token)
+                .invoke(con),
         }
     });
     *resent |= sends > 1;

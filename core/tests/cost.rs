@@ -53,7 +53,10 @@ fn a_wait_on_a_free_lock_registers_nothing_and_a_cycle_is_two_commands() {
     assert!(acquired(c.acquire(b"k", &t, TTL, wait).unwrap()));
     let stats = command_stats(&mut raw);
     assert!(stats.contains("cmdstat_set:calls=1,"), "{stats}");
-    assert!(!stats.contains("cmdstat_evalsha"), "a free lock needs no script: {stats}");
+    assert!(
+        !stats.contains("cmdstat_evalsha"),
+        "a free lock needs no script: {stats}"
+    );
     for key in ["test:{k}:waiters", "test:{k}:queue"] {
         let exists: i64 = redis::cmd("EXISTS").arg(key).query(&mut raw).unwrap();
         assert_eq!(exists, 0, "{key}: nothing registered");
@@ -65,7 +68,10 @@ fn a_wait_on_a_free_lock_registers_nothing_and_a_cycle_is_two_commands() {
         None => "cmdstat_evalsha:calls=1,".to_owned(),
     };
     assert!(stats.contains(&release), "released by {release}: {stats}");
-    let exists: i64 = redis::cmd("EXISTS").arg("test:{k}").query(&mut raw).unwrap();
+    let exists: i64 = redis::cmd("EXISTS")
+        .arg("test:{k}")
+        .query(&mut raw)
+        .unwrap();
     assert_eq!(exists, 0);
     let markers: Vec<String> = redis::cmd("KEYS").arg("test:*").query(&mut raw).unwrap();
     assert_eq!(markers, Vec::<String>::new(), "no release marker written");
@@ -170,7 +176,10 @@ fn a_plain_release_frees_only_its_own_lock() {
         assert!(!c.release(b"k", &t, None).unwrap(), "released already");
     }
     let mine = new_token();
-    assert!(acquired(c.acquire(b"k", &mine, Duration::from_millis(100), Wait::No).unwrap()));
+    assert!(acquired(
+        c.acquire(b"k", &mine, Duration::from_millis(100), Wait::No)
+            .unwrap()
+    ));
     std::thread::sleep(Duration::from_millis(200));
     let theirs = new_token();
     assert!(acquired(c.acquire(b"k", &theirs, TTL, Wait::No).unwrap()));
@@ -197,13 +206,34 @@ fn a_plain_acquire_and_release_whose_replies_were_lost_are_ours_and_act_once() {
     );
     let owner: String = redis::cmd("GET").arg("test:{k}").query(&mut raw).unwrap();
     assert_eq!(owner, t);
+    assert!(c.release(b"k", &t, None).unwrap());
 
+    // The release of a lock taken by a plain SET: the re-send finds it gone,
+    // and the client knows it could not have expired yet.
+    let t = new_token();
+    assert!(acquired(c.acquire(b"k", &t, TTL, Wait::No).unwrap()));
     proxy.drop_next_reply();
     assert!(
         c.release(b"k", &t, None).unwrap(),
         "the lock was ours and the first send released it"
     );
-    let exists: i64 = redis::cmd("EXISTS").arg("test:{k}").query(&mut raw).unwrap();
+    let exists: i64 = redis::cmd("EXISTS")
+        .arg("test:{k}")
+        .query(&mut raw)
+        .unwrap();
     assert_eq!(exists, 0);
-    assert!(!c.release(b"k", &t, None).unwrap(), "a second release is a no-op");
+    assert!(
+        !c.release(b"k", &t, None).unwrap(),
+        "a second release is a no-op"
+    );
+
+    // Expired before the release was sent: a re-send does not claim it.
+    let t = new_token();
+    assert!(acquired(
+        c.acquire(b"k", &t, Duration::from_millis(50), Wait::No)
+            .unwrap()
+    ));
+    std::thread::sleep(Duration::from_millis(100));
+    proxy.drop_next_reply();
+    assert!(!c.release(b"k", &t, None).unwrap(), "it had expired");
 }
