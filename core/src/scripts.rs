@@ -157,6 +157,7 @@ impl Invocation<'_> {
 /// the queue). The entries are read first and removed only once the outcome
 /// is known.
 const HAND_OVER: &str = r"
+local READING = '\0r'
 local function reachable(key)
   local probe = redis.pcall('EXISTS', key)
   return type(probe) ~= 'table' or not probe.err
@@ -169,27 +170,38 @@ local function hand_over(lock, fence, waiters, queue)
   local now_ms
   local used = 0
   local stale = {}
-  local grant
+  local grants = {}
   for i, entry in ipairs(entries) do
-    used = i
-    local ttl, fencing, token = string.match(entry, '^(%d+) ([01]) (.+)$')
+    local ttl, kind, token = string.match(entry, '^(%d+) ([01r]) (.+)$')
     local deadline = token and redis.call('ZSCORE', waiters, token)
+    local live = false
     if deadline then
       if not now_ms then
         local now = redis.call('TIME')
         now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
       end
-      local left = tonumber(deadline) - now_ms
-      if left > 0 then
-        grant = {ttl = ttl, fencing = fencing, token = token, left = left}
+      live = tonumber(deadline) - now_ms > 0
+    end
+    if live then
+      local grant = {ttl = ttl, kind = kind, token = token, left = tonumber(deadline) - now_ms}
+      if kind == 'r' then
+        grants[#grants + 1] = grant
+      elseif #grants == 0 then
+        grants[1] = grant
+        used = i
         break
+      else
+        break -- a writer after the readers at the head: the next grant is its
       end
+    elseif deadline then
       stale[#stale + 1] = token
     end
+    used = i
   end
-  local wake = grant and (lock .. ':wake:' .. grant.token)
-  if wake and not reachable(wake) then
-    return false
+  for _, grant in ipairs(grants) do
+    if not reachable(lock .. ':wake:' .. grant.token) then
+      return false
+    end
   end
   if used > 0 then
     redis.call('LTRIM', queue, used, -1)
@@ -197,24 +209,41 @@ local function hand_over(lock, fence, waiters, queue)
   for _, token in ipairs(stale) do
     redis.call('ZREM', waiters, token)
   end
-  if grant then
-    redis.call('ZREM', waiters, grant.token)
-    redis.call('SET', lock, grant.token, 'PX', grant.ttl)
-    local granted = -1
-    if grant.fencing == '1' then
-      granted = redis.call('INCR', fence)
+  local readers = lock .. ':readers'
+  if #grants == 0 then
+    -- Every registered waiter has an entry; the stale ones just skipped were
+    -- the last, so whatever the set still holds is stale too. (Not checked on
+    -- an empty queue: that is every uncontended release.)
+    if used > 0 and used == #entries and #entries < 64 then
+      redis.call('DEL', waiters)
     end
-    redis.call('RPUSH', wake, granted)
-    redis.call('PEXPIRE', wake, grant.left + 1000)
+    redis.call('DEL', lock, readers)
     return true
   end
-  -- Every registered waiter has an entry; the stale ones just skipped were
-  -- the last, so whatever the set still holds is stale too. (Not checked on
-  -- an empty queue: that is every uncontended release.)
-  if used > 0 and used == #entries and #entries < 64 then
-    redis.call('DEL', waiters)
+  local longest = 0
+  for _, grant in ipairs(grants) do
+    redis.call('ZREM', waiters, grant.token)
+    local granted = -1
+    if grant.kind == 'r' then
+      redis.call('ZADD', readers, now_ms + grant.ttl, grant.token)
+      longest = math.max(longest, tonumber(grant.ttl))
+    else
+      redis.call('DEL', readers)
+      redis.call('SET', lock, grant.token, 'PX', grant.ttl)
+      if grant.kind == '1' then
+        granted = redis.call('INCR', fence)
+      end
+    end
+    local wake = lock .. ':wake:' .. grant.token
+    redis.call('RPUSH', wake, granted)
+    redis.call('PEXPIRE', wake, grant.left + 1000)
   end
-  redis.call('DEL', lock)
+  if longest > 0 then
+    -- Held by readers: the lock key says so (a writer's SET NX misses) and
+    -- lives as long as the longest of them. (A hand-over runs only once the
+    -- lock is free of earlier holders.)
+    redis.call('SET', lock, READING, 'PX', longest)
+  end
   return true
 end
 ";
@@ -365,6 +394,179 @@ if held == 1 and not hand_over(KEYS[1], KEYS[2], KEYS[3], KEYS[4]) then
 end
 redis.call('SET', KEYS[5], held, 'PX', ARGV[1])
 return held
+"
+    ))
+});
+
+/// Lua shared by the read-lock scripts: the time, the readers' set, and
+/// the lock key's lifetime kept at the longest reader's.
+const READERS: &str = r"
+local READING = '\0r'
+local function now_ms()
+  local now = redis.call('TIME')
+  return tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+end
+local function reading(current)
+  return current and string.sub(current, 1, 2) == READING
+end
+local function stretch(lock, readers, now)
+  local top = redis.call('ZRANGE', readers, -1, -1, 'WITHSCORES')
+  if top[2] then
+    redis.call('PEXPIRE', lock, math.max(1, tonumber(top[2]) - now))
+  end
+end
+";
+
+/// Read acquire: one round trip whatever the outcome. Many readers may hold
+/// the lock at once; a writer (the plain acquire) excludes them all.
+///
+/// The lock key holds `\0r` while readers hold it (so a writer's `SET NX`
+/// misses, and a writer that waits registers and marks it as for any
+/// holder); the readers are the set `<lock>:readers`, scored by the time
+/// (ms) each hold expires. The lock key lives as long as the longest reader,
+/// so readers that died free it at their TTL.
+///
+/// A reader joins a free lock, or one that readers hold while no live
+/// waiter is queued: a waiting writer goes before readers that come after
+/// it. A reader that waits is queued (entry `"<ttl> r <token>"`) like a
+/// writer; a release grants the lock to the readers at the head of the
+/// queue together, up to the next writer (`hand_over`).
+///
+/// KEYS: lock, waiters, queue, the caller's wake list, readers. ARGV: token,
+/// ttl ms, wait ms left ("0": will not wait), registered ("1"/"0").
+/// Returns `{1, -1}` when the caller holds a read lock, `{0, pttl}` when it
+/// must wait. Seeing itself among the readers (a grant while it was not
+/// blocked, or a re-sent acquire) it reports the lock held, TTL renewed.
+pub static ACQUIRE_READ: Lazy<LockScript> = Lazy::new(|| {
+    LockScript::new(&format!(
+        r"{READERS}
+local token, ttl, wait_ms = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local entry = ARGV[2] .. ' r ' .. token
+local now = now_ms()
+local function leave()
+  if redis.call('ZREM', KEYS[2], token) == 1 then
+    redis.call('LREM', KEYS[3], 1, entry)
+  end
+end
+local function joined()
+  redis.call('ZADD', KEYS[5], now + ttl, token)
+  stretch(KEYS[1], KEYS[5], now)
+  if ARGV[4] == '1' then
+    leave()
+    redis.call('DEL', KEYS[4])
+  end
+  return {{1, -1}}
+end
+local current = redis.call('GET', KEYS[1])
+if reading(current) then
+  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
+  if redis.call('ZSCORE', KEYS[5], token) then
+    return joined()
+  end
+  local ahead = redis.call('ZCOUNT', KEYS[2], now + 1, '+inf')
+  if ARGV[4] == '1' and redis.call('ZSCORE', KEYS[2], token) then
+    ahead = ahead - 1
+  end
+  if ahead <= 0 then
+    return joined()
+  end
+elseif current == false then
+  redis.call('SET', KEYS[1], READING, 'PX', ttl)
+  redis.call('DEL', KEYS[5])
+  return joined()
+end
+local pttl = redis.call('PTTL', KEYS[1])
+if wait_ms > 0 then
+  if redis.call('ZADD', KEYS[2], now + wait_ms, token) == 1 then
+    redis.call('RPUSH', KEYS[3], entry)
+  end
+  for i = 2, 3 do
+    if redis.call('PTTL', KEYS[i]) < wait_ms + 1000 then
+      redis.call('PEXPIRE', KEYS[i], wait_ms + 1000)
+    end
+  end
+  -- The waiters mark, as in ACQUIRE: a writer's plain delete must miss.
+  if string.sub(current, -2) ~= '\0w' then
+    if pttl > 0 then
+      redis.call('SET', KEYS[1], current .. '\0w', 'PX', pttl)
+    else
+      redis.call('SET', KEYS[1], current .. '\0w')
+    end
+  end
+elseif ARGV[4] == '1' then
+  leave()
+end
+return {{0, pttl}}
+"
+    ))
+});
+
+/// Read release: the caller leaves the readers; the last one to leave
+/// hands the lock over (to the next writer, or the readers at the head of
+/// the queue) or frees it.
+///
+/// KEYS: lock, fence, waiters, queue, the call's marker, readers. ARGV:
+/// token, how long a re-send of this call can come (ms). Returns 1 if the
+/// caller was a reader, else 0 (or the first run's answer for a re-send);
+/// TRYAGAIN while the slot migrates (nothing changed).
+pub static RELEASE_READ: Lazy<LockScript> = Lazy::new(|| {
+    LockScript::new(&format!(
+        r"{HAND_OVER}
+local now = redis.call('TIME')
+now = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local current = redis.call('GET', KEYS[1])
+local score = redis.call('ZSCORE', KEYS[6], ARGV[1])
+if not (current and string.sub(current, 1, 2) == READING) or not score or tonumber(score) <= now then
+  return tonumber(redis.call('GET', KEYS[5]) or '0')
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now)
+if redis.call('ZCARD', KEYS[6]) <= 1 then
+  if not hand_over(KEYS[1], KEYS[2], KEYS[3], KEYS[4]) then
+    return busy()
+  end
+  redis.call('ZREM', KEYS[6], ARGV[1])
+else
+  redis.call('ZREM', KEYS[6], ARGV[1])
+  local top = redis.call('ZRANGE', KEYS[6], -1, -1, 'WITHSCORES')
+  redis.call('PEXPIRE', KEYS[1], math.max(1, tonumber(top[2]) - now))
+end
+redis.call('SET', KEYS[5], '1', 'PX', ARGV[2])
+return 1
+"
+    ))
+});
+
+/// Read refresh: a new TTL for the caller's read hold, while it has one.
+///
+/// KEYS: lock, readers. ARGV: token, ttl ms. Returns 1 if refreshed, else 0.
+pub static REFRESH_READ: Lazy<LockScript> = Lazy::new(|| {
+    LockScript::new(&format!(
+        r"{READERS}
+local now = now_ms()
+local score = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if not reading(redis.call('GET', KEYS[1])) or not score or tonumber(score) <= now then
+  return 0
+end
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), ARGV[1])
+stretch(KEYS[1], KEYS[2], now)
+return 1
+"
+    ))
+});
+
+/// Remaining lifetime of the caller's read hold.
+///
+/// KEYS: lock, readers. ARGV: token. Returns ms left, or -3 if the caller
+/// holds no read lock.
+pub static OWNED_READ_TTL: Lazy<LockScript> = Lazy::new(|| {
+    LockScript::new(&format!(
+        r"{READERS}
+local now = now_ms()
+local score = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if not reading(redis.call('GET', KEYS[1])) or not score or tonumber(score) <= now then
+  return -3
+end
+return tonumber(score) - now
 "
     ))
 });
