@@ -75,6 +75,15 @@ pub enum Wait {
     Forever,
 }
 
+/// Which hold an acquire asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// The lock alone (`acquire`): a writer.
+    Exclusive,
+    /// A read lock: shared with other readers, never with a writer.
+    Shared,
+}
+
 /// What the caller holds after a successful acquire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Hold {
@@ -107,7 +116,7 @@ pub enum Ownership {
     NotMine,
 }
 
-enum Attempt {
+pub(crate) enum Attempt {
     Acquired(Option<i64>),
     Held { pttl_ms: i64 },
 }
@@ -117,6 +126,7 @@ enum Attempt {
 struct Orphan {
     target: Target,
     keys: LockKeys,
+    kind: Kind,
     token: String,
     pid: u32,
     gone_by: Instant,
@@ -134,9 +144,9 @@ static NO_SET_NX_GET: AtomicBool = AtomicBool::new(false);
 /// Cheap to create: connections live in the shared [`Pool`].
 #[derive(Clone)]
 pub struct LockClient {
-    pool: Arc<Pool>,
-    stats: Arc<Mutex<Stats>>,
-    target: Target,
+    pub(crate) pool: Arc<Pool>,
+    pub(crate) stats: Arc<Mutex<Stats>>,
+    pub(crate) target: Target,
     prefix: Vec<u8>,
     fencing: bool,
     replicas: u32,
@@ -190,8 +200,32 @@ impl LockClient {
         ttl: Duration,
         wait: Wait,
     ) -> Result<AcquireOutcome> {
+        self.acquire_kind(Kind::Exclusive, name, token, ttl, wait)
+    }
+
+    /// Takes a read lock on `name` for `token`: shared with other readers,
+    /// never with a writer; waits as `wait` says (see `scripts`,
+    /// [`scripts::ACQUIRE_READ`]).
+    pub fn acquire_read(
+        &self,
+        name: &[u8],
+        token: &str,
+        ttl: Duration,
+        wait: Wait,
+    ) -> Result<AcquireOutcome> {
+        self.acquire_kind(Kind::Shared, name, token, ttl, wait)
+    }
+
+    fn acquire_kind(
+        &self,
+        kind: Kind,
+        name: &[u8],
+        token: &str,
+        ttl: Duration,
+        wait: Wait,
+    ) -> Result<AcquireOutcome> {
         let keys = self.keys(name);
-        match self.acquire_inner(&keys, token, ttl, wait) {
+        match self.acquire_inner(kind, &keys, token, ttl, wait) {
             Ok(outcome) => {
                 let acquired = matches!(outcome, AcquireOutcome::Acquired(_));
                 if acquired {
@@ -204,7 +238,7 @@ impl LockClient {
                 // cost a second timeout on top of the caller's own.
                 self.clean_up_orphans();
                 if acquired && self.replicas > 0 {
-                    self.confirm_replicas(keys, token, ttl)?;
+                    self.confirm_replicas(kind, keys, token, ttl)?;
                 }
                 Ok(outcome)
             }
@@ -212,7 +246,7 @@ impl LockClient {
                 // An acquire sent, or a wait registered, before the failure may
                 // have left the lock set (or later granted) under this token.
                 if err.outcome_unknown() {
-                    self.remember_orphan(keys, token, ttl);
+                    self.remember_orphan(kind, keys, token, ttl);
                 }
                 Err(err)
             }
@@ -221,6 +255,7 @@ impl LockClient {
 
     fn acquire_inner(
         &self,
+        kind: Kind,
         keys: &LockKeys,
         token: &str,
         ttl: Duration,
@@ -246,7 +281,7 @@ impl LockClient {
             let was_registered = registered;
             registered |= will_wait;
             let pttl_ms =
-                match self.attempt(keys, token, ttl_ms, millis(wait_ms), was_registered)? {
+                match self.attempt(kind, keys, token, ttl_ms, millis(wait_ms), was_registered)? {
                     Attempt::Acquired(fence) => return Ok(self.acquired(start, fence)),
                     Attempt::Held { pttl_ms } => pttl_ms,
                 };
@@ -274,7 +309,10 @@ impl LockClient {
                 block = block.min(Duration::from_millis(pttl_ms.unsigned_abs()));
             }
             match self.wait_for_grant(keys, token, block) {
-                Ok(Some(fence)) => return Ok(self.acquired(start, self.fencing.then_some(fence))),
+                Ok(Some(fence)) => {
+                    let fence = (kind == Kind::Exclusive && self.fencing).then_some(fence);
+                    return Ok(self.acquired(start, fence));
+                }
                 Ok(None) => {}
                 // The wait was cut short with an answer, not lost: a failover
                 // demoted the server (UNBLOCKED), the slot is moving, … The
@@ -298,7 +336,7 @@ impl LockClient {
     /// tick (hz 10: every 100 ms; WAIT 450 answered after 0.55 s on Redis
     /// 7.0), so it is given `timeout` less two ticks, and at least a quarter
     /// of `timeout`.
-    fn confirm_replicas(&self, keys: LockKeys, token: &str, ttl: Duration) -> Result<()> {
+    fn confirm_replicas(&self, kind: Kind, keys: LockKeys, token: &str, ttl: Duration) -> Result<()> {
         let wanted = self.replicas;
         let timeout = self.target.timeout;
         let within = timeout
@@ -310,11 +348,13 @@ impl LockClient {
         // by a release): so first a write of our own, the owner-checked TTL
         // reset, in the same op so that a re-sent op re-does both.
         let confirmed = self.pool.run(&self.target, timeout * 2, |con| {
-            let still_ours: i64 = scripts::REFRESH
-                .key(&keys.lock)
-                .arg(token)
-                .arg(millis(ttl))
-                .invoke(con)?;
+            let still_ours: i64 = match kind {
+                Kind::Exclusive => scripts::REFRESH.key(&keys.lock),
+                Kind::Shared => scripts::REFRESH_READ.key(&keys.lock).key(&keys.readers),
+            }
+            .arg(token)
+            .arg(millis(ttl))
+            .invoke(con)?;
             let replicas: i64 = redis::cmd("WAIT")
                 .arg(wanted)
                 .arg(millis(within))
@@ -332,13 +372,13 @@ impl LockClient {
             Err(err) => err,
         };
         plain_holds::forget(&self.target, &keys, token);
-        if release_on(&self.pool, &self.target, &keys, token).is_err() {
-            self.remember_orphan(keys, token, ttl);
+        if release_kind_on(kind, &self.pool, &self.target, &keys, token).is_err() {
+            self.remember_orphan(kind, keys, token, ttl);
         }
         Err(failure)
     }
 
-    fn acquired(&self, start: Instant, fence: Option<i64>) -> AcquireOutcome {
+    pub(crate) fn acquired(&self, start: Instant, fence: Option<i64>) -> AcquireOutcome {
         self.stats.lock().record_acquired(start.elapsed());
         let acquired_at = Instant::now();
         AcquireOutcome::Acquired(Hold { fence, acquired_at })
@@ -419,12 +459,16 @@ impl LockClient {
 
     fn attempt(
         &self,
+        kind: Kind,
         keys: &LockKeys,
         token: &str,
         ttl_ms: u64,
         wait_ms: u64,
         registered: bool,
     ) -> Result<Attempt> {
+        if kind == Kind::Shared {
+            return self.attempt_read(keys, token, ttl_ms, wait_ms, registered);
+        }
         // A caller not yet registered as a waiter first tries the plain
         // command: a free lock then costs Redis one SET, and a waiter
         // registers nothing. Only when the lock is held does a caller that
@@ -529,14 +573,14 @@ impl LockClient {
         Ok(popped.map(|(_, fence)| fence))
     }
 
-    fn run<T>(
+    pub(crate) fn run<T>(
         &self,
         op: impl FnMut(&mut dyn redis::ConnectionLike) -> std::result::Result<T, redis::RedisError>,
     ) -> Result<T> {
         self.pool.run(&self.target, self.target.timeout, op)
     }
 
-    fn remember_orphan(&self, keys: LockKeys, token: &str, ttl: Duration) {
+    fn remember_orphan(&self, kind: Kind, keys: LockKeys, token: &str, ttl: Duration) {
         let mut orphans = ORPHANS.lock();
         let now = Instant::now();
         orphans.retain(|o| o.gone_by > now);
@@ -544,6 +588,7 @@ impl LockClient {
             orphans.push(Orphan {
                 target: self.target.clone(),
                 keys,
+                kind,
                 token: token.to_owned(),
                 pid: crate::pid::current(),
                 gone_by: now + ttl,
@@ -609,7 +654,7 @@ fn release_orphans(pool: &Pool, orphans: Vec<Orphan>) -> usize {
             continue;
         }
         attempts += 1;
-        match release_on(pool, &orphan.target, &orphan.keys, &orphan.token) {
+        match release_kind_on(orphan.kind, pool, &orphan.target, &orphan.keys, &orphan.token) {
             Ok(1) => deleted += 1,
             Ok(_) => {}
             Err(_) => {
@@ -648,6 +693,20 @@ pub(crate) fn release_on(
             .arg(window)
             .invoke(con)
     })
+}
+
+/// Runs the release script of a `kind` hold for `token` (see [`release_on`]).
+fn release_kind_on(
+    kind: Kind,
+    pool: &Pool,
+    target: &Target,
+    keys: &LockKeys,
+    token: &str,
+) -> Result<i64> {
+    match kind {
+        Kind::Exclusive => release_on(pool, target, keys, token),
+        Kind::Shared => crate::shared::release_read_on(pool, target, keys, token),
+    }
 }
 
 /// Whether a stored lock value is `token`'s, plain or with the waiters

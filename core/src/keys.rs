@@ -16,6 +16,8 @@ pub struct LockKeys {
     pub waiters: Vec<u8>,
     /// The waiters in arrival order (see `scripts` for the entries).
     pub queue: Vec<u8>,
+    /// The holders of a read lock, scored by when each hold expires (ms).
+    pub readers: Vec<u8>,
 }
 
 impl LockKeys {
@@ -35,6 +37,7 @@ impl LockKeys {
             fence: with(b":fence"),
             waiters: with(b":waiters"),
             queue: with(b":queue"),
+            readers: with(b":readers"),
             lock,
         }
     }
@@ -69,7 +72,7 @@ mod tests {
     fn keys_share_the_hash_tag() {
         let k = LockKeys::new(b"lock:", b"a}b\0c");
         assert_eq!(k.lock, b"lock:{a}b\0c}".to_vec());
-        for other in [&k.fence, &k.waiters, &k.queue, &k.wake("t"), &k.call("c")] {
+        for other in [&k.fence, &k.waiters, &k.queue, &k.readers, &k.wake("t"), &k.call("c")] {
             assert!(other.starts_with(&k.lock));
         }
     }

@@ -24,10 +24,11 @@ pub mod pool;
 pub mod release;
 pub mod scripts;
 pub mod sentinel;
+pub mod shared;
 pub mod stats;
 pub mod token;
 
-pub use client::{AcquireOutcome, ClientOptions, Hold, LockClient, Wait};
+pub use client::{AcquireOutcome, ClientOptions, Hold, Kind, LockClient, Wait};
 pub use dsn::Dsn;
 pub use error::{Error, Result};
 pub use pool::Pool;

@@ -1,0 +1,125 @@
+//! Read locks: many readers or one writer on the same name.
+//!
+//! A writer is the plain exclusive lock of `client`; readers hold the lock
+//! key as `\0r` and are listed in `<lock>:readers` (see
+//! [`scripts::ACQUIRE_READ`]). Waits are the exclusive lock's: readers and
+//! writers queue in one list in arrival order, a release hands the lock to
+//! the next writer or to all readers at the head of the queue at once, and a
+//! waiting writer goes before readers that come after it.
+
+use std::time::{Duration, Instant};
+
+use crate::client::{millis, resend_window_ms, Attempt, LockClient, Ownership};
+use crate::error::{Error, Result};
+use crate::keys::LockKeys;
+use crate::pool::{Pool, Target};
+use crate::scripts;
+use crate::token::new_token;
+
+impl LockClient {
+    /// One read attempt: registers the caller as a waiter when it must wait
+    /// and `wait_ms` > 0 (see [`scripts::ACQUIRE_READ`]).
+    pub(crate) fn attempt_read(
+        &self,
+        keys: &LockKeys,
+        token: &str,
+        ttl_ms: u64,
+        wait_ms: u64,
+        registered: bool,
+    ) -> Result<Attempt> {
+        let reply: Vec<i64> = self.run(|con| {
+            scripts::ACQUIRE_READ
+                .key(&keys.lock)
+                .key(&keys.waiters)
+                .key(&keys.queue)
+                .key(keys.wake(token))
+                .key(&keys.readers)
+                .arg(token)
+                .arg(ttl_ms)
+                .arg(wait_ms)
+                .arg(if registered { "1" } else { "0" })
+                .invoke(con)
+        })?;
+        match reply.as_slice() {
+            [1, _] => Ok(Attempt::Acquired(None)),
+            [0, pttl_ms] => Ok(Attempt::Held { pttl_ms: *pttl_ms }),
+            other => Err(Error::Protocol {
+                dsn: self.target.dsn.redacted().to_owned(),
+                detail: format!("read acquire script returned {other:?}"),
+            }),
+        }
+    }
+
+    /// Gives up `token`'s read lock on `name`: true if it held one. The last
+    /// reader to leave hands the lock to whoever waits next.
+    pub fn release_read(
+        &self,
+        name: &[u8],
+        token: &str,
+        acquired_at: Option<Instant>,
+    ) -> Result<bool> {
+        let released = release_read_on(&self.pool, &self.target, &self.keys(name), token)? == 1;
+        self.stats
+            .lock()
+            .record_release(released, acquired_at.map(|t| t.elapsed()));
+        Ok(released)
+    }
+
+    /// Sets a new TTL on `token`'s read lock on `name`, while it has one.
+    pub fn refresh_read(&self, name: &[u8], token: &str, ttl: Duration) -> Result<bool> {
+        let keys = self.keys(name);
+        let refreshed: i64 = self.run(|con| {
+            scripts::REFRESH_READ
+                .key(&keys.lock)
+                .key(&keys.readers)
+                .arg(token)
+                .arg(millis(ttl))
+                .invoke(con)
+        })?;
+        Ok(refreshed == 1)
+    }
+
+    /// Whether `token` holds a read lock on `name`, and for how long still.
+    pub fn read_ownership(&self, name: &[u8], token: &str) -> Result<Ownership> {
+        let keys = self.keys(name);
+        let left: i64 = self.run(|con| {
+            scripts::OWNED_READ_TTL
+                .key(&keys.lock)
+                .key(&keys.readers)
+                .arg(token)
+                .invoke(con)
+        })?;
+        Ok(if left < 0 {
+            Ownership::NotMine
+        } else {
+            Ownership::Mine {
+                remaining: Some(Duration::from_millis(left.unsigned_abs())),
+            }
+        })
+    }
+}
+
+/// Runs the read-release script for `token` (a caller's own release, or an
+/// orphan's): 1 if it was a reader. The call id is drawn once, so a re-send
+/// by the pool is the same call.
+pub(crate) fn release_read_on(
+    pool: &Pool,
+    target: &Target,
+    keys: &LockKeys,
+    token: &str,
+) -> Result<i64> {
+    let marker = keys.call(&new_token());
+    let window = resend_window_ms(target);
+    pool.run(target, target.timeout, |con| {
+        scripts::RELEASE_READ
+            .key(&keys.lock)
+            .key(&keys.fence)
+            .key(&keys.waiters)
+            .key(&keys.queue)
+            .key(&marker)
+            .key(&keys.readers)
+            .arg(token)
+            .arg(window)
+            .invoke(con)
+    })
+}
