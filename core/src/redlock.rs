@@ -57,6 +57,27 @@ const RETRY_PAUSE_MS: (u64, u64) = (5, 50);
 /// Masters that failed, by DSN, and until when they are left out.
 static SKIPPED: Lazy<Mutex<HashMap<String, Instant>>> = Lazy::new(|| Mutex::new(HashMap::new()));
 
+/// Orphans cleaned up per acquire at most, so that one call after a long
+/// outage does not pay for all of them.
+const ORPHANS_PER_CALL: usize = 4;
+/// Orphans kept at most; more are left to their TTL.
+const MAX_ORPHANS: usize = 1024;
+
+/// A lock this process may have set on some masters without knowing it:
+/// an acquire whose answers did not all come, or whose undo did not reach
+/// every master. A lost answer can still be applied later (a partition
+/// heals and TCP delivers the SET), so such a lock could block its name
+/// until its TTL; it is released on every master by later acquires.
+struct Orphan {
+    masters: String,
+    keys: LockKeys,
+    token: String,
+    gone_by: Instant,
+    pid: u32,
+}
+
+static ORPHANS: Lazy<Mutex<Vec<Orphan>>> = Lazy::new(|| Mutex::new(Vec::new()));
+
 /// Lock operations over N independent masters.
 pub struct Redlock {
     masters: Vec<Target>,
@@ -64,6 +85,8 @@ pub struct Redlock {
     stats: Arc<Mutex<Stats>>,
     prefix: Vec<u8>,
     shown: String,
+    /// The masters' DSNs as given: which orphans are this deployment's.
+    id: String,
 }
 
 /// One command for one master, and what to send instead on NOSCRIPT.
@@ -136,7 +159,13 @@ impl Redlock {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
+        let id = masters
+            .iter()
+            .map(Dsn::as_str)
+            .collect::<Vec<_>>()
+            .join(",");
         Redlock {
+            id,
             masters: masters
                 .into_iter()
                 .map(|dsn| Target {
@@ -177,6 +206,7 @@ impl Redlock {
             Wait::Forever => None,
         };
         let ttl_ms = millis(ttl);
+        let mut cleared_own_orphan = false;
         loop {
             let asked_at = Instant::now();
             let answers = self.ask_all(|_| {
@@ -201,6 +231,9 @@ impl Redlock {
                 }
             }
             let spent = asked_at.elapsed() + drift(ttl);
+            // Clean-up only while every master answers, so that an outage
+            // does not cost each call another round of timeouts.
+            let cleared = answers.answered() == answers.0.len() && self.clean_up_orphans(&keys);
             if set >= self.quorum() && spent < ttl {
                 self.stats.lock().record_acquired(start.elapsed());
                 return Ok(AcquireOutcome::Acquired(Hold {
@@ -212,10 +245,18 @@ impl Redlock {
             // Not held: give back whatever this attempt took, or may have
             // taken where the answer was lost, on every master.
             if set + held < answers.0.len() || set > 0 {
-                let _ = self.release_everywhere(&keys, token);
+                let undone = self.ask_all(|target| release_script(&keys, token, target).into());
+                if undone.answered() < undone.0.len() {
+                    self.remember_orphan(&keys, token, ttl);
+                }
             }
             if set + held < self.quorum() {
                 return Err(self.no_quorum(&answers));
+            }
+            // The holder was this process's own lost acquire: try again now.
+            if cleared && !cleared_own_orphan {
+                cleared_own_orphan = true;
+                continue;
             }
             let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             if left.is_some_and(|l| l.is_zero()) {
@@ -295,6 +336,60 @@ impl Redlock {
         Ok(answers.replies::<i64>().filter(|n| *n == 1).count() >= self.quorum())
     }
 
+    fn remember_orphan(&self, keys: &LockKeys, token: &str, ttl: Duration) {
+        let mut orphans = ORPHANS.lock();
+        let now = Instant::now();
+        orphans.retain(|o| o.gone_by > now);
+        if orphans.len() < MAX_ORPHANS {
+            orphans.push(Orphan {
+                masters: self.id.clone(),
+                keys: keys.clone(),
+                token: token.to_owned(),
+                gone_by: now + ttl,
+                pid: crate::pid::current(),
+            });
+        }
+    }
+
+    /// Releases this process's orphans on these masters, a few per call;
+    /// one stays remembered until every master has answered its release.
+    /// True if one of lock `keys` was among them.
+    fn clean_up_orphans(&self, keys: &LockKeys) -> bool {
+        let mine: Vec<Orphan> = {
+            let mut orphans = ORPHANS.lock();
+            if orphans.is_empty() {
+                return false;
+            }
+            let (now, pid) = (Instant::now(), crate::pid::current());
+            // Another process's (inherited over fork()) or expired: drop.
+            orphans.retain(|o| o.pid == pid && o.gone_by > now);
+            let mut taken = Vec::new();
+            let mut i = 0;
+            while i < orphans.len() && taken.len() < ORPHANS_PER_CALL {
+                if orphans[i].masters == self.id {
+                    taken.push(orphans.swap_remove(i));
+                } else {
+                    i += 1;
+                }
+            }
+            taken
+        };
+        let mut of_keys = false;
+        let mut failed = false;
+        for orphan in mine {
+            if !failed {
+                let answers = self
+                    .ask_all(|target| release_script(&orphan.keys, &orphan.token, target).into());
+                failed = answers.answered() < answers.0.len();
+                of_keys |= !failed && orphan.keys == *keys;
+            }
+            if failed {
+                ORPHANS.lock().push(orphan); // masters are missing again: later
+            }
+        }
+        of_keys
+    }
+
     fn release_everywhere(&self, keys: &LockKeys, token: &str) -> Result<Answers> {
         self.ask_quorum(|target| release_script(keys, token, target).into())
     }
@@ -324,7 +419,7 @@ impl Redlock {
     fn ask_all(&self, request: impl Fn(&Target) -> Request) -> Answers {
         let now = Instant::now();
         let requests: Vec<Request> = self.masters.iter().map(&request).collect();
-        let mut leases = self.leases(now);
+        let (mut leases, skipped) = self.leases(now);
         // Write to all…
         for ((target, lease), req) in self.masters.iter().zip(&mut leases).zip(&requests) {
             if let Ok(con) = lease {
@@ -339,9 +434,11 @@ impl Redlock {
             .iter()
             .zip(leases)
             .zip(&requests)
-            .map(|((target, lease), req)| {
+            .zip(skipped)
+            .map(|(((target, lease), req), skipped)| {
                 let answer = lease.and_then(|lease| self.answer(target, lease, req, now));
-                if answer.as_ref().is_err_and(Error::outcome_unknown) {
+                // A master left out is asked again when its pause ends.
+                if !skipped && answer.as_ref().is_err_and(Error::outcome_unknown) {
                     SKIPPED.lock().insert(
                         target.dsn.as_str().to_owned(),
                         Instant::now() + SKIP_AFTER_FAILURE,
@@ -396,8 +493,9 @@ impl Redlock {
     /// A connection to each master: pooled ones as they are; missing ones
     /// made at the same time (threads: a connect cannot be split into a
     /// write and a later read), so that two unreachable masters cost one
-    /// `connect_timeout`, not two. Masters in [`SKIPPED`] get an error.
-    fn leases(&self, now: Instant) -> Vec<Result<Lease>> {
+    /// `connect_timeout`, not two. Masters in [`SKIPPED`] get an error (and
+    /// true in the second list).
+    fn leases(&self, now: Instant) -> (Vec<Result<Lease>>, Vec<bool>) {
         let skipped: Vec<bool> = {
             let mut skipped = SKIPPED.lock();
             skipped.retain(|_, until| *until > now);
@@ -422,11 +520,12 @@ impl Redlock {
                     (in_threads && *connect).then(|| scope.spawn(move || self.pool.lease(target)))
                 })
                 .collect();
-            self.masters
+            let leases = self
+                .masters
                 .iter()
-                .zip(skipped)
+                .zip(&skipped)
                 .zip(connecting)
-                .map(|((target, skipped), thread)| match (skipped, thread) {
+                .map(|((target, skipped), thread)| match (*skipped, thread) {
                     (true, _) => Err(Error::Unavailable {
                         dsn: target.dsn.redacted().to_owned(),
                         detail: format!(
@@ -442,7 +541,8 @@ impl Redlock {
                     }),
                     (false, None) => self.pool.lease(target),
                 })
-                .collect()
+                .collect();
+            (leases, skipped)
         })
     }
 }
