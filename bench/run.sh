@@ -28,6 +28,8 @@ for k in $ks; do
 done
 echo "== many keys: K workers, each on its own key"
 for impl in ext phpredis; do b manykeys "$impl" "$port" 16 "$seconds"; done
+echo "== deployments: one node, cluster, Redlock"
+"$root/bench/deployments.sh" "$so" "$out" "$reps" "$((cycles / 5))"
 echo "== memory and connections"
 b rss ext "$port" "$rss_cycles"
 b rss phpredis "$port" "$rss_cycles"
