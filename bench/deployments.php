@@ -123,3 +123,64 @@ foreach ($perRound as $name => $us) {
     echo json_encode(['mode' => 'deployment', 'network' => $network, 'impl' => $name, 'us_per_cycle' => $us[intdiv(count($us), 2)],
         'min' => $us[0], 'max' => end($us), 'rounds' => count($us), 'cycles' => (int) $cycles]), "\n";
 }
+
+/*
+ * Contended: 8 forked workers on one key, each cycle a GET then SET of a
+ * counter on the one-node server inside the lock, for 3 s: what Redlock's
+ * random-retry waits cost against one server's woken, in-order grants.
+ */
+$contended = [
+    'one node' => fn () => new RedisLock\RedisMutex("redis://$host:$onePort"),
+    'Redlock, 5 masters' => fn () => new RedisLock\RedisMutex($dsns),
+];
+foreach ($contended as $name => $make) {
+    $admin = new Redis();
+    $admin->connect($host, (int) $onePort);
+    $admin->set('bench:deploy:n', '0');
+    $seconds = 3.0;
+    $dir = sys_get_temp_dir() . '/rl-deploy-' . getmypid();
+    @mkdir($dir);
+    $start = microtime(true) + 0.5;
+    $pids = [];
+    for ($w = 0; $w < 8; $w++) {
+        $pid = pcntl_fork();
+        if ($pid === 0) {
+            $m = $make();
+            $r = new Redis();
+            $r->connect($host, (int) $onePort);
+            time_sleep_until($start);
+            $end = $start + $seconds;
+            $waits = [];
+            while (microtime(true) < $end) {
+                $t = hrtime(true);
+                if (!$m->acquire('bench:deploy:hot', 5, 10)) {
+                    continue;
+                }
+                $waits[] = (hrtime(true) - $t) / 1e6;
+                $r->set('bench:deploy:n', (string) ((int) $r->get('bench:deploy:n') + 1));
+                $m->release('bench:deploy:hot');
+            }
+            file_put_contents("$dir/$w", json_encode($waits));
+            exit(0);
+        }
+        $pids[] = $pid;
+    }
+    $all = [];
+    $counts = [];
+    foreach ($pids as $w => $pid) {
+        pcntl_waitpid($pid, $status);
+        $waits = json_decode((string) file_get_contents("$dir/$w"), true) ?: [];
+        @unlink("$dir/$w");
+        $counts[] = count($waits);
+        $all = array_merge($all, $waits);
+    }
+    @rmdir($dir);
+    sort($all);
+    $total = array_sum($counts);
+    $jain = $total ? ($total ** 2) / (count($counts) * array_sum(array_map(fn ($c) => $c * $c, $counts))) : 0.0;
+    $p = fn (float $q) => $all ? $all[min(count($all) - 1, (int) floor($q * count($all)))] : 0.0;
+    echo json_encode(['mode' => 'deployment-contended', 'impl' => $name, 'workers' => 8,
+        'cycles_per_s' => $total / $seconds, 'wait_p50_ms' => $p(0.5), 'wait_p99_ms' => $p(0.99),
+        'wait_max_ms' => $all ? end($all) : 0.0, 'per_worker_min' => min($counts), 'per_worker_max' => max($counts),
+        'jain' => $jain, 'exact' => (int) $admin->get('bench:deploy:n') === $total]), "\n";
+}
