@@ -20,8 +20,8 @@ start() {  # PORT [ARGS...]
     "$server" --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$state/$port" \
         --logfile "$state/$port/log" "$@" &
     pids+=($!)
-    for _ in $(seq 100); do "$cli" -p "$port" ping >/dev/null 2>&1 && return; sleep 0.05; done
-    echo "server on $port did not start" >&2; exit 1
+    for _ in $(seq 200); do "$cli" -p "$port" ping >/dev/null 2>&1 && return; sleep 0.05; done
+    echo "server on $port did not start:" >&2; cat "$state/$port/log" >&2; exit 1
 }
 one=$(free_port); start "$one"
 masters=()
