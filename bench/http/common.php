@@ -1,0 +1,33 @@
+<?php
+/**
+ * What every endpoint of the HTTP benchmark shares: the data connection, the
+ * names, and the critical section (a GET, a 2 ms sleep, a SET of the counter).
+ * Only the lock around it differs between the endpoints.
+ */
+declare(strict_types=1);
+
+const LOCK_KEY = 'bench:http:hot';
+const COUNTER_KEY = 'bench:http:counter';
+const TTL = 5;      // seconds; far above the 2 ms the lock is held
+const WAIT = 30;    // seconds a request may wait for the lock before it fails (a 500)
+
+function redis_port(): int
+{
+    return (int) $_SERVER['REDIS_PORT'];
+}
+
+/** The counter's connection: persistent, as an application's would be. */
+function data(): Redis
+{
+    $r = new Redis();
+    $r->pconnect('127.0.0.1', redis_port());
+    return $r;
+}
+
+/** The work under the lock; a lost update shows as a counter below the 2xx count. */
+function critical_section(Redis $data): void
+{
+    $value = (int) $data->get(COUNTER_KEY);
+    usleep(2000);
+    $data->set(COUNTER_KEY, (string) ($value + 1));
+}
