@@ -34,7 +34,11 @@ run() {
     rm -rf "${dir:?}"/*
     port=$(FPM_WORKERS=$workers "$web" start "$dir" "$so" "$here/http/$impl.php" "REDIS_PORT=$redis_port")
     for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/" >/dev/null 2>&1 && break; sleep 0.05; done
-    running=$(ps -o pid= --ppid "$(cat "$dir/fpm.pid")" | wc -l)
+    for _ in $(seq 100); do   # the master forks its static workers one after the other
+        running=$(ps -o pid= --ppid "$(cat "$dir/fpm.pid")" | wc -l)
+        [ "$running" -eq "$workers" ] && break
+        sleep 0.05
+    done
     [ "$running" -eq "$workers" ] || { echo "$running FPM workers running, not $workers" >&2; exit 1; }
     # Warm-up: every worker has served, opened its connections and filled opcache.
     ab -q -s 60 -c "$concurrency" -n "$warmup" "http://127.0.0.1:$port/" >/dev/null 2>&1 || true
