@@ -2,10 +2,12 @@
 """One JSON row of the HTTP benchmark from an ab run (bench/http.sh).
 
 Usage: ab_row.py IMPL ROUND AB_TXT AB_TSV FPM_LOG COUNTER COMMANDS CONCURRENCY WORKERS REQUESTS LOADAVG SOLO_MS
+                 SECTION_US
 
 AB_TXT is ab's report, AB_TSV its -g file (one row per request), FPM_LOG the
 FPM log (the first PHP fatal error, if any, goes into the row), COUNTER the
-counter after the run, COMMANDS Redis's commands processed during it.
+counter after the run, COMMANDS Redis's commands processed during it,
+SECTION_US the sum of the critical sections' durations (bench/http/common.php).
 """
 import json
 import math
@@ -14,7 +16,7 @@ import sys
 import time
 
 (impl, rnd, ab_txt, ab_tsv, fpm_log, counter, commands, concurrency, workers, requests, load,
- solo) = sys.argv[1:13]
+ solo, section_us) = sys.argv[1:14]
 text = open(ab_txt).read()
 
 
@@ -69,8 +71,10 @@ print(json.dumps({
     "latency_mean_ms": sum(times) / len(times) if times else None,
     "latency_p50_ms": pct(0.50), "latency_p99_ms": pct(0.99), "latency_max_ms": float(times[-1]) if times else None,
     "solo_ms": float(solo or 0),
-    # The GET and SET of the increment are not the lock's.
-    "commands_per_request": (int(commands) - 2 * counter) / complete if complete else None,
+    # Mean time from lock held to the SET done: no lock lets one key serve more than 1 / this.
+    "section_ms": int(section_us or 0) / 1000 / counter if counter else None,
+    # The GET and SET of the increment and the INCRBY of the section's time are not the lock's.
+    "commands_per_request": (int(commands) - 3 * counter) / complete if complete else None,
     "non2xx": non2xx, "failed": failed, "counter": counter,
     # No lost update: every request that answered 2xx incremented the counter once.
     "counter_exact": counter == complete - non2xx,

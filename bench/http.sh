@@ -6,7 +6,8 @@
 # in an order that rotates from round to round, each on fresh FPM workers,
 # warmed up, then driven by `ab -c 32 -n REQUESTS`. Prints one JSON row per
 # implementation and round (bench/ab_row.py): requests/s, latency
-# mean/p50/p99/max, the time of one request with one client alone, Redis
+# mean/p50/p99/max, the time of one request with one client alone, the mean
+# critical section (from lock held to SET done, summed by the endpoints), Redis
 # commands per request, non-2xx and failed requests, and whether the counter
 # equals the 2xx count.
 #
@@ -30,7 +31,7 @@ commands() { rcli info stats | awk -F: '/^total_commands_processed:/ {print $2+0
 
 # run IMPL ROUND: one implementation's measurement, printed as a JSON row.
 run() {
-    local impl=$1 round=$2 port running solo load commands0 commands1 counter
+    local impl=$1 round=$2 port running solo load commands0 commands1 counter section_us
     rm -rf "${dir:?}"/*
     port=$(FPM_WORKERS=$workers "$web" start "$dir" "$so" "$here/http/$impl.php" "REDIS_PORT=$redis_port")
     for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/" >/dev/null 2>&1 && break; sleep 0.05; done
@@ -48,13 +49,15 @@ run() {
     load=$(cut -d' ' -f1 /proc/loadavg)   # how busy the machine was before this run
     rcli del bench:http:hot lock:bench:http:hot >/dev/null
     rcli set bench:http:counter 0 >/dev/null
+    rcli set bench:http:section_us 0 >/dev/null
     commands0=$(commands)
     ab -s 60 -c "$concurrency" -n "$requests" -g "$dir/ab.tsv" "http://127.0.0.1:$port/" >"$dir/ab.txt" 2>&1 || true
     commands1=$(commands)
     counter=$(rcli get bench:http:counter)
+    section_us=$(rcli get bench:http:section_us)
     # Less one: the INFO that read commands0.
     python3 "$here/ab_row.py" "$impl" "$round" "$dir/ab.txt" "$dir/ab.tsv" "$dir/fpm.log" "$counter" \
-        "$((commands1 - commands0 - 1))" "$concurrency" "$workers" "$requests" "$load" "${solo:-0}"
+        "$((commands1 - commands0 - 1))" "$concurrency" "$workers" "$requests" "$load" "${solo:-0}" "$section_us"
     "$web" stop "$dir"
     sleep 0.3
 }

@@ -10,4 +10,4 @@ $redis = new Illuminate\Redis\RedisManager($app, 'phpredis', [
 ]);
 $store = new Illuminate\Cache\RedisStore($redis, '', 'default');
 $store->lock(LOCK_KEY, TTL)->block(WAIT, fn () => critical_section($data));
-echo "ok\n";
+done($data);

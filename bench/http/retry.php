@@ -17,4 +17,4 @@ try {
 } finally {
     $data->eval(RELEASE, [LOCK_KEY, $token], 1);
 }
-echo "ok\n";
+done($data);

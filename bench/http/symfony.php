@@ -14,4 +14,4 @@ try {
 } finally {
     $lock->release();
 }
-echo "ok\n";
+done($data);
