@@ -2,12 +2,13 @@
 """One JSON row of the HTTP benchmark from an ab run (bench/http.sh).
 
 Usage: ab_row.py IMPL ROUND AB_TXT AB_TSV FPM_LOG COUNTER COMMANDS CONCURRENCY WORKERS REQUESTS LOADAVG SOLO_MS
-                 SECTION_US
+                 SECTION_US SAMPLES
 
 AB_TXT is ab's report, AB_TSV its -g file (one row per request), FPM_LOG the
 FPM log (the first PHP fatal error, if any, goes into the row), COUNTER the
 counter after the run, COMMANDS Redis's commands processed during it,
-SECTION_US the sum of the critical sections' durations (bench/http/common.php).
+SECTION_US the sum of the critical sections' durations (bench/http/common.php),
+SAMPLES lines of "unix-time counter" taken every 0.1 s during the run.
 """
 import json
 import math
@@ -16,7 +17,7 @@ import sys
 import time
 
 (impl, rnd, ab_txt, ab_tsv, fpm_log, counter, commands, concurrency, workers, requests, load,
- solo, section_us) = sys.argv[1:14]
+ solo, section_us, samples) = sys.argv[1:15]
 text = open(ab_txt).read()
 
 
@@ -64,10 +65,29 @@ def pct(p):
 
 
 counter = int(counter or 0)
+
+
+def steady_rate():
+    """Counter growth per second between 10% and 90% of the requests: all clients busy, no tail."""
+    points = []
+    try:
+        for line in open(samples):
+            parts = line.split()
+            if len(parts) == 2 and parts[1].isdigit():
+                points.append((float(parts[0]), int(parts[1])))
+    except OSError:
+        return None
+    lo = next((p for p in points if p[1] >= 0.1 * int(requests)), None)
+    hi = next((p for p in points if p[1] >= 0.9 * int(requests)), None)
+    if not lo or not hi or hi[0] <= lo[0]:
+        return None
+    return (hi[1] - lo[1]) / (hi[0] - lo[0])
+
+
 print(json.dumps({
     "mode": "http", "impl": impl, "round": int(rnd), "concurrency": int(concurrency),
     "fpm_workers": int(workers), "requests": int(requests), "complete": complete, "seconds": took,
-    "requests_per_s": complete / took if took else 0.0,
+    "requests_per_s": complete / took if took else 0.0, "steady_requests_per_s": steady_rate(),
     "latency_mean_ms": sum(times) / len(times) if times else None,
     "latency_p50_ms": pct(0.50), "latency_p99_ms": pct(0.99), "latency_max_ms": float(times[-1]) if times else None,
     "solo_ms": float(solo or 0),

@@ -5,7 +5,8 @@
 # implementation (bench/http/*.php). Each round runs every implementation once,
 # in an order that rotates from round to round, each on fresh FPM workers,
 # warmed up, then driven by `ab -c 32 -n REQUESTS`. Prints one JSON row per
-# implementation and round (bench/ab_row.py): requests/s, latency
+# implementation and round (bench/ab_row.py): requests/s (ab's, and at full
+# load from the counter's growth), latency
 # mean/p50/p99/max, the time of one request with one client alone, the mean
 # critical section (from lock held to SET done, summed by the endpoints), Redis
 # commands per request, non-2xx and failed requests, and whether the counter
@@ -31,7 +32,7 @@ commands() { rcli info stats | awk -F: '/^total_commands_processed:/ {print $2+0
 
 # run IMPL ROUND: one implementation's measurement, printed as a JSON row.
 run() {
-    local impl=$1 round=$2 port running solo load commands0 commands1 counter section_us
+    local impl=$1 round=$2 port running solo load commands0 commands1 counter section_us ab_pid
     rm -rf "${dir:?}"/*
     port=$(FPM_WORKERS=$workers "$web" start "$dir" "$so" "$here/http/$impl.php" "REDIS_PORT=$redis_port")
     for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/" >/dev/null 2>&1 && break; sleep 0.05; done
@@ -51,13 +52,20 @@ run() {
     rcli set bench:http:counter 0 >/dev/null
     rcli set bench:http:section_us 0 >/dev/null
     commands0=$(commands)
-    ab -s 60 -c "$concurrency" -n "$requests" -g "$dir/ab.tsv" "http://127.0.0.1:$port/" >"$dir/ab.txt" 2>&1 || true
+    ab -s 60 -c "$concurrency" -n "$requests" -g "$dir/ab.tsv" "http://127.0.0.1:$port/" >"$dir/ab.txt" 2>&1 &
+    ab_pid=$!
+    # The counter every 0.1 s: the rate at full load, without the ramp-up and the tail of stragglers.
+    while kill -0 "$ab_pid" 2>/dev/null; do
+        echo "$(date +%s.%N) $(rcli get bench:http:counter)"
+        sleep 0.1
+    done >"$dir/samples.txt"
+    wait "$ab_pid" || true
     commands1=$(commands)
     counter=$(rcli get bench:http:counter)
     section_us=$(rcli get bench:http:section_us)
     # Less one: the INFO that read commands0.
     python3 "$here/ab_row.py" "$impl" "$round" "$dir/ab.txt" "$dir/ab.tsv" "$dir/fpm.log" "$counter" \
-        "$((commands1 - commands0 - 1))" "$concurrency" "$workers" "$requests" "$load" "${solo:-0}" "$section_us"
+        "$((commands1 - commands0 - 1))" "$concurrency" "$workers" "$requests" "$load" "${solo:-0}" "$section_us" "$dir/samples.txt"
     "$web" stop "$dir"
     sleep 0.3
 }
