@@ -151,7 +151,8 @@ def http_section(rows):
               "scripts and phpredis's ECHO check of a persistent connection. Counter exact: the counter equals "
               f"the 2xx responses. Measured {first['at']} on {first.get('machine', machine())}; the 1-minute "
               f"load average before each run was {min(loads):.1f} - {max(loads):.1f}. The {first['fpm_workers']} "
-              "FPM workers, nginx, ab and redis-server all share those cores.\n")
+              "FPM workers, nginx, ab and redis-server all share those cores, with whatever else runs on the "
+              "machine at the time (the load average counts both).\n")
     md.append("| implementation | requests/s at full load | rounds min - max | vs Laravel | ab's requests/s "
               "| latency mean ms | p50 ms | p99 ms "
               "| p99 rounds min - max | max ms | p99 vs Laravel | alone ms | section ms | Redis commands/request "
