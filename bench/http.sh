@@ -63,9 +63,9 @@ run() {
     commands1=$(commands)
     counter=$(rcli get bench:http:counter)
     section_us=$(rcli get bench:http:section_us)
-    # Less one: the INFO that read commands0.
+    # Less the INFO that read commands0 and the sampling GETs.
     python3 "$here/ab_row.py" "$impl" "$round" "$dir/ab.txt" "$dir/ab.tsv" "$dir/fpm.log" "$counter" \
-        "$((commands1 - commands0 - 1))" "$concurrency" "$workers" "$requests" "$load" "${solo:-0}" "$section_us" "$dir/samples.txt"
+        "$((commands1 - commands0 - 1 - $(wc -l <"$dir/samples.txt")))" "$concurrency" "$workers" "$requests" "$load" "${solo:-0}" "$section_us" "$dir/samples.txt"
     "$web" stop "$dir"
     sleep 0.3
 }
