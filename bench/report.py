@@ -193,7 +193,7 @@ def http_section(rows):
                     "request that arrives just after a release barges in and is served fast (their low p50); one "
                     "that finds the key held gives up its FPM worker to a sleep and may lose again at each wake-up "
                     "to fresh requests (their p99 and max); while every worker that wants the key is asleep, the key "
-                    "stands free, which is the throughput they lose ("
+                    "stands free, which is what their busy shares above lose ("
                     + "; ".join(f"{i}: p50 {med(i, 'latency_p50_ms'):.0f} ms, p99 {med(i, 'latency_p99_ms'):.0f} ms, "
                                 f"max {max(r['latency_max_ms'] for r in by_impl[i]):.0f} ms" for i in sleepers) + ").")
     # A starved request that spans most of a round makes ab's requests/s read low.
