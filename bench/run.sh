@@ -4,6 +4,9 @@
 # and bench/p99-wait.png. Not part of the tests: nothing here asserts on time.
 #
 #   make bench                 (BENCH_QUICK=1 for a short smoke run)
+#   BENCH_ONLY=http bench/run.sh
+#       runs one part only (uncontended, contended, manykeys, rss or http),
+#       keeps the other parts' rows of bench/results.jsonl and rewrites the report
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 so="$root/target/release/libredis_lock.so"
@@ -12,37 +15,69 @@ state=$(mktemp -d /tmp/redis-lock-bench.XXXXXX)
 port=$("$root/scripts/redis.sh" start "$state/redis")
 trap '"$root/scripts/redis.sh" stop "$state/redis"; rm -rf "$state"' EXIT
 out="$root/bench/results.jsonl"
-: >"$out"
+only=${BENCH_ONLY:-}
+case "$only" in
+"") : >"$out" ;;
+uncontended | servercost | contended | manykeys | deployments | rss | http)
+    # Drop that part's old rows only; the others stay as the last run left them.
+    python3 -c 'import json, sys
+modes = {"deployments": ("deployment", "deployment-contended")}.get(sys.argv[2], (sys.argv[2],))
+rows = [l for l in open(sys.argv[1]) if l.strip() and json.loads(l)["mode"] not in modes]
+open(sys.argv[1], "w").writelines(rows)' "$out" "$only" ;;
+*) echo "BENCH_ONLY: one of uncontended, servercost, contended, manykeys, deployments, rss, http" >&2; exit 2 ;;
+esac
+part() { [ -z "$only" ] || [ "$only" = "$1" ]; }
 if [ -n "${BENCH_QUICK:-}" ]; then
-    reps=3 cycles=500 seconds=1 rss_cycles=20000 ks="1 4 16" cost_cycles=2000
+    reps=3 cycles=500 seconds=1 rss_cycles=20000 ks="1 4 16" http_requests=400 http_rounds=1 cost_cycles=2000
 else
-    reps=9 cycles=5000 seconds=5 rss_cycles=1000000 ks="1 4 16 64" cost_cycles=20000
+    reps=9 cycles=5000 seconds=5 rss_cycles=1000000 ks="1 4 16 64" http_requests=3000 http_rounds=3 cost_cycles=20000
 fi
 b() { "${php[@]}" "$root/bench/bench.php" "$@" | tee -a "$out"; }
 
-echo "== uncontended: $reps rounds of $cycles acquire+release cycles each, in blocks of 100 taking turns"
-for _ in $(seq "$reps"); do b uncontended all "$port" "$cycles"; done
-echo "== server time per cycle (INFO commandstats): $reps rounds of $cost_cycles cycles, here and in the matrix roots"
-for _ in $(seq "$reps"); do b servercost all "$port" "$cost_cycles" "redis-server (this machine)"; done
-# Redis 8.0 and Valkey 8.1 (Debian 13), Valkey 9.1 with DELIFEQ and Redis 8.0
-# (unstable): the roots of the version matrix (scripts/root.sh; made on first
-# use, ~7 min each). Without root or debootstrap the table says which are missing.
-for root in trixie sid; do
-    if "$root/scripts/root.sh" ensure "$root" >&2; then
-        "$root/scripts/root.sh" run "$root" /src/bench/server-cost.sh "$root" "$cost_cycles" "$reps" | tee -a "$out"
-    else
-        echo "server time: the $root root could not be made: its servers are not measured" >&2
-    fi
-done
-echo "== contended: K workers on one key, GET-then-SET inside, ${seconds}s each"
-for k in $ks; do
-    for impl in ext phpredis laravel symfony; do b contended "$impl" "$port" "$k" "$seconds"; done
-done
-echo "== many keys: K workers, each on its own key"
-for impl in ext phpredis; do b manykeys "$impl" "$port" 16 "$seconds"; done
-echo "== memory and connections"
-b rss ext "$port" "$rss_cycles"
-b rss phpredis "$port" "$rss_cycles"
+if part uncontended; then
+    echo "== uncontended: $reps rounds of $cycles acquire+release cycles each, in blocks of 100 taking turns"
+    for _ in $(seq "$reps"); do b uncontended all "$port" "$cycles"; done
+fi
+if part servercost; then
+    echo "== server time per cycle (INFO commandstats): $reps rounds of $cost_cycles cycles, here and in the matrix roots"
+    for _ in $(seq "$reps"); do b servercost all "$port" "$cost_cycles" "redis-server (this machine)"; done
+    # Redis 8.0 and Valkey 8.1 (Debian 13), Valkey 9.1 with DELIFEQ and Redis 8.0
+    # (unstable): the roots of the version matrix (scripts/root.sh; made on first
+    # use, ~7 min each). Without root or debootstrap the table says which are missing.
+    for release in trixie sid; do
+        if "$root/scripts/root.sh" ensure "$release" >&2; then
+            "$root/scripts/root.sh" run "$release" /src/bench/server-cost.sh "$release" "$cost_cycles" "$reps" | tee -a "$out"
+        else
+            echo "server time: the $release root could not be made: its servers are not measured" >&2
+        fi
+    done
+fi
+if part contended; then
+    echo "== contended: K workers on one key, GET-then-SET inside, ${seconds}s each"
+    for k in $ks; do
+        for impl in ext phpredis laravel symfony; do b contended "$impl" "$port" "$k" "$seconds"; done
+    done
+fi
+if part manykeys; then
+    echo "== many keys: K workers, each on its own key"
+    for impl in ext phpredis; do b manykeys "$impl" "$port" 16 "$seconds"; done
+fi
+if part deployments; then
+    echo "== deployments: one node, cluster, Redlock"
+    "$root/bench/deployments.sh" "$so" "$out" "$reps" "$((cycles / 5))"
+fi
+if part rss; then
+    echo "== memory and connections"
+    b rss ext "$port" "$rss_cycles"
+    b rss phpredis "$port" "$rss_cycles"
+fi
+if part http; then
+    echo "== HTTP: PHP-FPM (16 workers) + nginx, $http_rounds rounds of ab -c 32 -n $http_requests per lock, one hot key, 2 ms critical section"
+    "$root/bench/http.sh" "$so" "$port" "$http_requests" "$http_rounds" | tee -a "$out"
+fi
 
+command="make bench"
+# With BENCH_ONLY, the other parts' rows (and the machine they ran on) are the last full run's.
+[ -z "$only" ] || command="make bench\` with the $only part re-run alone later by \`BENCH_ONLY=$only bench/run.sh"
 python3 "$root/bench/report.py" "$out" "$root/BENCHMARKS.md" "$root/bench/p99-wait.png" \
-    "make bench" "$(php -r 'echo PHP_VERSION;')" "$(redis-server --version | awk '{print $3}')"
+    "$command" "$(php -r 'echo PHP_VERSION;')" "$(redis-server --version | awk '{print $3}')"

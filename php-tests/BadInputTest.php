@@ -92,7 +92,9 @@ final class BadInputTest extends TestCase
             yield "RedisMutex dsn $label" => [fn () => new RedisMutex($dsn), \ValueError::class, 'Argument #1 ($dsn)'];
             yield "LockManager dsn $label" => [fn () => new LockManager($dsn), \ValueError::class, 'Argument #1 ($dsn)'];
         }
-        yield 'dsn int' => [fn () => new RedisMutex([]), \TypeError::class, 'dsn'];
+        yield 'dsn int' => [fn () => new RedisMutex(42), \TypeError::class, 'Argument #1 ($dsn) must be of type array|string|null, int given'];
+        yield 'dsn empty list' => [fn () => new RedisMutex([]), \ValueError::class, 'Argument #1 ($dsn) is invalid'];
+        yield 'fencing with Redlock' => [fn () => new LockManager(['redis://127.0.0.1:1', 'redis://127.0.0.1:2'], ['fencing' => true]), \ValueError::class, 'option "fencing" is not supported with Redlock'];
         yield 'replicas with a cluster' => [fn () => new LockManager('redis-cluster://127.0.0.1:1', ['replicas' => 1]), \ValueError::class, 'option "replicas" is not supported with a redis-cluster:// DSN'];
 
         $options = [
@@ -111,6 +113,8 @@ final class BadInputTest extends TestCase
             'prefix array' => [['prefix' => []], \TypeError::class, 'key "prefix"'],
             'prefix too long' => [['prefix' => str_repeat('p', 1025)], \ValueError::class, 'key "prefix"'],
             'dsn in options bad' => [['dsn' => 'nope'], \ValueError::class, 'dsn'],
+            'dsn in options int' => [['dsn' => 5], \TypeError::class, 'key "dsn" must be of type array|string'],
+            'dsn in options mixed list' => [['dsn' => ['redis://127.0.0.1:1', 'redis-cluster://127.0.0.1:2']], \ValueError::class, 'not a mix of schemes'],
         ];
         foreach ($options as $label => [$opts, $class, $msg]) {
             yield "RedisMutex options $label" => [fn () => new RedisMutex(null, $opts), $class, $msg];

@@ -98,4 +98,62 @@ final class TlsTest extends TestCase
         $this->assertSame(0, $code, $err);
         $this->assertStringStartsWith('ConnectionException: ', $out);
     }
+
+    /**
+     * rediss-cluster://: three masters that listen and talk to each other
+     * only over TLS; the client verifies every node it is sent to.
+     */
+    public function testLocksOnAClusterOverVerifiedTls(): void
+    {
+        $files = [self::$dir . '/server.pem', self::$dir . '/server.key', self::$dir . '/ca.pem'];
+        $nodes = [];
+        try {
+            for ($i = 0; $i < 3; $i++) {
+                $port = RedisServer::freePort();
+                $nodes[] = RedisServer::start($port, ['--cluster-enabled', 'yes', '--cluster-config-file', "nodes-$port.conf",
+                    '--cluster-node-timeout', '1000', '--tls-cluster', 'yes'], $files);
+            }
+            $cli = str_ends_with(RedisServer::binary(), 'valkey-server') ? 'valkey-cli' : 'redis-cli';
+            $cmd = escapeshellarg($cli) . ' --tls --cacert ' . escapeshellarg($files[2]) . ' --cluster create '
+                . implode(' ', array_map(fn (RedisServer $n) => "127.0.0.1:{$n->port}", $nodes))
+                . ' --cluster-replicas 0 --cluster-yes 2>&1';
+            exec($cmd, $out, $code);
+            $this->assertSame(0, $code, implode("\n", $out));
+            $deadline = microtime(true) + 20;
+            foreach ($nodes as $node) {
+                $info = '';
+                while (!str_contains($info, 'cluster_state:ok') && microtime(true) < $deadline) {
+                    usleep(100_000);
+                    $info = (string) shell_exec(escapeshellarg($cli) . ' --tls --cacert ' . escapeshellarg($files[2])
+                        . " -p {$node->port} cluster info 2>&1");
+                }
+                $this->assertStringContainsString('cluster_state:ok', $info);
+            }
+            $seeds = implode(',', array_map(fn (RedisServer $n) => "127.0.0.1:{$n->port}", $nodes));
+            // Names on every master: each node is reached and verified.
+            $code = <<<PHP
+            <?php
+            try {
+                \$m = new RedisLock\\RedisMutex('rediss-cluster://$seeds', ['connect_timeout' => 2]);
+                \$r = [];
+                foreach (range(1, 12) as \$i) {
+                    \$r[] = \$m->acquire("tls\$i", 30) && \$m->isLocked("tls\$i") && \$m->release("tls\$i") && !\$m->isLocked("tls\$i");
+                }
+                echo json_encode(array_unique(\$r));
+            } catch (RedisLock\\ConnectionException \$e) {
+                echo 'ConnectionException: ', \$e->getMessage();
+            }
+            PHP;
+            [$status, $out, $err] = $this->runWithEnv($code, ['SSL_CERT_FILE' => $files[2]]);
+            $this->assertSame(0, $status, $err);
+            $this->assertSame('[true]', $out);
+            [$status, $out, $err] = $this->runWithEnv($code, ['SSL_CERT_FILE' => '/dev/null']);
+            $this->assertSame(0, $status, $err);
+            $this->assertStringStartsWith('ConnectionException: ', $out, 'an untrusted cluster is refused');
+        } finally {
+            foreach ($nodes as $node) {
+                $node->stop();
+            }
+        }
+    }
 }

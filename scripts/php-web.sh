@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# PHP-FPM (8 static workers) and nginx from Debian on free loopback ports,
-# every request served by one PHP script, for the load and WordPress runs.
+# PHP-FPM (static workers: FPM_WORKERS, default 8) and nginx from Debian on
+# free loopback ports, every request served by one PHP script, for the load,
+# WordPress and HTTP benchmark runs.
 #
 #   scripts/php-web.sh start DIR SO SCRIPT [PARAM=VALUE ...]
 #       starts both with the extension SO loaded (php.ini otherwise Debian's
@@ -14,6 +15,8 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 case "$cmd" in
 start)
     so=$3 script=$4
+    workers=${FPM_WORKERS:-8}
+    [[ $workers =~ ^[1-9][0-9]*$ ]] || { echo "FPM_WORKERS must be a positive integer, not '$workers'" >&2; exit 2; }
     shift 4
     params=""
     for p in "$@"; do params+="            fastcgi_param ${p%%=*} ${p#*=};"$'\n'; done
@@ -27,7 +30,7 @@ daemonize = yes
 [app]
 listen = 127.0.0.1:$fpm_port
 pm = static
-pm.max_children = 8
+pm.max_children = $workers
 clear_env = no
 catch_workers_output = yes
 CONF

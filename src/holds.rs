@@ -17,7 +17,7 @@ use ext_php_rs::exception::PhpException;
 use ext_php_rs::flags::ErrorType;
 use once_cell::sync::Lazy;
 use parking_lot::Mutex;
-use redis_lock_core::{AcquireOutcome, LockClient, Wait};
+use redis_lock_core::{AcquireOutcome, Locks, Wait};
 
 use crate::exceptions::from_core;
 
@@ -28,7 +28,7 @@ pub type HoldId = u64;
 #[derive(Clone)]
 pub struct Held {
     /// Who to release it with.
-    pub client: Arc<LockClient>,
+    pub client: Arc<dyn Locks>,
     /// The lock name (without prefix).
     pub name: Vec<u8>,
     /// The owner token it is stored under.
@@ -62,7 +62,7 @@ pub enum Acquired {
 /// The acquire/release policy of one configured object.
 pub struct Locker {
     /// Lock operations on the configured server.
-    pub client: Arc<LockClient>,
+    pub client: Arc<dyn Locks>,
     /// TTL when the caller passes none.
     pub default_ttl: Duration,
     /// `on_unavailable = open`.

@@ -30,17 +30,18 @@ pub struct LockManager {
 
 #[php_impl]
 impl LockManager {
-    /// @param ?string $dsn     null: the redis_lock.dsn ini value; redis://, rediss://,
-    ///                         unix://, redis-sentinel:// or redis-cluster://
+    /// @param string|array|null $dsn null: the redis_lock.dsn ini value; redis://,
+    ///                         rediss://, unix://, redis-sentinel://, redis-cluster://,
+    ///                         redlock://; or a list of single-server DSNs (Redlock)
     /// @param array   $options overrides of the redis_lock.* ini entries (prefix, ttl,
     ///                         connect_timeout, timeout, on_unavailable, fencing, replicas)
     /// @throws \ValueError on an invalid DSN or option; nothing is connected yet
-    pub fn __construct(dsn: Option<String>, options: Option<&ZendHashTable>) -> PhpResult<Self> {
+    pub fn __construct(dsn: Option<&Zval>, options: Option<&ZendHashTable>) -> PhpResult<Self> {
         guard(|| {
             let s = Settings::resolve("RedisLock\\LockManager::__construct", dsn, options)?;
             Ok(LockManager {
                 locker: Arc::new(Locker {
-                    client: Arc::new(s.client),
+                    client: s.client,
                     default_ttl: s.ttl,
                     fail_open: s.fail_open,
                 }),

@@ -2,7 +2,6 @@
 //! WordPress plugin or a script uses.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use ext_php_rs::prelude::*;
 use ext_php_rs::types::{ZendCallable, ZendHashTable, Zval};
@@ -33,17 +32,18 @@ pub struct RedisMutex {
 
 #[php_impl]
 impl RedisMutex {
-    /// @param ?string $dsn     null: the redis_lock.dsn ini value; redis://, rediss://,
-    ///                         unix://, redis-sentinel:// or redis-cluster://
+    /// @param string|array|null $dsn null: the redis_lock.dsn ini value; redis://,
+    ///                         rediss://, unix://, redis-sentinel://, redis-cluster://,
+    ///                         redlock://; or a list of single-server DSNs (Redlock)
     /// @param array   $options overrides of the redis_lock.* ini entries (prefix, ttl,
     ///                         connect_timeout, timeout, on_unavailable, fencing, replicas)
     /// @throws \ValueError on an invalid DSN or option; nothing is connected yet
-    pub fn __construct(dsn: Option<String>, options: Option<&ZendHashTable>) -> PhpResult<Self> {
+    pub fn __construct(dsn: Option<&Zval>, options: Option<&ZendHashTable>) -> PhpResult<Self> {
         guard(|| {
             let s = Settings::resolve("RedisLock\\RedisMutex::__construct", dsn, options)?;
             Ok(RedisMutex {
                 locker: Locker {
-                    client: Arc::new(s.client),
+                    client: s.client,
                     default_ttl: s.ttl,
                     fail_open: s.fail_open,
                 },

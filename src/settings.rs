@@ -1,11 +1,12 @@
 //! What a `RedisMutex` or `LockManager` is configured with: the php.ini
 //! entries, overridden by the constructor's `$dsn` and `$options`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use ext_php_rs::exception::PhpException;
-use ext_php_rs::types::ZendHashTable;
-use redis_lock_core::{ClientOptions, Dsn, LockClient};
+use ext_php_rs::types::{ZendHashTable, Zval};
+use redis_lock_core::{ClientOptions, Deployment, Locks};
 
 use crate::args::{self, Param};
 use crate::exceptions::{type_error, value_error};
@@ -13,16 +14,22 @@ use crate::ini;
 
 /// A resolved configuration.
 pub struct Settings {
-    /// Lock operations on the configured server.
-    pub client: LockClient,
+    /// Lock operations on the configured deployment.
+    pub client: Arc<dyn Locks>,
     /// TTL used when a method's `$ttl` is null.
     pub ttl: Duration,
     /// `on_unavailable = open`: acquire succeeds without a lock when Redis is down.
     pub fail_open: bool,
 }
 
+/// Where locks live, as given: one DSN string, or a list for Redlock.
+enum DsnArg {
+    Text(Vec<u8>),
+    List(Vec<Vec<u8>>),
+}
+
 struct Raw {
-    dsn: Vec<u8>,
+    dsn: DsnArg,
     prefix: Vec<u8>,
     ttl: Duration,
     connect_timeout: Duration,
@@ -36,9 +43,10 @@ impl Settings {
     /// Resolves the settings of a constructor of class `func` (`Class::__construct`).
     pub fn resolve(
         func: &'static str,
-        dsn: Option<String>,
+        dsn: Option<&Zval>,
         options: Option<&ZendHashTable>,
     ) -> Result<Settings, PhpException> {
+        let dsn_param = Param::new(func, 1, "dsn");
         let mut raw = Raw::from_ini(func)?;
         let options_param = Param::new(func, 2, "options");
         let mut dsn_from_options = None;
@@ -60,8 +68,14 @@ impl Settings {
                 };
                 match key.as_str() {
                     "dsn" => {
-                        let s = value.zend_str().ok_or_else(|| typed("string"))?;
-                        dsn_from_options = Some(s.as_bytes().to_vec());
+                        dsn_from_options = Some(dsn_arg(value).map_err(|e| match e {
+                            DsnArgError::Type => typed("array|string"),
+                            DsnArgError::NotList => at("must be a string or a list of DSN strings"),
+                            DsnArgError::Entry(i) => at(&format!(
+                                "must be a list of DSN strings, {} given at index {i}",
+                                entry_type(value, i)
+                            )),
+                        })?);
                     }
                     "prefix" => {
                         let s = value.zend_str().ok_or_else(|| typed("string"))?;
@@ -104,24 +118,71 @@ impl Settings {
                 }
             }
         }
-        if let Some(dsn) = dsn {
-            raw.dsn = dsn.into_bytes();
-        } else if let Some(dsn) = dsn_from_options {
-            raw.dsn = dsn;
+        match dsn.filter(|zv| !zv.is_null()) {
+            Some(zv) => {
+                raw.dsn = dsn_arg(zv).map_err(|e| match e {
+                    DsnArgError::Type => dsn_param.wrong_type("array|string|null", zv),
+                    DsnArgError::NotList => {
+                        dsn_param.invalid("must be a string or a list of DSN strings")
+                    }
+                    DsnArgError::Entry(i) => type_error(format!(
+                        "{func}(): Argument #1 ($dsn) must be a list of DSN strings, {} given at index {i}",
+                        entry_type(zv, i)
+                    )),
+                })?;
+            }
+            None => {
+                if let Some(dsn) = dsn_from_options {
+                    raw.dsn = dsn;
+                }
+            }
         }
-        let dsn_text = String::from_utf8(raw.dsn)
-            .map_err(|_| Param::new(func, 1, "dsn").invalid("must be valid UTF-8"))?;
-        let dsn = Dsn::parse(&dsn_text)
-            .map_err(|e| value_error(format!("{func}(): Argument #1 ($dsn) is invalid: {e}")))?;
-        if raw.replicas > 0 && dsn.cluster().is_some() {
+        let utf8 = |bytes: Vec<u8>| {
+            String::from_utf8(bytes).map_err(|_| dsn_param.invalid("must be valid UTF-8"))
+        };
+        let invalid_dsn = |e: redis_lock_core::Error| {
+            value_error(format!("{func}(): Argument #1 ($dsn) is invalid: {e}"))
+        };
+        let deployment = match raw.dsn {
+            DsnArg::Text(text) => Deployment::parse(&utf8(text)?).map_err(invalid_dsn)?,
+            DsnArg::List(list) => {
+                let texts = list.into_iter().map(utf8).collect::<Result<Vec<_>, _>>()?;
+                Deployment::parse_list(&texts).map_err(invalid_dsn)?
+            }
+        };
+        let unsupported = |option: &str, with: &str, why: &str| {
+            value_error(format!(
+                "{func}(): option \"{option}\" is not supported with {with}: {why}"
+            ))
+        };
+        match &deployment {
             // WAIT names no key: a cluster client would ask every master,
             // not the one that holds the lock.
-            return Err(value_error(format!(
-                "{func}(): option \"replicas\" is not supported with a redis-cluster:// DSN"
-            )));
+            Deployment::One(dsn) if raw.replicas > 0 && dsn.cluster().is_some() => {
+                return Err(unsupported(
+                    "replicas",
+                    "a redis-cluster:// DSN",
+                    "WAIT cannot be sent to the lock's own master",
+                ))
+            }
+            Deployment::Redlock(_) if raw.fencing => {
+                return Err(unsupported(
+                    "fencing",
+                    "Redlock",
+                    "no counter is monotonic across independent masters",
+                ))
+            }
+            Deployment::Redlock(_) if raw.replicas > 0 => {
+                return Err(unsupported(
+                    "replicas",
+                    "Redlock",
+                    "a majority of independent masters is the redundancy",
+                ))
+            }
+            _ => {}
         }
-        let client = LockClient::new(
-            dsn,
+        let client = redis_lock_core::locks::open(
+            deployment,
             ClientOptions {
                 prefix: raw.prefix,
                 connect_timeout: raw.connect_timeout,
@@ -157,7 +218,7 @@ impl Raw {
             args::seconds_in_range(secs, true).map_err(|must| bad(name, must))
         };
         Ok(Raw {
-            dsn: ini::get("dsn"),
+            dsn: DsnArg::Text(ini::get("dsn")),
             prefix: ini::get("prefix"),
             ttl: seconds("ttl")?,
             connect_timeout: seconds("connect_timeout")?,
@@ -172,6 +233,40 @@ impl Raw {
                 .ok_or_else(|| bad("replicas", REPLICAS_RANGE))?,
         })
     }
+}
+
+/// Why a `$dsn` zval is not a DSN string or a list of them.
+enum DsnArgError {
+    /// Neither a string nor an array.
+    Type,
+    /// An array with keys other than 0, 1, 2, …
+    NotList,
+    /// The entry at this index is not a string.
+    Entry(usize),
+}
+
+/// Reads a `$dsn` argument (or `dsn` option): a string, or a list of strings.
+fn dsn_arg(zv: &Zval) -> Result<DsnArg, DsnArgError> {
+    if let Some(s) = zv.zend_str() {
+        return Ok(DsnArg::Text(s.as_bytes().to_vec()));
+    }
+    let list = zv.array().ok_or(DsnArgError::Type)?;
+    let mut texts = Vec::with_capacity(list.len());
+    for (i, (key, value)) in list.iter().enumerate() {
+        if key.to_string() != i.to_string() {
+            return Err(DsnArgError::NotList);
+        }
+        let text = value.zend_str().ok_or(DsnArgError::Entry(i))?;
+        texts.push(text.as_bytes().to_vec());
+    }
+    Ok(DsnArg::List(texts))
+}
+
+/// PHP's type name of entry `i` of the array in `zv`.
+fn entry_type(zv: &Zval, i: usize) -> String {
+    zv.array()
+        .and_then(|list| list.iter().nth(i))
+        .map_or_else(|| "nothing".to_owned(), |(_, v)| args::type_name(v))
 }
 
 const REPLICAS_RANGE: &str = "must be an integer from 0 to 16";

@@ -104,13 +104,14 @@ namespace RedisLock {
      */
     class LockManager {
         /**
-         * @param ?string $dsn     null: the redis_lock.dsn ini value; redis://, rediss://,
-         *                         unix://, redis-sentinel:// or redis-cluster://
+         * @param string|array|null $dsn null: the redis_lock.dsn ini value; redis://,
+         *                         rediss://, unix://, redis-sentinel://, redis-cluster://,
+         *                         redlock://; or a list of single-server DSNs (Redlock)
          * @param array   $options overrides of the redis_lock.* ini entries (prefix, ttl,
          *                         connect_timeout, timeout, on_unavailable, fencing, replicas)
          * @throws \ValueError on an invalid DSN or option; nothing is connected yet
          */
-        public function __construct(?string $dsn = null, ?array $options = null) {}
+        public function __construct(mixed $dsn = null, ?array $options = null) {}
 
         /**
          * A new lock on `$name` with a fresh owner token; not yet acquired.
@@ -203,13 +204,14 @@ namespace RedisLock {
      */
     class RedisMutex {
         /**
-         * @param ?string $dsn     null: the redis_lock.dsn ini value; redis://, rediss://,
-         *                         unix://, redis-sentinel:// or redis-cluster://
+         * @param string|array|null $dsn null: the redis_lock.dsn ini value; redis://,
+         *                         rediss://, unix://, redis-sentinel://, redis-cluster://,
+         *                         redlock://; or a list of single-server DSNs (Redlock)
          * @param array   $options overrides of the redis_lock.* ini entries (prefix, ttl,
          *                         connect_timeout, timeout, on_unavailable, fencing, replicas)
          * @throws \ValueError on an invalid DSN or option; nothing is connected yet
          */
-        public function __construct(?string $dsn = null, ?array $options = null) {}
+        public function __construct(mixed $dsn = null, ?array $options = null) {}
 
         /**
          * Takes the lock on `$key`.

@@ -440,20 +440,8 @@ impl LockClient {
 
     /// Deletes lock `name` whoever holds it, granting it to the next waiter.
     pub fn force_release(&self, name: &[u8]) -> Result<bool> {
-        let keys = self.keys(name);
-        // Drawn once: a re-send by the pool is the same call.
-        let marker = keys.call(&new_token());
-        let window = resend_window_ms(&self.target);
-        let deleted: i64 = self.run(|con| {
-            scripts::FORCE_RELEASE
-                .key(&keys.lock)
-                .key(&keys.fence)
-                .key(&keys.waiters)
-                .key(&keys.queue)
-                .key(&marker)
-                .arg(window)
-                .invoke(con)
-        })?;
+        let force_release = force_release_script(&self.keys(name), &self.target);
+        let deleted: i64 = self.run(|con| force_release.invoke(con))?;
         Ok(deleted == 1)
     }
 
@@ -680,19 +668,40 @@ pub(crate) fn release_on(
     keys: &LockKeys,
     token: &str,
 ) -> Result<i64> {
-    let marker = keys.call(&new_token());
-    let window = resend_window_ms(target);
-    pool.run(target, target.timeout, |con| {
-        scripts::RELEASE
-            .key(&keys.lock)
-            .key(&keys.fence)
-            .key(&keys.waiters)
-            .key(&keys.queue)
-            .key(&marker)
-            .arg(token)
-            .arg(window)
-            .invoke(con)
-    })
+    let release = release_script(keys, token, target);
+    pool.run(target, target.timeout, |con| release.invoke(con))
+}
+
+/// One call of the release script for `token` on `target`, with its own
+/// call id (drawn here, once: a re-send of it is the same call).
+pub(crate) fn release_script(
+    keys: &LockKeys,
+    token: &str,
+    target: &Target,
+) -> scripts::Invocation<'static> {
+    scripts::RELEASE
+        .key(&keys.lock)
+        .key(&keys.fence)
+        .key(&keys.waiters)
+        .key(&keys.queue)
+        .key(keys.call(&new_token()))
+        .arg(token)
+        .arg(resend_window_ms(target))
+}
+
+/// One call of the force-release script on `target`, with its own call id
+/// (drawn here, once: a re-send of it is the same call).
+pub(crate) fn force_release_script(
+    keys: &LockKeys,
+    target: &Target,
+) -> scripts::Invocation<'static> {
+    scripts::FORCE_RELEASE
+        .key(&keys.lock)
+        .key(&keys.fence)
+        .key(&keys.waiters)
+        .key(&keys.queue)
+        .key(keys.call(&new_token()))
+        .arg(resend_window_ms(target))
 }
 
 /// Runs the release script of a `kind` hold for `token` (see [`release_on`]).

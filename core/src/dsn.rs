@@ -2,7 +2,8 @@
 //! `rediss://…`, `unix:///path/to/redis.sock`,
 //! `redis-sentinel://[[user]:password@]host:port[,host:port…]/<service>[/db]` and
 //! `redis-cluster://[[user]:password@]host:port[,host:port…]` (`rediss-cluster://`
-//! with TLS).
+//! with TLS); and, for Redlock, `redlock://[[user]:password@]host:port,…` or a
+//! list of single-server DSNs ([`Deployment`]).
 
 use redis::{ConnectionInfo, IntoConnectionInfo};
 
@@ -74,6 +75,11 @@ impl Dsn {
                 });
             }
         }
+        if text.starts_with("redlock://") {
+            return Err(invalid(
+                "a redlock:// DSN names several masters, not one server (a Redlock list may hold only redis://, rediss:// and unix:// DSNs)",
+            ));
+        }
         let url = url::Url::parse(text).map_err(|e| invalid(&e.to_string()))?;
         match url.scheme() {
             "redis" | "rediss" => {
@@ -95,7 +101,7 @@ impl Dsn {
             other => {
                 return Err(invalid(&format!(
                     "unsupported scheme \"{other}\" \
-                     (use redis://, rediss://, unix://, redis-sentinel:// or redis-cluster://)"
+                     (use redis://, rediss://, unix://, redis-sentinel://, redis-cluster:// or redlock://)"
                 )))
             }
         }
@@ -137,6 +143,119 @@ impl Dsn {
     pub fn cluster(&self) -> Option<&ClusterDsn> {
         self.cluster.as_ref()
     }
+}
+
+/// Where locks live: one deployment that a [`Dsn`] names (one server, a
+/// Sentinel master or a cluster), or N independent masters for Redlock.
+#[derive(Clone, Debug)]
+#[allow(clippy::large_enum_variant)] // made once per PHP constructor
+pub enum Deployment {
+    /// One server, a Sentinel-watched master or a cluster.
+    One(Dsn),
+    /// Independent masters (at least one), each a single-server DSN.
+    Redlock(Vec<Dsn>),
+}
+
+impl Deployment {
+    /// Parses a DSN string: `redlock://…` gives [`Deployment::Redlock`], any
+    /// other form [`Deployment::One`].
+    pub fn parse(text: &str) -> Result<Self> {
+        match text.strip_prefix("redlock://") {
+            Some(rest) => parse_redlock(text, rest).map(Deployment::Redlock),
+            None => Dsn::parse(text).map(Deployment::One),
+        }
+    }
+
+    /// A Redlock over the masters of a list of single-server DSNs, as a PHP
+    /// constructor takes it. Empty lists, lists with sentinel, cluster or
+    /// redlock DSNs, and repeated servers are refused.
+    pub fn parse_list<S: AsRef<str>>(texts: &[S]) -> Result<Self> {
+        let shown: Vec<String> = texts.iter().map(|t| redact(t.as_ref())).collect();
+        let invalid = |reason: String| Error::InvalidDsn {
+            dsn: format!("[{}]", shown.join(", ")),
+            reason,
+        };
+        if texts.is_empty() {
+            return Err(invalid("a Redlock list needs at least one DSN".to_owned()));
+        }
+        let mut masters = Vec::with_capacity(texts.len());
+        for (i, text) in texts.iter().enumerate() {
+            let text = text.as_ref();
+            let dsn = Dsn::parse(text).map_err(|e| invalid(format!("entry {i}: {e}")))?;
+            if dsn.sentinel.is_some() || dsn.cluster.is_some() {
+                return Err(invalid(format!(
+                    "entry {i} (\"{}\"): a Redlock list takes only single-server DSNs (redis://, rediss://, unix://), not a mix of schemes",
+                    dsn.redacted()
+                )));
+            }
+            masters.push(dsn);
+        }
+        check_distinct(&masters).map_err(invalid)?;
+        Ok(Deployment::Redlock(masters))
+    }
+
+    /// The deployment as shown in messages (passwords masked).
+    pub fn redacted(&self) -> String {
+        match self {
+            Deployment::One(dsn) => dsn.redacted().to_owned(),
+            Deployment::Redlock(masters) => format!(
+                "redlock[{}]",
+                masters
+                    .iter()
+                    .map(Dsn::redacted)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+}
+
+/// Parses what follows `redlock://`: the hosts become `redis://` DSNs that
+/// share the credentials and database.
+fn parse_redlock(text: &str, rest: &str) -> Result<Vec<Dsn>> {
+    let invalid = |reason: String| Error::InvalidDsn {
+        dsn: redact(text),
+        reason,
+    };
+    if rest.contains(['?', '#']) {
+        return Err(invalid(
+            "a redlock DSN takes no query string or fragment".to_owned(),
+        ));
+    }
+    let (userinfo, hosts, db) = split_multi_host(rest);
+    let hosts = parse_host_list(hosts, "master").map_err(invalid)?;
+    if !db.is_empty() && db.parse::<u16>().is_err() {
+        return Err(invalid(
+            "after the hosts only a database number may follow, as in /0".to_owned(),
+        ));
+    }
+    let mut masters = Vec::with_capacity(hosts.len());
+    for (host, port) in &hosts {
+        let address = host_port(host, *port);
+        let one = match userinfo {
+            Some(userinfo) => format!("redis://{userinfo}@{address}/{db}"),
+            None => format!("redis://{address}/{db}"),
+        };
+        masters.push(Dsn::parse(&one).map_err(|e| invalid(e.to_string()))?);
+    }
+    check_distinct(&masters).map_err(invalid)?;
+    Ok(masters)
+}
+
+/// A server named twice would count twice towards the majority.
+fn check_distinct(masters: &[Dsn]) -> std::result::Result<(), String> {
+    for (i, a) in masters.iter().enumerate() {
+        if masters[..i]
+            .iter()
+            .any(|b| b.info.addr().to_string() == a.info.addr().to_string())
+        {
+            return Err(format!(
+                "\"{}\" is named twice: each master must be a different server",
+                a.redacted()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Splits what follows the scheme of a multi-host DSN into its userinfo (up

@@ -64,6 +64,22 @@ pub enum Error {
         within: Duration,
     },
 
+    /// Redlock: fewer than a majority of the masters answered, so whether
+    /// the lock is held cannot be known.
+    #[error("Redlock over {dsn}: only {answered} of {total} masters answered, {needed} needed ({detail})")]
+    NoQuorum {
+        /// The masters, redacted.
+        dsn: String,
+        /// How many answered.
+        answered: usize,
+        /// The majority.
+        needed: usize,
+        /// How many masters there are.
+        total: usize,
+        /// The first failure seen.
+        detail: String,
+    },
+
     /// Redis answered with something the scripts never return.
     #[error("unexpected reply from Redis at {dsn}: {detail}")]
     Protocol {
@@ -80,7 +96,7 @@ impl Error {
     /// treats as "no lock service" and that PHP sees as `ConnectionException`.
     pub fn is_unavailable(&self) -> bool {
         match self {
-            Error::Unavailable { .. } | Error::Timeout { .. } => true,
+            Error::Unavailable { .. } | Error::Timeout { .. } | Error::NoQuorum { .. } => true,
             Error::Server { code, .. } => TRANSIENT_CODES.contains(&code.as_str()),
             Error::InvalidDsn { .. } | Error::Protocol { .. } | Error::NotReplicated { .. } => {
                 false
@@ -92,7 +108,10 @@ impl Error {
     /// connection broke or the reply did not come in time. A server's error
     /// answer is not such a case: the command was refused.
     pub fn outcome_unknown(&self) -> bool {
-        matches!(self, Error::Unavailable { .. } | Error::Timeout { .. })
+        matches!(
+            self,
+            Error::Unavailable { .. } | Error::Timeout { .. } | Error::NoQuorum { .. }
+        )
     }
 
     /// Whether a server error code is one of those that say "not now" (see

@@ -5,6 +5,8 @@
 //! - [`pool`]: one connection per DSN per process, fork-aware;
 //! - [`sentinel`]: the master of a `redis-sentinel://` DSN, looked up when the pool connects;
 //! - [`cluster`]: a `redis-cluster://` DSN, served by redis-rs's cluster client;
+//! - [`redlock`]: one lock over N independent masters;
+//! - [`locks`]: the operations every deployment offers ([`Locks`]);
 //! - [`scripts`] and [`keys`]: what is stored in Redis and the Lua that changes it;
 //! - [`client`]: acquire / release / refresh and woken waits;
 //! - [`plain_holds`] and [`release`]: the cheap release of a lock taken by a plain `SET NX`
@@ -18,9 +20,11 @@ pub mod cluster;
 pub mod dsn;
 pub mod error;
 pub mod keys;
+pub mod locks;
 pub mod pid;
 pub mod plain_holds;
 pub mod pool;
+pub mod redlock;
 pub mod release;
 pub mod scripts;
 pub mod sentinel;
@@ -29,7 +33,8 @@ pub mod stats;
 pub mod token;
 
 pub use client::{AcquireOutcome, ClientOptions, Hold, Kind, LockClient, Wait};
-pub use dsn::Dsn;
+pub use dsn::{Deployment, Dsn};
 pub use error::{Error, Result};
+pub use locks::Locks;
 pub use pool::Pool;
 pub use stats::{Stats, StatsSnapshot};

@@ -173,6 +173,51 @@ impl Pool {
     }
 }
 
+/// A single server's connection checked out of the pool by a caller that
+/// drives it itself: Redlock writes a command to every master before it
+/// reads any reply (see `redlock`). Give it back with [`Pool::give_back`]
+/// only when every reply sent on it was read; otherwise drop it.
+pub(crate) struct Lease {
+    pooled: Pooled,
+    /// Made for this call rather than taken from the pool.
+    pub(crate) fresh: bool,
+}
+
+impl Lease {
+    /// The connection, its reads bounded by `read_timeout`.
+    pub(crate) fn connection(
+        &mut self,
+        read_timeout: Duration,
+    ) -> std::result::Result<&mut Connection, RedisError> {
+        let Con::Single(con) = &mut self.pooled.con else {
+            // Redlock's masters are single-server DSNs (checked when parsed).
+            return Err(RedisError::from((
+                redis::ErrorKind::Client,
+                "a cluster connection cannot be leased",
+            )));
+        };
+        if self.pooled.read_timeout != Some(read_timeout) {
+            con.set_read_timeout(Some(read_timeout))?;
+            self.pooled.read_timeout = Some(read_timeout);
+        }
+        Ok(con)
+    }
+}
+
+impl Pool {
+    /// This process's connection to the single server `target`, or a new
+    /// one made within `connect_timeout`.
+    pub(crate) fn lease(&self, target: &Target) -> Result<Lease> {
+        let (pooled, fresh) = self.checkout(target, None)?;
+        Ok(Lease { pooled, fresh })
+    }
+
+    /// Returns a leased connection whose replies were all read.
+    pub(crate) fn give_back(&self, target: &Target, lease: Lease) {
+        self.checkin(target, lease.pooled);
+    }
+}
+
 /// Opens a connection, spending at most `connect_timeout` in all (and, for
 /// a cluster, no time past `within`): for a `redis-sentinel://` DSN, that
 /// includes asking the Sentinels for the master and checking its role (see

@@ -127,6 +127,16 @@ impl Invocation<'_> {
         }
     }
 
+    /// The EVALSHA command, and the EVAL with the source to send instead
+    /// when a server answers NOSCRIPT, for callers that drive a connection
+    /// themselves (Redlock's fan-out).
+    pub(crate) fn commands(&self) -> (Cmd, Cmd) {
+        (
+            self.command("EVALSHA", &self.script.hash),
+            self.command("EVAL", &self.script.source),
+        )
+    }
+
     fn command(&self, verb: &str, script: &str) -> Cmd {
         let mut cmd = redis::cmd(verb);
         cmd.arg(script)

@@ -166,10 +166,10 @@ final class RedisServer
             posix_kill($pid, SIGCONT);
             posix_kill($pid, SIGTERM);
             $deadline = microtime(true) + 10;
-            while (posix_kill($pid, 0) && microtime(true) < $deadline) {
+            while (self::alive($pid) && microtime(true) < $deadline) {
                 usleep(20_000);
             }
-            if (posix_kill($pid, 0)) {
+            if (self::alive($pid)) {
                 return; // still running: keep its pid file and log for a look
             }
         }
@@ -177,5 +177,18 @@ final class RedisServer
             @unlink($file);
         }
         @rmdir($this->dir);
+    }
+
+    /**
+     * Whether process $pid still runs. A daemonized server's parent is PID 1,
+     * which here may take seconds to reap it: a zombie has exited.
+     */
+    private static function alive(int $pid): bool
+    {
+        if (!posix_kill($pid, 0)) {
+            return false;
+        }
+        $stat = @file_get_contents("/proc/$pid/stat");
+        return !is_string($stat) || !preg_match('/^\d+ \(.*\) Z/s', $stat);
     }
 }

@@ -1,0 +1,592 @@
+//! Redlock: one lock over N independent masters (`redlock://h:p,h:p,…`, or
+//! a list of single-server DSNs).
+//!
+//! # The algorithm
+//! An acquire sends `SET <lock> <token> NX PX <ttl> GET` to every master at
+//! once and holds the lock when a strict majority (`N/2 + 1`) set it and time
+//! is left: validity = TTL − time spent asking − (1 % of TTL + 2 ms for clock
+//! drift), measured on a monotonic clock. Otherwise it gives back what it may
+//! have taken, on every master. Release, refresh and the reads act on every
+//! master and count as done when a majority confirm.
+//!
+//! # Asking in parallel, without threads
+//! Each command is written to every master's connection before any reply is
+//! read, so the masters work at the same time and a call costs about one
+//! round trip to the slowest of them, not N. Replies are then read in turn,
+//! each bounded by what is left of the call's `timeout`: a stalled master
+//! delays the call by at most that. A master that failed (no connection, no
+//! answer in time) is skipped for [`SKIP_AFTER_FAILURE`], so that with a
+//! minority down or stalled the other calls do not each pay for it.
+//!
+//! # Waiting
+//! There is no hand-over queue across masters: each master would grant its
+//! own first waiter, and waiters that arrived in different orders at
+//! different masters could each be granted a minority (none would hold the
+//! lock, and undoing and re-granting could repeat). A Redlock waiter instead
+//! tries again after a random pause (as the Redlock description says), until
+//! its wait ends. The randomness breaks ties between waiters, so none waits
+//! on another forever; FIFO order is not promised here.
+//!
+//! # What it does not do
+//! No fencing (no counter is monotonic across independent masters: refused
+//! when the object is made), no `replicas`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use once_cell::sync::Lazy;
+use parking_lot::Mutex;
+use redis::{Cmd, Value};
+
+use crate::client::{
+    force_release_script, release_script, AcquireOutcome, ClientOptions, Hold, Ownership, Wait,
+};
+use crate::dsn::Dsn;
+use crate::error::{Error, Result};
+use crate::keys::LockKeys;
+use crate::pool::{Lease, Pool, Target};
+use crate::scripts::{self, Invocation};
+use crate::stats::Stats;
+
+/// How long a master that failed is left out before it is asked again.
+pub const SKIP_AFTER_FAILURE: Duration = Duration::from_millis(500);
+/// A waiter pauses a random time in this range between attempts.
+const RETRY_PAUSE_MS: (u64, u64) = (5, 50);
+
+/// Masters that failed, by DSN, and until when they are left out.
+static SKIPPED: Lazy<Mutex<HashMap<String, Instant>>> = Lazy::new(|| Mutex::new(HashMap::new()));
+
+/// Orphans cleaned up per acquire at most, so that one call after a long
+/// outage does not pay for all of them.
+const ORPHANS_PER_CALL: usize = 4;
+/// Orphans kept at most; more are left to their TTL.
+const MAX_ORPHANS: usize = 1024;
+
+/// A lock this process may have set on some masters without knowing it:
+/// an acquire whose answers did not all come, or whose undo did not reach
+/// every master. A lost answer can still be applied later (a partition
+/// heals and TCP delivers the SET), so such a lock could block its name
+/// until its TTL; it is released on every master by later acquires.
+struct Orphan {
+    masters: String,
+    keys: LockKeys,
+    token: String,
+    gone_by: Instant,
+    pid: u32,
+}
+
+static ORPHANS: Lazy<Mutex<Vec<Orphan>>> = Lazy::new(|| Mutex::new(Vec::new()));
+
+/// Lock operations over N independent masters.
+pub struct Redlock {
+    masters: Vec<Target>,
+    pool: Arc<Pool>,
+    stats: Arc<Mutex<Stats>>,
+    prefix: Vec<u8>,
+    shown: String,
+    /// The masters' DSNs as given: which orphans are this deployment's.
+    id: String,
+}
+
+/// One command for one master, and what to send instead on NOSCRIPT.
+struct Request {
+    cmd: Cmd,
+    on_noscript: Option<Cmd>,
+}
+
+impl From<Cmd> for Request {
+    fn from(cmd: Cmd) -> Self {
+        Request {
+            cmd,
+            on_noscript: None,
+        }
+    }
+}
+
+impl From<Invocation<'_>> for Request {
+    fn from(call: Invocation<'_>) -> Self {
+        let (evalsha, eval) = call.commands();
+        Request {
+            cmd: evalsha,
+            on_noscript: Some(eval),
+        }
+    }
+}
+
+/// What the masters answered to one request: one entry per master.
+struct Answers(Vec<Result<Value>>);
+
+impl Answers {
+    /// The answers that came, as `T`; unexpected shapes are failures.
+    fn replies<T: redis::FromRedisValue>(&self) -> impl Iterator<Item = T> + '_ {
+        self.0
+            .iter()
+            .filter_map(|a| a.as_ref().ok())
+            .filter_map(|v| redis::from_redis_value_ref(v).ok())
+    }
+
+    fn answered(&self) -> usize {
+        self.0.iter().filter(|a| a.is_ok()).count()
+    }
+
+    fn first_error(&self) -> String {
+        self.0
+            .iter()
+            .find_map(|a| a.as_ref().err())
+            .map_or_else(String::new, ToString::to_string)
+    }
+}
+
+impl Redlock {
+    /// Redlock over `masters`, on the process-wide pool and metrics.
+    pub fn new(masters: Vec<Dsn>, options: ClientOptions) -> Self {
+        Self::with_pool(Pool::global(), Stats::global(), masters, options)
+    }
+
+    /// Redlock over `masters`, on the given pool and metrics (tests).
+    pub fn with_pool(
+        pool: Arc<Pool>,
+        stats: Arc<Mutex<Stats>>,
+        masters: Vec<Dsn>,
+        options: ClientOptions,
+    ) -> Self {
+        let shown = format!(
+            "redlock[{}]",
+            masters
+                .iter()
+                .map(Dsn::redacted)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let id = masters
+            .iter()
+            .map(Dsn::as_str)
+            .collect::<Vec<_>>()
+            .join(",");
+        Redlock {
+            id,
+            masters: masters
+                .into_iter()
+                .map(|dsn| Target {
+                    dsn,
+                    connect_timeout: options.connect_timeout,
+                    timeout: options.timeout,
+                })
+                .collect(),
+            pool,
+            stats,
+            prefix: options.prefix,
+            shown,
+        }
+    }
+
+    /// How many masters make a majority.
+    pub fn quorum(&self) -> usize {
+        self.masters.len() / 2 + 1
+    }
+
+    fn keys(&self, name: &[u8]) -> LockKeys {
+        LockKeys::new(&self.prefix, name)
+    }
+
+    /// Takes lock `name` for `token` on a majority of the masters.
+    pub fn acquire(
+        &self,
+        name: &[u8],
+        token: &str,
+        ttl: Duration,
+        wait: Wait,
+    ) -> Result<AcquireOutcome> {
+        let keys = self.keys(name);
+        let start = Instant::now();
+        let deadline = match wait {
+            Wait::No => Some(start),
+            Wait::For(d) => Some(start + d),
+            Wait::Forever => None,
+        };
+        let ttl_ms = millis(ttl);
+        let mut cleared_own_orphan = false;
+        loop {
+            let asked_at = Instant::now();
+            let answers = self.ask_all(|_| {
+                redis::cmd("SET")
+                    .arg(&keys.lock)
+                    .arg(token)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(ttl_ms)
+                    .arg("GET")
+                    .clone()
+                    .into()
+            });
+            let mut set = 0;
+            let mut held = 0;
+            for previous in answers.replies::<Option<Vec<u8>>>() {
+                match previous {
+                    // Ours already: a re-send, or an earlier call's leftover.
+                    None => set += 1,
+                    Some(v) if v == token.as_bytes() => set += 1,
+                    Some(_) => held += 1,
+                }
+            }
+            let spent = asked_at.elapsed() + drift(ttl);
+            // Clean-up only while every master answers, so that an outage
+            // does not cost each call another round of timeouts.
+            let cleared = answers.answered() == answers.0.len() && self.clean_up_orphans(&keys);
+            if set >= self.quorum() && spent < ttl {
+                self.stats.lock().record_acquired(start.elapsed());
+                return Ok(AcquireOutcome::Acquired(Hold {
+                    fence: None,
+                    // The TTL runs from when the masters were asked.
+                    acquired_at: asked_at,
+                }));
+            }
+            // Not held: give back whatever this attempt took, or may have
+            // taken where the answer was lost, on every master.
+            if set + held < answers.0.len() || set > 0 {
+                let undone = self.ask_all(|target| release_script(&keys, token, target).into());
+                if undone.answered() < undone.0.len() {
+                    self.remember_orphan(&keys, token, ttl);
+                }
+            }
+            if set + held < self.quorum() {
+                return Err(self.no_quorum(&answers));
+            }
+            // The holder was this process's own lost acquire: try again now.
+            if cleared && !cleared_own_orphan {
+                cleared_own_orphan = true;
+                continue;
+            }
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if left.is_some_and(|l| l.is_zero()) {
+                return Ok(if matches!(wait, Wait::For(d) if !d.is_zero()) {
+                    self.stats.lock().record_timeout();
+                    AcquireOutcome::TimedOut
+                } else {
+                    self.stats.lock().record_conflict();
+                    AcquireOutcome::Conflicted
+                });
+            }
+            let pause = random_pause();
+            std::thread::sleep(left.map_or(pause, |l| l.min(pause)));
+        }
+    }
+
+    /// Releases lock `name` of `token` on every master; true when a majority
+    /// held it under `token`.
+    pub fn release(&self, name: &[u8], token: &str, acquired_at: Option<Instant>) -> Result<bool> {
+        let answers = self.release_everywhere(&self.keys(name), token)?;
+        let released = answers.replies::<i64>().filter(|n| *n == 1).count() >= self.quorum();
+        self.stats
+            .lock()
+            .record_release(released, acquired_at.map(|t| t.elapsed()));
+        Ok(released)
+    }
+
+    /// Sets a new TTL where `token` still holds lock `name`; true when a
+    /// majority did, in less than the TTL.
+    pub fn refresh(&self, name: &[u8], token: &str, ttl: Duration) -> Result<bool> {
+        let keys = self.keys(name);
+        let asked_at = Instant::now();
+        let answers = self.ask_quorum(|_| {
+            scripts::REFRESH
+                .key(&keys.lock)
+                .arg(token)
+                .arg(millis(ttl))
+                .into()
+        })?;
+        let refreshed = answers.replies::<i64>().filter(|n| *n == 1).count();
+        Ok(refreshed >= self.quorum() && asked_at.elapsed() + drift(ttl) < ttl)
+    }
+
+    /// Whether `token` holds lock `name` on a majority, and for how long that
+    /// majority lasts.
+    pub fn ownership(&self, name: &[u8], token: &str) -> Result<Ownership> {
+        let keys = self.keys(name);
+        let answers = self.ask_quorum(|_| scripts::OWNED_TTL.key(&keys.lock).arg(token).into())?;
+        // Time left on each master that holds it (None: no expiry), longest
+        // first; the majority lasts as long as its shortest member.
+        let mut left: Vec<Option<u64>> = answers
+            .replies::<i64>()
+            .filter(|ms| *ms >= -1)
+            .map(|ms| u64::try_from(ms).ok())
+            .collect();
+        left.sort_by(|a, b| b.map_or(u64::MAX, |v| v).cmp(&a.map_or(u64::MAX, |v| v)));
+        Ok(match left.get(self.quorum() - 1) {
+            None => Ownership::NotMine,
+            Some(ms) => Ownership::Mine {
+                remaining: ms.map(Duration::from_millis),
+            },
+        })
+    }
+
+    /// Whether a majority of the masters hold lock `name`.
+    pub fn is_locked(&self, name: &[u8]) -> Result<bool> {
+        let keys = self.keys(name);
+        let answers = self.ask_quorum(|_| redis::cmd("EXISTS").arg(&keys.lock).clone().into())?;
+        Ok(answers.replies::<i64>().filter(|n| *n == 1).count() >= self.quorum())
+    }
+
+    /// Deletes lock `name` on every master, whoever holds it; true when a
+    /// majority had it.
+    pub fn force_release(&self, name: &[u8]) -> Result<bool> {
+        let keys = self.keys(name);
+        let answers = self.ask_quorum(|target| force_release_script(&keys, target).into())?;
+        Ok(answers.replies::<i64>().filter(|n| *n == 1).count() >= self.quorum())
+    }
+
+    fn remember_orphan(&self, keys: &LockKeys, token: &str, ttl: Duration) {
+        let mut orphans = ORPHANS.lock();
+        let now = Instant::now();
+        orphans.retain(|o| o.gone_by > now);
+        if orphans.len() < MAX_ORPHANS {
+            orphans.push(Orphan {
+                masters: self.id.clone(),
+                keys: keys.clone(),
+                token: token.to_owned(),
+                gone_by: now + ttl,
+                pid: crate::pid::current(),
+            });
+        }
+    }
+
+    /// Releases this process's orphans on these masters, a few per call;
+    /// one stays remembered until every master has answered its release.
+    /// True if one of lock `keys` was among them.
+    fn clean_up_orphans(&self, keys: &LockKeys) -> bool {
+        let mine: Vec<Orphan> = {
+            let mut orphans = ORPHANS.lock();
+            if orphans.is_empty() {
+                return false;
+            }
+            let (now, pid) = (Instant::now(), crate::pid::current());
+            // Another process's (inherited over fork()) or expired: drop.
+            orphans.retain(|o| o.pid == pid && o.gone_by > now);
+            let mut taken = Vec::new();
+            let mut i = 0;
+            while i < orphans.len() && taken.len() < ORPHANS_PER_CALL {
+                if orphans[i].masters == self.id {
+                    taken.push(orphans.swap_remove(i));
+                } else {
+                    i += 1;
+                }
+            }
+            taken
+        };
+        let mut of_keys = false;
+        let mut failed = false;
+        for orphan in mine {
+            if !failed {
+                let answers = self
+                    .ask_all(|target| release_script(&orphan.keys, &orphan.token, target).into());
+                failed = answers.answered() < answers.0.len();
+                of_keys |= !failed && orphan.keys == *keys;
+            }
+            if failed {
+                ORPHANS.lock().push(orphan); // masters are missing again: later
+            }
+        }
+        of_keys
+    }
+
+    fn release_everywhere(&self, keys: &LockKeys, token: &str) -> Result<Answers> {
+        self.ask_quorum(|target| release_script(keys, token, target).into())
+    }
+
+    /// [`Self::ask_all`], failing when fewer than a majority answered.
+    fn ask_quorum(&self, request: impl Fn(&Target) -> Request) -> Result<Answers> {
+        let answers = self.ask_all(request);
+        if answers.answered() < self.quorum() {
+            return Err(self.no_quorum(&answers));
+        }
+        Ok(answers)
+    }
+
+    fn no_quorum(&self, answers: &Answers) -> Error {
+        Error::NoQuorum {
+            dsn: self.shown.clone(),
+            answered: answers.answered(),
+            needed: self.quorum(),
+            total: self.masters.len(),
+            detail: answers.first_error(),
+        }
+    }
+
+    /// Sends each master its request, all before reading any reply; each
+    /// master's answer (a server error answer is an `Err`, as a failure to
+    /// reach it is).
+    fn ask_all(&self, request: impl Fn(&Target) -> Request) -> Answers {
+        let now = Instant::now();
+        let requests: Vec<Request> = self.masters.iter().map(&request).collect();
+        let (mut leases, skipped) = self.leases(now);
+        // Write to all…
+        for ((target, lease), req) in self.masters.iter().zip(&mut leases).zip(&requests) {
+            if let Ok(con) = lease {
+                if let Err(e) = send(con, &req.cmd, target.timeout) {
+                    *lease = Err(Error::from_redis(target.dsn.redacted(), &e, target.timeout));
+                }
+            }
+        }
+        // …then read each reply within what is left of the call's timeout.
+        let answers = self
+            .masters
+            .iter()
+            .zip(leases)
+            .zip(&requests)
+            .zip(skipped)
+            .map(|(((target, lease), req), skipped)| {
+                let answer = lease.and_then(|lease| self.answer(target, lease, req, now));
+                // A master left out is asked again when its pause ends.
+                if !skipped && answer.as_ref().is_err_and(Error::outcome_unknown) {
+                    SKIPPED.lock().insert(
+                        target.dsn.as_str().to_owned(),
+                        Instant::now() + SKIP_AFTER_FAILURE,
+                    );
+                }
+                answer
+            })
+            .collect();
+        Answers(answers)
+    }
+
+    /// Reads `target`'s reply to `req`, sent on `lease` at `sent_at`. A
+    /// pooled connection found broken (a restart or an idle timeout closed
+    /// it) is replaced once and `req` sent again, as `Pool::run` does: every
+    /// request is safe to run twice.
+    fn answer(
+        &self,
+        target: &Target,
+        mut lease: Lease,
+        req: &Request,
+        sent_at: Instant,
+    ) -> Result<Value> {
+        let deadline = sent_at + target.timeout;
+        let shown = target.dsn.redacted();
+        match receive(&mut lease, req, deadline) {
+            Ok(value) => {
+                self.pool.give_back(target, lease);
+                Ok(value)
+            }
+            // A complete error answer: the connection is in step.
+            Err(e) if e.code().is_some() => {
+                self.pool.give_back(target, lease);
+                Err(Error::from_redis(shown, &e, target.timeout))
+            }
+            Err(e) if !lease.fresh && !e.is_timeout() && is_broken(&e) => {
+                drop(lease);
+                let mut fresh = self.pool.lease(target)?;
+                let again = send(&mut fresh, &req.cmd, target.timeout)
+                    .and_then(|()| receive(&mut fresh, req, deadline));
+                match again {
+                    Ok(value) => {
+                        self.pool.give_back(target, fresh);
+                        Ok(value)
+                    }
+                    Err(e) => Err(Error::from_redis(shown, &e, target.timeout)),
+                }
+            }
+            Err(e) => Err(Error::from_redis(shown, &e, target.timeout)),
+        }
+    }
+
+    /// A connection to each master: pooled ones as they are; missing ones
+    /// made at the same time (threads: a connect cannot be split into a
+    /// write and a later read), so that two unreachable masters cost one
+    /// `connect_timeout`, not two. Masters in [`SKIPPED`] get an error (and
+    /// true in the second list).
+    fn leases(&self, now: Instant) -> (Vec<Result<Lease>>, Vec<bool>) {
+        let skipped: Vec<bool> = {
+            let mut skipped = SKIPPED.lock();
+            skipped.retain(|_, until| *until > now);
+            self.masters
+                .iter()
+                .map(|t| skipped.contains_key(t.dsn.as_str()))
+                .collect()
+        };
+        let to_connect: Vec<bool> = self
+            .masters
+            .iter()
+            .zip(&skipped)
+            .map(|(t, skipped)| !skipped && !self.pool.is_connected(&t.dsn))
+            .collect();
+        let in_threads = to_connect.iter().filter(|c| **c).count() > 1;
+        std::thread::scope(|scope| {
+            let connecting: Vec<_> = self
+                .masters
+                .iter()
+                .zip(&to_connect)
+                .map(|(target, connect)| {
+                    (in_threads && *connect).then(|| scope.spawn(move || self.pool.lease(target)))
+                })
+                .collect();
+            let leases = self
+                .masters
+                .iter()
+                .zip(&skipped)
+                .zip(connecting)
+                .map(|((target, skipped), thread)| match (*skipped, thread) {
+                    (true, _) => Err(Error::Unavailable {
+                        dsn: target.dsn.redacted().to_owned(),
+                        detail: format!(
+                            "left out for {} ms after a failure",
+                            SKIP_AFTER_FAILURE.as_millis()
+                        ),
+                    }),
+                    (false, Some(thread)) => thread.join().unwrap_or_else(|_| {
+                        Err(Error::Unavailable {
+                            dsn: target.dsn.redacted().to_owned(),
+                            detail: "the connecting thread panicked".to_owned(),
+                        })
+                    }),
+                    (false, None) => self.pool.lease(target),
+                })
+                .collect();
+            (leases, skipped)
+        })
+    }
+}
+
+/// Writes `cmd` on the leased connection.
+fn send(lease: &mut Lease, cmd: &Cmd, timeout: Duration) -> redis::RedisResult<()> {
+    lease
+        .connection(timeout)?
+        .send_packed_command(&cmd.get_packed_command())
+}
+
+/// Reads the reply to `request` by `deadline`; on NOSCRIPT sends the script
+/// with its source and reads that reply instead.
+fn receive(lease: &mut Lease, request: &Request, deadline: Instant) -> redis::RedisResult<Value> {
+    let left = deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(1));
+    let con = lease.connection(left)?;
+    let value = con.recv_response()?.extract_error();
+    match (&value, &request.on_noscript) {
+        (Err(e), Some(eval)) if e.code() == Some("NOSCRIPT") => {
+            con.send_packed_command(&eval.get_packed_command())?;
+            con.recv_response()?.extract_error()
+        }
+        _ => value,
+    }
+}
+
+/// Clock drift allowance: 1 % of the TTL plus 2 ms.
+fn drift(ttl: Duration) -> Duration {
+    ttl / 100 + Duration::from_millis(2)
+}
+
+fn random_pause() -> Duration {
+    let (lo, hi) = RETRY_PAUSE_MS;
+    let random = uuid::Uuid::new_v4().as_u128();
+    let span = u128::from(hi - lo + 1);
+    Duration::from_millis(lo + u64::try_from(random % span).unwrap_or(0))
+}
+
+fn is_broken(e: &redis::RedisError) -> bool {
+    e.is_connection_dropped() || e.is_io_error() || e.is_unrecoverable_error()
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,39 @@
+<?php
+/**
+ * Runs inside the network namespace: locks and unlocks one name over the
+ * Redlock of argv[1] (comma-separated DSNs) for argv[2] seconds, and prints
+ * one JSON line per second: cycles, cycles that acquired and released,
+ * ConnectionExceptions, other errors, the slowest single call, the first error.
+ */
+declare(strict_types=1);
+
+[$_, $dsns, $seconds] = $argv;
+$lm = new RedisLock\LockManager(explode(',', $dsns), ['timeout' => 0.3, 'connect_timeout' => 0.3]);
+$end = microtime(true) + (float) $seconds;
+while (microtime(true) < $end) {
+    $second = ['t' => microtime(true), 'calls' => 0, 'ok' => 0, 'unavailable' => 0, 'other' => 0, 'slowest' => 0.0, 'error' => null];
+    $until = min($end, microtime(true) + 1.0);
+    while (microtime(true) < $until) {
+        $second['calls']++;
+        $lock = $lm->createLock('cut', 5);
+        $ok = 0;
+        foreach (['acquire', 'release'] as $call) {
+            $start = microtime(true);
+            try {
+                $ok += $lock->$call() ? 1 : 0;
+            } catch (RedisLock\ConnectionException $e) {
+                $second['unavailable']++;
+                $second['error'] ??= $e->getMessage();
+            } catch (Throwable $e) {
+                $second['other']++;
+                $second['error'] ??= get_class($e) . ': ' . $e->getMessage();
+            }
+            $second['slowest'] = max($second['slowest'], microtime(true) - $start);
+            if ($ok === 0) {
+                break;
+            }
+        }
+        $second['ok'] += $ok === 2 ? 1 : 0;
+    }
+    echo json_encode($second), "\n";
+}
