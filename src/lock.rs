@@ -164,6 +164,9 @@ impl Lock {
                 .map_err(|e| from_core(&e))?;
             if refreshed {
                 *self.ttl.lock() = ttl;
+                if let Some(id) = *self.hold.lock() {
+                    holds::retime(id, ttl);
+                }
             }
             Ok(refreshed)
         })

@@ -33,7 +33,8 @@ impl LockManager {
     /// @param ?string $dsn     null: the redis_lock.dsn ini value; redis://, rediss://,
     ///                         unix://, redis-sentinel:// or redis-cluster://
     /// @param array   $options overrides of the redis_lock.* ini entries (prefix, ttl,
-    ///                         connect_timeout, timeout, on_unavailable, fencing, replicas)
+    ///                         connect_timeout, timeout, on_unavailable, fencing, replicas,
+    ///                         watchdog, watchdog_max)
     /// @throws \ValueError on an invalid DSN or option; nothing is connected yet
     pub fn __construct(dsn: Option<String>, options: Option<&ZendHashTable>) -> PhpResult<Self> {
         guard(|| {
@@ -43,6 +44,7 @@ impl LockManager {
                     client: Arc::new(s.client),
                     default_ttl: s.ttl,
                     fail_open: s.fail_open,
+                    watchdog_max: s.watchdog_max,
                 }),
             })
         })
@@ -182,8 +184,10 @@ impl LockManager {
     }
 
     /// This worker process's lock metrics since it started (or forked):
-    /// acquired, conflicts, timeouts, releases, releases_lost, and wait /
-    /// hold time summaries (count, mean, p50, p99, max, in seconds).
+    /// acquired, conflicts, timeouts, releases, releases_lost,
+    /// watchdog_renewals, watchdog_lost (watched locks found gone or not
+    /// renewed within their TTL), and wait / hold time summaries (count,
+    /// mean, p50, p99, max, in seconds).
     ///
     /// @return array<string, int|array<string, int|float>>
     pub fn stats(&self) -> PhpResult<ZBox<ZendHashTable>> {

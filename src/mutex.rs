@@ -36,7 +36,8 @@ impl RedisMutex {
     /// @param ?string $dsn     null: the redis_lock.dsn ini value; redis://, rediss://,
     ///                         unix://, redis-sentinel:// or redis-cluster://
     /// @param array   $options overrides of the redis_lock.* ini entries (prefix, ttl,
-    ///                         connect_timeout, timeout, on_unavailable, fencing, replicas)
+    ///                         connect_timeout, timeout, on_unavailable, fencing, replicas,
+    ///                         watchdog, watchdog_max)
     /// @throws \ValueError on an invalid DSN or option; nothing is connected yet
     pub fn __construct(dsn: Option<String>, options: Option<&ZendHashTable>) -> PhpResult<Self> {
         guard(|| {
@@ -46,6 +47,7 @@ impl RedisMutex {
                     client: Arc::new(s.client),
                     default_ttl: s.ttl,
                     fail_open: s.fail_open,
+                    watchdog_max: s.watchdog_max,
                 },
                 holds: Mutex::new(HashMap::new()),
             })
@@ -102,15 +104,20 @@ impl RedisMutex {
                 Param::new("RedisLock\\RedisMutex::extend", 2, "ttl"),
                 self.locker.default_ttl,
             )?;
-            let Some(held) = self.held(&name) else {
+            let Some((id, held)) = self.held_with_id(&name) else {
                 return Ok(false);
             };
             if held.phantom {
                 return Ok(true);
             }
-            held.client
+            let extended = held
+                .client
                 .refresh(&held.name, &held.token, ttl)
-                .map_err(|e| from_core(&e))
+                .map_err(|e| from_core(&e))?;
+            if extended {
+                holds::retime(id, ttl);
+            }
+            Ok(extended)
         })
     }
 
@@ -209,8 +216,12 @@ impl RedisMutex {
     }
 
     fn held(&self, name: &[u8]) -> Option<holds::Held> {
+        self.held_with_id(name).map(|(_, held)| held)
+    }
+
+    fn held_with_id(&self, name: &[u8]) -> Option<(HoldId, holds::Held)> {
         let id = self.holds.lock().get(name).copied()?;
-        holds::get(id)
+        Some((id, holds::get(id)?))
     }
 }
 

@@ -19,6 +19,9 @@ pub struct Settings {
     pub ttl: Duration,
     /// `on_unavailable = open`: acquire succeeds without a lock when Redis is down.
     pub fail_open: bool,
+    /// `watchdog` on: for how long after its acquire a hold is renewed
+    /// (`watchdog_max`). None: `watchdog` off.
+    pub watchdog_max: Option<Duration>,
 }
 
 struct Raw {
@@ -30,6 +33,8 @@ struct Raw {
     fail_open: bool,
     fencing: bool,
     replicas: u32,
+    watchdog: bool,
+    watchdog_max: Duration,
 }
 
 impl Settings {
@@ -91,6 +96,17 @@ impl Settings {
                             .filter(|_| value.is_bool())
                             .ok_or_else(|| typed("bool"))?;
                     }
+                    "watchdog" => {
+                        raw.watchdog = value
+                            .bool()
+                            .filter(|_| value.is_bool())
+                            .ok_or_else(|| typed("bool"))?;
+                    }
+                    "watchdog_max" => {
+                        let secs = args::number(value, options_param, "int|float")
+                            .map_err(|_| typed("int|float"))?;
+                        raw.watchdog_max = args::seconds_in_range(secs, true).map_err(at)?;
+                    }
                     "replicas" => {
                         let n = value.long().ok_or_else(|| typed("int"))?;
                         raw.replicas = replica_count(n).ok_or_else(|| at(REPLICAS_RANGE))?;
@@ -134,6 +150,7 @@ impl Settings {
             client,
             ttl: raw.ttl,
             fail_open: raw.fail_open,
+            watchdog_max: raw.watchdog.then_some(raw.watchdog_max),
         })
     }
 }
@@ -170,6 +187,9 @@ impl Raw {
                 .filter(|n| n.fract() == 0.0)
                 .and_then(|n| replica_count(n as i64))
                 .ok_or_else(|| bad("replicas", REPLICAS_RANGE))?,
+            watchdog: parse_flag(&ini::get("watchdog"))
+                .ok_or_else(|| bad("watchdog", "must be on or off"))?,
+            watchdog_max: seconds("watchdog_max")?,
         })
     }
 }

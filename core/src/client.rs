@@ -167,6 +167,15 @@ impl LockClient {
         }
     }
 
+    /// The same client on another pool (the watchdog's own, so that its
+    /// renewals never take a connection a caller is using).
+    pub fn on_pool(&self, pool: Arc<Pool>) -> LockClient {
+        LockClient {
+            pool,
+            ..self.clone()
+        }
+    }
+
     /// The server this client talks to.
     pub fn dsn(&self) -> &Dsn {
         &self.target.dsn

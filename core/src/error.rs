@@ -64,6 +64,14 @@ pub enum Error {
         within: Duration,
     },
 
+    /// Something inside the extension failed (the watchdog thread could not
+    /// be started, …): not a fault of Redis.
+    #[error("redis_lock: {detail}")]
+    Internal {
+        /// What failed.
+        detail: String,
+    },
+
     /// Redis answered with something the scripts never return.
     #[error("unexpected reply from Redis at {dsn}: {detail}")]
     Protocol {
@@ -82,9 +90,10 @@ impl Error {
         match self {
             Error::Unavailable { .. } | Error::Timeout { .. } => true,
             Error::Server { code, .. } => TRANSIENT_CODES.contains(&code.as_str()),
-            Error::InvalidDsn { .. } | Error::Protocol { .. } | Error::NotReplicated { .. } => {
-                false
-            }
+            Error::InvalidDsn { .. }
+            | Error::Protocol { .. }
+            | Error::NotReplicated { .. }
+            | Error::Internal { .. } => false,
         }
     }
 

@@ -8,6 +8,7 @@
 //! - [`scripts`] and [`keys`]: what is stored in Redis and the Lua that changes it;
 //! - [`client`]: acquire / release / refresh and woken waits;
 //! - [`stats`]: this process's lock metrics;
+//! - [`watchdog`]: background renewal of held locks;
 //! - [`pid`] and [`token`]: process ids without a system call each, owner tokens;
 //! - [`error`]: the one error type.
 
@@ -22,6 +23,7 @@ pub mod scripts;
 pub mod sentinel;
 pub mod stats;
 pub mod token;
+pub mod watchdog;
 
 pub use client::{AcquireOutcome, ClientOptions, Hold, LockClient, Wait};
 pub use dsn::Dsn;
