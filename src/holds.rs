@@ -153,8 +153,9 @@ impl Locker {
     }
 }
 
-/// The hold `id` has a new TTL (its owner refreshed or extended it): the
-/// watchdog renews to that from now on.
+/// The hold `id` is about to get a new TTL (its owner refreshes or extends
+/// it): the watchdog renews to that from now on. Call before the refresh
+/// (see `Watchdog::retime`).
 pub fn retime(id: HoldId, ttl: Duration) {
     let watch = get(id).and_then(|h| h.watch);
     if let (Some(watch), Some(dog)) = (watch, watchdog::existing()) {

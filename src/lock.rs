@@ -157,6 +157,10 @@ impl Lock {
             if self.current_hold().is_some_and(|h| h.phantom) {
                 return Ok(true);
             }
+            // Before the refresh: no renewal to the old TTL may land after it.
+            if let Some(id) = *self.hold.lock() {
+                holds::retime(id, ttl);
+            }
             let refreshed = self
                 .locker
                 .client
@@ -164,9 +168,6 @@ impl Lock {
                 .map_err(|e| from_core(&e))?;
             if refreshed {
                 *self.ttl.lock() = ttl;
-                if let Some(id) = *self.hold.lock() {
-                    holds::retime(id, ttl);
-                }
             }
             Ok(refreshed)
         })

@@ -110,14 +110,11 @@ impl RedisMutex {
             if held.phantom {
                 return Ok(true);
             }
-            let extended = held
-                .client
+            // Before the refresh: no renewal to the old TTL may land after it.
+            holds::retime(id, ttl);
+            held.client
                 .refresh(&held.name, &held.token, ttl)
-                .map_err(|e| from_core(&e))?;
-            if extended {
-                holds::retime(id, ttl);
-            }
-            Ok(extended)
+                .map_err(|e| from_core(&e))
         })
     }
 

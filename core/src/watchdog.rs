@@ -118,6 +118,8 @@ struct State {
     entries: HashMap<WatchId, Entry>,
     thread: Option<JoinHandle<()>>,
     stopping: bool,
+    /// The hold being renewed right now (its command in flight).
+    in_flight: Option<WatchId>,
 }
 
 /// Counters of one process's watchdog.
@@ -134,7 +136,10 @@ pub struct Watchdog {
     pid: u32,
     pool: Arc<Pool>,
     state: Mutex<State>,
+    /// Wakes the thread: a new hold, a new TTL, stop.
     wake: Condvar,
+    /// Wakes callers waiting for a renewal in flight to end.
+    settled: Condvar,
     renewals: AtomicU64,
     lost: AtomicU64,
 }
@@ -194,6 +199,7 @@ impl Watchdog {
             pool: Arc::new(Pool::default()),
             state: Mutex::new(State::default()),
             wake: Condvar::new(),
+            settled: Condvar::new(),
             renewals: AtomicU64::new(0),
             lost: AtomicU64::new(0),
         })
@@ -256,23 +262,35 @@ impl Watchdog {
         Ok(id)
     }
 
-    /// Stops renewing `id` (before its lock is released). Unknown ids (the
-    /// hold was lost or ran past `max`) are ignored.
+    /// Stops renewing `id` (before its lock is released or handed on).
+    /// Returns once no renewal of it is in flight any more, so none can
+    /// land after what the caller does next. Unknown ids (the hold was lost
+    /// or ran past `max`) are ignored.
     pub fn unwatch(&self, id: WatchId) {
-        if self.pid == crate::pid::current() {
-            self.state.lock().entries.remove(&id);
+        if self.pid != crate::pid::current() {
+            return;
+        }
+        let mut state = self.state.lock();
+        state.entries.remove(&id);
+        while state.in_flight == Some(id) {
+            self.settled.wait(&mut state);
         }
     }
 
-    /// The hold `id` has just been given a new TTL by its owner (`refresh()`,
-    /// `extend()`): renew to that from now on, the next time a third of it
-    /// from now.
+    /// The hold `id` is about to be given a new TTL by its owner
+    /// (`refresh()`, `extend()`): renew to that from now on, the next time a
+    /// third of it from now. Call it before sending the new TTL: it returns
+    /// once no renewal to the old TTL is in flight, so none can land after
+    /// the owner's and cut it back.
     pub fn retime(&self, id: WatchId, ttl: Duration) {
         if self.pid != crate::pid::current() {
             return;
         }
-        let now = Instant::now();
         let mut state = self.state.lock();
+        while state.in_flight == Some(id) {
+            self.settled.wait(&mut state);
+        }
+        let now = Instant::now();
         if let Some(e) = state.entries.get_mut(&id) {
             e.ttl = ttl;
             e.due = now + pause(ttl);
@@ -359,7 +377,10 @@ impl Watchdog {
                 Some((_, due, _, _)) if due > now => {
                     let _ = self.wake.wait_until(&mut state, due);
                 }
-                Some((id, _, renewal, ttl)) => return Some((id, renewal, ttl)),
+                Some((id, _, renewal, ttl)) => {
+                    state.in_flight = Some(id);
+                    return Some((id, renewal, ttl));
+                }
             }
         }
     }
@@ -368,6 +389,8 @@ impl Watchdog {
     fn settle(&self, id: WatchId, ttl: Duration, sent_at: Instant, outcome: Result<bool>) {
         let now = Instant::now();
         let mut state = self.state.lock();
+        state.in_flight = None;
+        self.settled.notify_all();
         let Some(e) = state.entries.get_mut(&id) else {
             // Unwatched while the renewal was in flight (released): whatever
             // the renewal found says nothing about a lost lock.
@@ -376,15 +399,10 @@ impl Watchdog {
         match outcome {
             Ok(true) => {
                 self.renewals.fetch_add(1, Ordering::Relaxed);
-                if e.ttl == ttl {
-                    e.lost_by = sent_at + ttl;
-                    e.due = sent_at + pause(ttl);
-                } else {
-                    // Retimed by its owner meanwhile: this renewal may have
-                    // landed after the owner's refresh and cut its TTL back,
-                    // so renew to the new TTL at once.
-                    e.due = now;
-                }
+                // (A retime waits for this renewal to end, so `e.ttl` is
+                // still the TTL it renewed to.)
+                e.lost_by = sent_at + ttl;
+                e.due = sent_at + pause(ttl);
             }
             Ok(false) => {
                 state.entries.remove(&id);

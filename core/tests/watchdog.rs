@@ -137,8 +137,9 @@ fn retimed_holds_are_renewed_to_their_new_ttl() {
     let id = dog
         .watch(renewal(&c, &dog, b"k", &token), TTL, HOUR, at)
         .unwrap();
-    assert!(c.refresh(b"k", &token, Duration::from_secs(30)).unwrap());
+    // As the PHP layer does: retime first, so no renewal to the old TTL lands after.
     dog.retime(id, Duration::from_secs(30));
+    assert!(c.refresh(b"k", &token, Duration::from_secs(30)).unwrap());
     std::thread::sleep(TTL * 3);
     match c.ownership(b"k", &token).unwrap() {
         Ownership::Mine {
