@@ -143,7 +143,8 @@ impl Lock {
         guard(|| self.release_core().map_err(|e| from_core(&e)))
     }
 
-    /// Sets a new TTL, only while this owner holds the lock.
+    /// Sets a new TTL, only while this owner holds the lock. With the
+    /// `watchdog` option, the background renewal uses this TTL from now on.
     ///
     /// @param int|float|null $ttl seconds; null: the lock's TTL
     pub fn refresh(&self, ttl: Option<&Zval>) -> PhpResult<bool> {

@@ -34,7 +34,8 @@ impl LockManager {
     ///                         unix://, redis-sentinel:// or redis-cluster://
     /// @param array   $options overrides of the redis_lock.* ini entries (prefix, ttl,
     ///                         connect_timeout, timeout, on_unavailable, fencing, replicas,
-    ///                         watchdog, watchdog_max)
+    ///                         watchdog, watchdog_max); with watchdog => true, held locks are
+    ///                         renewed in the background every third of their TTL
     /// @throws \ValueError on an invalid DSN or option; nothing is connected yet
     pub fn __construct(dsn: Option<String>, options: Option<&ZendHashTable>) -> PhpResult<Self> {
         guard(|| {

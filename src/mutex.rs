@@ -37,7 +37,8 @@ impl RedisMutex {
     ///                         unix://, redis-sentinel:// or redis-cluster://
     /// @param array   $options overrides of the redis_lock.* ini entries (prefix, ttl,
     ///                         connect_timeout, timeout, on_unavailable, fencing, replicas,
-    ///                         watchdog, watchdog_max)
+    ///                         watchdog, watchdog_max); with watchdog => true, held locks are
+    ///                         renewed in the background every third of their TTL
     /// @throws \ValueError on an invalid DSN or option; nothing is connected yet
     pub fn __construct(dsn: Option<String>, options: Option<&ZendHashTable>) -> PhpResult<Self> {
         guard(|| {
@@ -93,7 +94,8 @@ impl RedisMutex {
         })
     }
 
-    /// Sets a new TTL on `$key`, only while this object still owns it.
+    /// Sets a new TTL on `$key`, only while this object still owns it. With
+    /// the `watchdog` option, the background renewal uses this TTL from now on.
     ///
     /// @param int|float|null $ttl seconds; null: the configured ttl
     pub fn extend(&self, key: &Zval, ttl: Option<&Zval>) -> PhpResult<bool> {
