@@ -221,6 +221,49 @@ final class LaravelFeaturesTest extends TestCase
     }
 
     /**
+     * A scheduled command with withoutOverlapping()->runInBackground(),
+     * under the driver's `watchdog` option (TTL 1 s): `schedule:run` takes
+     * the mutex and ends at once; the command runs in another process, and
+     * `schedule:finish`, a third one, releases the mutex. The mutex is taken
+     * with seconds (Laravel 10, 13: a lock of expiresAt minutes; 8: add()),
+     * so it is not watched and outlives the schedule:run that took it: a
+     * second schedule:run 2.5 s (2.5 TTLs) later, while the command still
+     * runs, does not start it again, and schedule:finish frees the mutex.
+     * The background processes load the extension through PHP_INI_SCAN_DIR
+     * (Laravel starts them with the bare PHP binary).
+     */
+    public function testABackgroundTaskKeepsItsMutexPastScheduleRunUntilScheduleFinish(): void
+    {
+        $ini = sys_get_temp_dir() . '/rl-ini-' . getmypid();
+        @mkdir($ini);
+        file_put_contents("$ini/redis_lock.ini", 'extension=' . getenv('REDIS_LOCK_SO') . "\n");
+        $env = ['LOCK_WATCHDOG' => '1', 'LOCK_WATCHDOG_TTL' => '1', 'SCHEDULE_TASK' => 'background',
+            'SLOW_TASK_SECONDS' => '8', 'PHP_INI_SCAN_DIR' => ':' . $ini];
+        $scheduleRun = fn () => self::finish(self::start([PHP_BINARY, '-d', 'display_errors=stderr', 'artisan', 'schedule:run'], $env));
+        try {
+            [$code, $out, $err] = $scheduleRun();
+            $this->assertSame(0, $code, $out . $err);
+            $this->assertTrue($this->waitFor(fn () => $this->redis->lLen('started:background') > 0, 20), 'the command started: ' . $this->log());
+            $mutexIsALock = self::major() >= 10;
+            $pattern = $mutexIsALock ? 'lock:{framework*schedule-*' : 'app_cache:framework*schedule-*';
+            $keys = self::lockKeys($this->redis, $pattern);
+            $this->assertCount(1, $keys, 'the mutex is held');
+            if ($mutexIsALock) {
+                $this->assertGreaterThan(60_000, $this->redis->pTtl($keys[0]), 'taken with its seconds, not watched');
+            }
+            usleep(2_500_000);
+            [$code, $out, $err] = $scheduleRun();
+            $this->assertSame(0, $code, $out . $err);
+            $this->assertTrue($this->waitFor(fn () => count($this->runs('schedule:background')) > 0, 20), 'the command finished: ' . $this->log());
+            $this->assertTrue($this->waitFor(fn () => self::lockKeys($this->redis, $pattern) === [], 10), 'schedule:finish freed the mutex');
+            $this->assertSame(1, $this->redis->lLen('started:background'), 'the second schedule:run found the mutex held and skipped the command');
+        } finally {
+            @unlink("$ini/redis_lock.ini");
+            @rmdir($ini);
+        }
+    }
+
+    /**
      * `Route::get(...)->block(10, 10)` under `php -S` with four workers: two
      * requests of one session at once are served by two processes, one
      * after the other.
