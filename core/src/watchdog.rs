@@ -344,8 +344,8 @@ impl Watchdog {
             let sent_at = Instant::now();
             // A panic in a renewal must not end the thread (and with it
             // every other hold's renewal): it counts as a failed renewal.
-            let outcome = catch_unwind(AssertUnwindSafe(|| renewal.renew(ttl)))
-                .unwrap_or_else(|_| {
+            let outcome =
+                catch_unwind(AssertUnwindSafe(|| renewal.renew(ttl))).unwrap_or_else(|_| {
                     Err(Error::Internal {
                         detail: "panic in a renewal".into(),
                     })

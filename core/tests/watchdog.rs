@@ -50,7 +50,9 @@ fn keeps_a_lock_past_its_ttl_until_unwatched() {
     let dog = Watchdog::new();
     let token = new_token();
     let at = take(&c, b"k", &token, TTL);
-    let id = dog.watch(renewal(&c, &dog, b"k", &token), TTL, HOUR, at).unwrap();
+    let id = dog
+        .watch(renewal(&c, &dog, b"k", &token), TTL, HOUR, at)
+        .unwrap();
     std::thread::sleep(TTL * 4);
     assert!(matches!(
         c.ownership(b"k", &token).unwrap(),
