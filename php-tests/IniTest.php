@@ -26,6 +26,8 @@ final class IniTest extends TestCase
             'redis_lock.timeout => 1.0',
             'redis_lock.on_unavailable => closed',
             'redis_lock.fencing => 0',
+            'redis_lock.watchdog => 0',
+            'redis_lock.watchdog_max => 3600',
         ] as $line) {
             $this->assertStringContainsString($line, $out);
         }
@@ -57,7 +59,10 @@ final class IniTest extends TestCase
 
     public function testInvalidIniValuesAreReportedAtConstruction(): void
     {
-        foreach (['redis_lock.ttl' => 'soon', 'redis_lock.timeout' => '-1', 'redis_lock.on_unavailable' => 'sometimes', 'redis_lock.fencing' => 'maybe'] as $k => $v) {
+        $bad = [['redis_lock.ttl', 'soon'], ['redis_lock.timeout', '-1'], ['redis_lock.on_unavailable', 'sometimes'],
+            ['redis_lock.fencing', 'maybe'], ['redis_lock.watchdog', 'maybe'], ['redis_lock.watchdog_max', '0'],
+            ['redis_lock.watchdog_max', 'ever']];
+        foreach ($bad as [$k, $v]) {
             $old = ini_set($k, $v);
             try {
                 new RedisMutex($this->dsn());

@@ -143,6 +143,127 @@ final class LaravelFeaturesTest extends TestCase
     }
 
     /**
+     * The driver's `watchdog` option (TTL 1 s here), on WithoutOverlapping
+     * without expireAfter(), which Laravel takes with `lock($key, 0)`: the
+     * lock is short-lived and renewed while the worker runs the job (kept
+     * past 2 TTLs), and freed within about one TTL (bound 3 s) when the
+     * worker is killed mid-job. The control, without the option: the lock
+     * stays for 30 days after the crash.
+     */
+    public function testAWatchedWithoutOverlappingLockDiesWithItsKilledWorker(): void
+    {
+        foreach ([true, false] as $watchdog) {
+            $this->redis->flushAll();
+            $env = ['SLOW_JOB_SECONDS' => '60'] + ($watchdog ? ['LOCK_WATCHDOG' => '1', 'LOCK_WATCHDOG_TTL' => '1'] : []);
+            $this->assertSame(0, self::finish(self::artisan(['app:dispatch', 'slow-overlap', 'k'], $env))[0]);
+            $worker = self::artisan(['queue:work', '--once'], $env);
+            $this->assertTrue($this->waitFor(fn () => $this->redis->lLen('started:slow:k') > 0, 20), 'the job started: ' . $this->log());
+            $keys = self::lockKeys($this->redis, 'lock:{laravel-queue-overlap*');
+            $this->assertCount(1, $keys);
+            $owner = $this->redis->get($keys[0]);
+            if ($watchdog) {
+                $this->assertLessThanOrEqual(1000, $this->redis->pTtl($keys[0]), 'a watched lock has the short TTL');
+                usleep(2_500_000);
+                $this->assertSame($owner, $this->redis->get($keys[0]), 'renewed while the worker runs the job');
+            } else {
+                $this->assertGreaterThan(29 * 86400 * 1000, $this->redis->pTtl($keys[0]), "Laravel's until-released: 30 days");
+            }
+
+            posix_kill(proc_get_status($worker['proc'])['pid'], SIGKILL);
+            self::finish($worker);
+            if ($watchdog) {
+                $this->assertTrue($this->waitFor(fn () => $this->redis->exists($keys[0]) === 0, 3.0), 'freed within about one TTL of the crash');
+            } else {
+                usleep(3_000_000);
+                $this->assertSame($owner, $this->redis->get($keys[0]), 'control: the crashed worker\'s lock stays');
+            }
+        }
+    }
+
+    /**
+     * ShouldBeUnique without `uniqueFor` under the `watchdog` option (TTL
+     * 1 s): its lock is taken at dispatch with `lock($key, 0)` and freed by
+     * the worker, another process. A dispatcher that ends in order hands the
+     * lock over (30 days): 3 TTLs after it ended the job is still unique, and
+     * the worker frees the lock. A dispatcher killed before it ends hands
+     * nothing over: its lock dies within about one TTL (the job stays queued).
+     */
+    public function testAWatchedUniqueLockOutlivesItsDispatcherUnlessTheDispatcherIsKilled(): void
+    {
+        $env = ['LOCK_WATCHDOG' => '1', 'LOCK_WATCHDOG_TTL' => '1'];
+        foreach (self::together(2, ['app:dispatch', 'unique-until-released', 'u1'], $env) as $dispatch) {
+            $this->assertSame(0, self::finish($dispatch)[0]);
+        }
+        $this->assertSame(1, $this->redis->lLen('queues:default'), 'the second dispatch was refused');
+        usleep(3_000_000);
+        $keys = self::lockKeys($this->redis, 'lock:{laravel_unique_job*');
+        $this->assertCount(1, $keys, 'the unique lock outlived its dispatcher by 3 TTLs');
+        $this->assertGreaterThan(29 * 86400 * 1000, $this->redis->pTtl($keys[0]), 'handed over as until-released');
+        $this->assertSame(0, self::finish(self::artisan(['app:dispatch', 'unique-until-released', 'u1'], $env))[0]);
+        $this->assertSame(1, $this->redis->lLen('queues:default'), 'still unique');
+
+        [$code, $out, $err] = self::finish(self::artisan(['queue:work', '--once'], $env));
+        $this->assertSame(0, $code, $out . $err);
+        $this->assertCount(1, $this->runs('unique-until-released:u1'));
+        $this->assertSame([], self::lockKeys($this->redis, 'lock:{laravel_unique_job*'), 'the worker freed the unique lock');
+
+        $dispatcher = self::artisan(['app:dispatch', 'unique-until-released', 'u2', '--then-sleep=60'], $env);
+        $this->assertTrue($this->waitFor(fn () => $this->redis->lLen('queues:default') === 1, 20), 'dispatched: ' . $this->log());
+        $keys = self::lockKeys($this->redis, 'lock:{laravel_unique_job*');
+        $this->assertCount(1, $keys);
+        $owner = $this->redis->get($keys[0]);
+        usleep(2_000_000);
+        $this->assertSame($owner, $this->redis->get($keys[0]), 'renewed while its dispatcher lives');
+        posix_kill(proc_get_status($dispatcher['proc'])['pid'], SIGKILL);
+        self::finish($dispatcher);
+        $this->assertTrue($this->waitFor(fn () => $this->redis->exists($keys[0]) === 0, 3.0), 'a killed dispatcher hands nothing over');
+        $this->assertSame(1, $this->redis->lLen('queues:default'), 'the job itself stays queued');
+    }
+
+    /**
+     * A scheduled command with withoutOverlapping()->runInBackground(),
+     * under the driver's `watchdog` option (TTL 1 s): `schedule:run` takes
+     * the mutex and ends at once; the command runs in another process, and
+     * `schedule:finish`, a third one, releases the mutex. The mutex is taken
+     * with seconds (Laravel 10, 13: a lock of expiresAt minutes; 8: add()),
+     * so it is not watched and outlives the schedule:run that took it: a
+     * second schedule:run 2.5 s (2.5 TTLs) later, while the command still
+     * runs, does not start it again, and schedule:finish frees the mutex.
+     * The background processes load the extension through PHP_INI_SCAN_DIR
+     * (Laravel starts them with the bare PHP binary).
+     */
+    public function testABackgroundTaskKeepsItsMutexPastScheduleRunUntilScheduleFinish(): void
+    {
+        $ini = sys_get_temp_dir() . '/rl-ini-' . getmypid();
+        @mkdir($ini);
+        file_put_contents("$ini/redis_lock.ini", 'extension=' . getenv('REDIS_LOCK_SO') . "\n");
+        $env = ['LOCK_WATCHDOG' => '1', 'LOCK_WATCHDOG_TTL' => '1', 'SCHEDULE_TASK' => 'background',
+            'SLOW_TASK_SECONDS' => '8', 'PHP_INI_SCAN_DIR' => ':' . $ini];
+        $scheduleRun = fn () => self::finish(self::start([PHP_BINARY, '-d', 'display_errors=stderr', 'artisan', 'schedule:run'], $env));
+        try {
+            [$code, $out, $err] = $scheduleRun();
+            $this->assertSame(0, $code, $out . $err);
+            $this->assertTrue($this->waitFor(fn () => $this->redis->lLen('started:background') > 0, 20), 'the command started: ' . $this->log());
+            $mutexIsALock = self::major() >= 10;
+            $pattern = $mutexIsALock ? 'lock:{framework*schedule-*' : 'app_cache:framework*schedule-*';
+            $keys = self::lockKeys($this->redis, $pattern);
+            $this->assertCount(1, $keys, 'the mutex is held');
+            if ($mutexIsALock) {
+                $this->assertGreaterThan(60_000, $this->redis->pTtl($keys[0]), 'taken with its seconds, not watched');
+            }
+            usleep(2_500_000);
+            [$code, $out, $err] = $scheduleRun();
+            $this->assertSame(0, $code, $out . $err);
+            $this->assertTrue($this->waitFor(fn () => count($this->runs('schedule:background')) > 0, 20), 'the command finished: ' . $this->log());
+            $this->assertTrue($this->waitFor(fn () => self::lockKeys($this->redis, $pattern) === [], 10), 'schedule:finish freed the mutex');
+            $this->assertSame(1, $this->redis->lLen('started:background'), 'the second schedule:run found the mutex held and skipped the command');
+        } finally {
+            @unlink("$ini/redis_lock.ini");
+            @rmdir($ini);
+        }
+    }
+
+    /**
      * `Route::get(...)->block(10, 10)` under `php -S` with four workers: two
      * requests of one session at once are served by two processes, one
      * after the other.

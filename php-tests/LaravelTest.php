@@ -50,6 +50,10 @@ final class LaravelTest extends TestCase
                     'by-connection' => ['driver' => 'redis-lock', 'connection' => 'default'],
                     'glob' => ['driver' => 'redis-lock', 'connection' => 'default', 'prefix' => 'g*:'],
                     'values-in-locks' => ['driver' => 'redis-lock', 'connection' => 'default', 'store' => 'by-dsn'],
+                    'watched' => ['driver' => 'redis-lock', 'connection' => 'default', 'watchdog' => true, 'watchdog_ttl' => 0.3],
+                    'watchdog-not-bool' => ['driver' => 'redis-lock', 'connection' => 'default', 'watchdog' => 'yes'],
+                    'watchdog-ttl-zero' => ['driver' => 'redis-lock', 'connection' => 'default', 'watchdog' => true, 'watchdog_ttl' => 0],
+                    'watchdog-ttl-string' => ['driver' => 'redis-lock', 'connection' => 'default', 'watchdog' => true, 'watchdog_ttl' => '10'],
                     'redis' => ['driver' => 'redis', 'connection' => 'default'],
                 ],
             ],
@@ -106,6 +110,54 @@ final class LaravelTest extends TestCase
     {
         $this->assertTrue(Cache::lock('forever')->get());
         $this->assertGreaterThan((RedisLockStore::FOREVER - 5) * 1000, $this->redis->pTtl('lock:{forever}'));
+    }
+
+    /**
+     * With `watchdog`, a lock without seconds has the short `watchdog_ttl`
+     * and is renewed, also after Laravel dropped the lock object (as
+     * UniqueLock does), until released; a lock with seconds is not watched.
+     */
+    public function testAWatchedStoreRenewsLocksWithoutSecondsOnly(): void
+    {
+        $store = Cache::store('watched');
+        $this->assertTrue($store->lock('w')->get());
+        $this->assertLessThanOrEqual(300, $this->redis->pTtl('lock:{w}'));
+        $owner = $this->storedToken('w');
+        $this->assertSame(1, \RedisLock\Laravel\WatchedLocks::count());
+        usleep(900_000); // 3 TTLs, the object long gone
+        $this->assertSame($owner, $this->storedToken('w'), 'renewed while this process holds it');
+        $this->assertTrue($store->restoreLock('w', $owner)->release());
+        $this->assertSame(0, \RedisLock\Laravel\WatchedLocks::count(), 'released: no longer kept');
+
+        $this->assertTrue($store->lock('s', 10)->get());
+        $this->assertGreaterThan(9_000, $this->redis->pTtl('lock:{s}'), 'with seconds: their TTL, not watched');
+        $this->assertSame(0, \RedisLock\Laravel\WatchedLocks::count());
+
+        $lock = $store->lock('r');
+        $this->assertTrue($lock->get());
+        $this->assertTrue($lock->refresh());
+        $this->assertLessThanOrEqual(300, $this->redis->pTtl('lock:{r}'), 'refresh() without seconds: watchdog_ttl');
+        $lock->forceRelease();
+        $this->assertSame(0, \RedisLock\Laravel\WatchedLocks::count());
+    }
+
+    /** @return iterable<string, array{string, string}> */
+    public static function badWatchdogConfigs(): iterable
+    {
+        yield 'watchdog not a bool' => ['watchdog-not-bool', '`watchdog` config key of a redis-lock cache store must be true or false, string given'];
+        yield 'watchdog_ttl zero' => ['watchdog-ttl-zero', '`watchdog_ttl` config key'];
+        yield 'watchdog_ttl a string' => ['watchdog-ttl-string', '`watchdog_ttl` config key'];
+    }
+
+    /**
+     * @dataProvider badWatchdogConfigs
+     */
+    #[\PHPUnit\Framework\Attributes\DataProvider('badWatchdogConfigs')]
+    public function testBadWatchdogConfigIsRefused(string $store, string $message): void
+    {
+        $this->expectException(\InvalidArgumentException::class);
+        $this->expectExceptionMessage($message);
+        Cache::store($store);
     }
 
     public function testOnlyTheOwnerReleases(): void

@@ -7,6 +7,11 @@
 //! keeps only the id of its entry. Entries remember the pid that acquired
 //! them: after `fork()` the child sees the parent's entries in its copy of
 //! memory and must neither release nor report them as its own.
+//!
+//! With the `watchdog` option, a hold is also given to this process's
+//! watchdog (core `watchdog`), which renews it in the background until it
+//! leaves the registry here: every path out (release, forget, request end)
+//! unwatches it first.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -17,6 +22,7 @@ use ext_php_rs::exception::PhpException;
 use ext_php_rs::flags::ErrorType;
 use once_cell::sync::Lazy;
 use parking_lot::Mutex;
+use redis_lock_core::watchdog::{self, LockRenewal, WatchId};
 use redis_lock_core::{AcquireOutcome, Locks, Wait};
 
 use crate::exceptions::from_core;
@@ -41,6 +47,8 @@ pub struct Held {
     pub phantom: bool,
     /// Release at request end (false for a `Lock` made with `$autoRelease = false`).
     pub auto_release: bool,
+    /// Its entry in this process's watchdog, when watched.
+    pub watch: Option<WatchId>,
     pid: u32,
 }
 
@@ -67,6 +75,9 @@ pub struct Locker {
     pub default_ttl: Duration,
     /// `on_unavailable = open`.
     pub fail_open: bool,
+    /// `watchdog` on: holds are renewed in the background for at most this
+    /// long after they were acquired (`watchdog_max`). None: off.
+    pub watchdog_max: Option<Duration>,
 }
 
 impl Locker {
@@ -92,19 +103,63 @@ impl Locker {
             }
             Err(err) => return Err(from_core(&err)),
         };
+        let acquired_at = Instant::now();
+        let watch = match self.watchdog_max {
+            Some(max) if !phantom => match self.watch(name, token, ttl, max, acquired_at) {
+                Ok(watch) => Some(watch),
+                Err(err) => {
+                    // The caller asked for a renewed lock and cannot have one:
+                    // give it back rather than hold it unrenewed.
+                    let _ = self.client.release(name, token, None);
+                    return Err(from_core(&err));
+                }
+            },
+            _ => None,
+        };
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let held = Held {
             client: Arc::clone(&self.client),
             name: name.to_vec(),
             token: token.to_owned(),
             fence,
-            acquired_at: Instant::now(),
+            acquired_at,
             phantom,
             auto_release,
+            watch,
             pid: redis_lock_core::pid::current(),
         };
         HELD.lock().insert(id, held);
         Ok(Acquired::Yes(id))
+    }
+}
+
+impl Locker {
+    /// Gives the exclusive lock `name` of `token` to this process's watchdog.
+    fn watch(
+        &self,
+        name: &[u8],
+        token: &str,
+        ttl: Duration,
+        max: Duration,
+        acquired_at: Instant,
+    ) -> Result<WatchId, redis_lock_core::Error> {
+        let dog = watchdog::for_this_process();
+        let renewal = LockRenewal::new(
+            self.client.on_pool(dog.pool()),
+            name.to_vec(),
+            token.to_owned(),
+        );
+        dog.watch(Arc::new(renewal), ttl, max, acquired_at)
+    }
+}
+
+/// The hold `id` is about to get a new TTL (its owner refreshes or extends
+/// it): the watchdog renews to that from now on. Call before the refresh
+/// (see `Watchdog::retime`).
+pub fn retime(id: HoldId, ttl: Duration) {
+    let watch = get(id).and_then(|h| h.watch);
+    if let (Some(watch), Some(dog)) = (watch, watchdog::existing()) {
+        dog.retime(watch, ttl);
     }
 }
 
@@ -148,8 +203,14 @@ pub fn forget(id: HoldId) {
 pub fn end_request() {
     let drained: Vec<Held> = HELD.lock().drain().map(|(_, h)| h).collect();
     let pid = redis_lock_core::pid::current();
-    for held in drained.iter().filter(|h| h.pid == pid && h.auto_release) {
-        let _ = release_held(held);
+    for held in drained.iter().filter(|h| h.pid == pid) {
+        // Also the holds kept past their objects (`autoRelease = false`):
+        // no one is left in this process to release them, so they are not
+        // renewed past the request either.
+        unwatch(held);
+        if held.auto_release {
+            let _ = release_held(held);
+        }
     }
     WARNED_UNAVAILABLE.store(false, Ordering::Relaxed);
 }
@@ -159,7 +220,17 @@ fn take(id: HoldId) -> Option<Held> {
     if map.get(&id)?.pid != redis_lock_core::pid::current() {
         return None; // the parent's, seen through fork()
     }
-    map.remove(&id)
+    let held = map.remove(&id)?;
+    drop(map);
+    unwatch(&held);
+    Some(held)
+}
+
+/// Stops the watchdog renewing `held` (before it is released or forgotten).
+fn unwatch(held: &Held) {
+    if let (Some(watch), Some(dog)) = (held.watch, watchdog::existing()) {
+        dog.unwatch(watch);
+    }
 }
 
 fn release_held(held: &Held) -> Result<bool, redis_lock_core::Error> {

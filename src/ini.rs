@@ -10,7 +10,7 @@ const PREFIX: &str = "redis_lock.";
 
 /// Every entry with its default, as the API page lists them, in the order
 /// `php --ri` shows them.
-const TABLE: [(&CStr, &CStr); 8] = [
+const TABLE: [(&CStr, &CStr); 10] = [
     (c"redis_lock.dsn", c"redis://127.0.0.1:6379"),
     (c"redis_lock.prefix", c"lock:"),
     (c"redis_lock.ttl", c"5"),
@@ -19,6 +19,8 @@ const TABLE: [(&CStr, &CStr); 8] = [
     (c"redis_lock.on_unavailable", c"closed"),
     (c"redis_lock.fencing", c"0"),
     (c"redis_lock.replicas", c"0"),
+    (c"redis_lock.watchdog", c"0"),
+    (c"redis_lock.watchdog_max", c"3600"),
 ];
 
 /// The entries as PHP registers them (the table, then the end marker).

@@ -53,6 +53,13 @@ extern "C" fn request_shutdown(_ty: i32, _module_number: i32) -> i32 {
     0
 }
 
+/// Module shutdown: stops this process's watchdog thread, if it has one,
+/// before PHP may unload the extension's code from under it.
+extern "C" fn shutdown(_ty: i32, _module_number: i32) -> i32 {
+    let _ = catch_unwind(redis_lock_core::watchdog::shutdown);
+    0
+}
+
 /// `php --ri redis_lock` / phpinfo(): version and the effective ini values.
 extern "C" fn module_info(_module: *mut ModuleEntry) {
     let _ = catch_unwind(|| {
@@ -84,5 +91,6 @@ pub fn get_module(module: ModuleBuilder) -> ModuleBuilder {
         .class::<mutex::RedisMutex>()
         .class::<manager::LockManager>()
         .request_shutdown_function(request_shutdown)
+        .shutdown_function(shutdown)
         .info_function(module_info)
 }

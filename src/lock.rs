@@ -143,7 +143,8 @@ impl Lock {
         guard(|| self.release_core().map_err(|e| from_core(&e)))
     }
 
-    /// Sets a new TTL, only while this owner holds the lock.
+    /// Sets a new TTL, only while this owner holds the lock. With the
+    /// `watchdog` option, the background renewal uses this TTL from now on.
     ///
     /// @param int|float|null $ttl seconds; null: the lock's TTL
     pub fn refresh(&self, ttl: Option<&Zval>) -> PhpResult<bool> {
@@ -156,6 +157,10 @@ impl Lock {
             )?;
             if self.current_hold().is_some_and(|h| h.phantom) {
                 return Ok(true);
+            }
+            // Before the refresh: no renewal to the old TTL may land after it.
+            if let Some(id) = *self.hold.lock() {
+                holds::retime(id, ttl);
             }
             let refreshed = self
                 .locker

@@ -34,7 +34,9 @@ impl LockManager {
     ///                         rediss://, unix://, redis-sentinel://, redis-cluster://,
     ///                         redlock://; or a list of single-server DSNs (Redlock)
     /// @param array   $options overrides of the redis_lock.* ini entries (prefix, ttl,
-    ///                         connect_timeout, timeout, on_unavailable, fencing, replicas)
+    ///                         connect_timeout, timeout, on_unavailable, fencing, replicas,
+    ///                         watchdog, watchdog_max); with watchdog => true, held locks are
+    ///                         renewed in the background every third of their TTL
     /// @throws \ValueError on an invalid DSN or option; nothing is connected yet
     pub fn __construct(dsn: Option<&Zval>, options: Option<&ZendHashTable>) -> PhpResult<Self> {
         guard(|| {
@@ -44,6 +46,7 @@ impl LockManager {
                     client: s.client,
                     default_ttl: s.ttl,
                     fail_open: s.fail_open,
+                    watchdog_max: s.watchdog_max,
                 }),
             })
         })
@@ -183,8 +186,10 @@ impl LockManager {
     }
 
     /// This worker process's lock metrics since it started (or forked):
-    /// acquired, conflicts, timeouts, releases, releases_lost, and wait /
-    /// hold time summaries (count, mean, p50, p99, max, in seconds).
+    /// acquired, conflicts, timeouts, releases, releases_lost,
+    /// watchdog_renewals, watchdog_lost (watched locks found gone or not
+    /// renewed within their TTL), and wait / hold time summaries (count,
+    /// mean, p50, p99, max, in seconds).
     ///
     /// @return array<string, int|array<string, int|float>>
     pub fn stats(&self) -> PhpResult<ZBox<ZendHashTable>> {

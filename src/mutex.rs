@@ -36,7 +36,9 @@ impl RedisMutex {
     ///                         rediss://, unix://, redis-sentinel://, redis-cluster://,
     ///                         redlock://; or a list of single-server DSNs (Redlock)
     /// @param array   $options overrides of the redis_lock.* ini entries (prefix, ttl,
-    ///                         connect_timeout, timeout, on_unavailable, fencing, replicas)
+    ///                         connect_timeout, timeout, on_unavailable, fencing, replicas,
+    ///                         watchdog, watchdog_max); with watchdog => true, held locks are
+    ///                         renewed in the background every third of their TTL
     /// @throws \ValueError on an invalid DSN or option; nothing is connected yet
     pub fn __construct(dsn: Option<&Zval>, options: Option<&ZendHashTable>) -> PhpResult<Self> {
         guard(|| {
@@ -46,6 +48,7 @@ impl RedisMutex {
                     client: s.client,
                     default_ttl: s.ttl,
                     fail_open: s.fail_open,
+                    watchdog_max: s.watchdog_max,
                 },
                 holds: Mutex::new(HashMap::new()),
             })
@@ -91,7 +94,8 @@ impl RedisMutex {
         })
     }
 
-    /// Sets a new TTL on `$key`, only while this object still owns it.
+    /// Sets a new TTL on `$key`, only while this object still owns it. With
+    /// the `watchdog` option, the background renewal uses this TTL from now on.
     ///
     /// @param int|float|null $ttl seconds; null: the configured ttl
     pub fn extend(&self, key: &Zval, ttl: Option<&Zval>) -> PhpResult<bool> {
@@ -102,12 +106,14 @@ impl RedisMutex {
                 Param::new("RedisLock\\RedisMutex::extend", 2, "ttl"),
                 self.locker.default_ttl,
             )?;
-            let Some(held) = self.held(&name) else {
+            let Some((id, held)) = self.held_with_id(&name) else {
                 return Ok(false);
             };
             if held.phantom {
                 return Ok(true);
             }
+            // Before the refresh: no renewal to the old TTL may land after it.
+            holds::retime(id, ttl);
             held.client
                 .refresh(&held.name, &held.token, ttl)
                 .map_err(|e| from_core(&e))
@@ -209,8 +215,12 @@ impl RedisMutex {
     }
 
     fn held(&self, name: &[u8]) -> Option<holds::Held> {
+        self.held_with_id(name).map(|(_, held)| held)
+    }
+
+    fn held_with_id(&self, name: &[u8]) -> Option<(HoldId, holds::Held)> {
         let id = self.holds.lock().get(name).copied()?;
-        holds::get(id)
+        Some((id, holds::get(id)?))
     }
 }
 

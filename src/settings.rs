@@ -20,6 +20,9 @@ pub struct Settings {
     pub ttl: Duration,
     /// `on_unavailable = open`: acquire succeeds without a lock when Redis is down.
     pub fail_open: bool,
+    /// `watchdog` on: for how long after its acquire a hold is renewed
+    /// (`watchdog_max`). None: `watchdog` off.
+    pub watchdog_max: Option<Duration>,
 }
 
 /// Where locks live, as given: one DSN string, or a list for Redlock.
@@ -37,6 +40,8 @@ struct Raw {
     fail_open: bool,
     fencing: bool,
     replicas: u32,
+    watchdog: bool,
+    watchdog_max: Duration,
 }
 
 impl Settings {
@@ -104,6 +109,17 @@ impl Settings {
                             .bool()
                             .filter(|_| value.is_bool())
                             .ok_or_else(|| typed("bool"))?;
+                    }
+                    "watchdog" => {
+                        raw.watchdog = value
+                            .bool()
+                            .filter(|_| value.is_bool())
+                            .ok_or_else(|| typed("bool"))?;
+                    }
+                    "watchdog_max" => {
+                        let secs = args::number(value, options_param, "int|float")
+                            .map_err(|_| typed("int|float"))?;
+                        raw.watchdog_max = args::seconds_in_range(secs, true).map_err(at)?;
                     }
                     "replicas" => {
                         let n = value.long().ok_or_else(|| typed("int"))?;
@@ -195,6 +211,7 @@ impl Settings {
             client,
             ttl: raw.ttl,
             fail_open: raw.fail_open,
+            watchdog_max: raw.watchdog.then_some(raw.watchdog_max),
         })
     }
 }
@@ -231,6 +248,9 @@ impl Raw {
                 .filter(|n| n.fract() == 0.0)
                 .and_then(|n| replica_count(n as i64))
                 .ok_or_else(|| bad("replicas", REPLICAS_RANGE))?,
+            watchdog: parse_flag(&ini::get("watchdog"))
+                .ok_or_else(|| bad("watchdog", "must be on or off"))?,
+            watchdog_max: seconds("watchdog_max")?,
         })
     }
 }

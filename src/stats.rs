@@ -15,6 +15,8 @@ pub fn to_array(s: StatsSnapshot) -> PhpResult<ZBox<ZendHashTable>> {
         ("timeouts", s.timeouts),
         ("releases", s.releases),
         ("releases_lost", s.releases_lost),
+        ("watchdog_renewals", s.watchdog_renewals),
+        ("watchdog_lost", s.watchdog_lost),
     ] {
         out.insert(key, i64::try_from(value).unwrap_or(i64::MAX))?;
     }

@@ -82,7 +82,8 @@ namespace RedisLock {
         public function owner(): string {}
 
         /**
-         * Sets a new TTL, only while this owner holds the lock.
+         * Sets a new TTL, only while this owner holds the lock. With the
+         * `watchdog` option, the background renewal uses this TTL from now on.
          *
          * @param int|float|null $ttl seconds; null: the lock's TTL
          *
@@ -108,7 +109,9 @@ namespace RedisLock {
          *                         rediss://, unix://, redis-sentinel://, redis-cluster://,
          *                         redlock://; or a list of single-server DSNs (Redlock)
          * @param array   $options overrides of the redis_lock.* ini entries (prefix, ttl,
-         *                         connect_timeout, timeout, on_unavailable, fencing, replicas)
+         *                         connect_timeout, timeout, on_unavailable, fencing, replicas,
+         *                         watchdog, watchdog_max); with watchdog => true, held locks are
+         *                         renewed in the background every third of their TTL
          * @throws \ValueError on an invalid DSN or option; nothing is connected yet
          */
         public function __construct(mixed $dsn = null, ?array $options = null) {}
@@ -169,8 +172,10 @@ namespace RedisLock {
 
         /**
          * This worker process's lock metrics since it started (or forked):
-         * acquired, conflicts, timeouts, releases, releases_lost, and wait /
-         * hold time summaries (count, mean, p50, p99, max, in seconds).
+         * acquired, conflicts, timeouts, releases, releases_lost,
+         * watchdog_renewals, watchdog_lost (watched locks found gone or not
+         * renewed within their TTL), and wait / hold time summaries (count,
+         * mean, p50, p99, max, in seconds).
          *
          * @return array<string, int|array<string, int|float>>
          */
@@ -208,7 +213,9 @@ namespace RedisLock {
          *                         rediss://, unix://, redis-sentinel://, redis-cluster://,
          *                         redlock://; or a list of single-server DSNs (Redlock)
          * @param array   $options overrides of the redis_lock.* ini entries (prefix, ttl,
-         *                         connect_timeout, timeout, on_unavailable, fencing, replicas)
+         *                         connect_timeout, timeout, on_unavailable, fencing, replicas,
+         *                         watchdog, watchdog_max); with watchdog => true, held locks are
+         *                         renewed in the background every third of their TTL
          * @throws \ValueError on an invalid DSN or option; nothing is connected yet
          */
         public function __construct(mixed $dsn = null, ?array $options = null) {}
@@ -225,7 +232,8 @@ namespace RedisLock {
         public function acquire(mixed $key, mixed $ttl = null, mixed $wait = null): bool {}
 
         /**
-         * Sets a new TTL on `$key`, only while this object still owns it.
+         * Sets a new TTL on `$key`, only while this object still owns it. With
+         * the `watchdog` option, the background renewal uses this TTL from now on.
          *
          * @param int|float|null $ttl seconds; null: the configured ttl
          *

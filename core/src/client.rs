@@ -179,6 +179,15 @@ impl LockClient {
         }
     }
 
+    /// The same client on another pool (the watchdog's own, so that its
+    /// renewals never take a connection a caller is using).
+    pub fn on_pool(&self, pool: Arc<Pool>) -> LockClient {
+        LockClient {
+            pool,
+            ..self.clone()
+        }
+    }
+
     /// The server this client talks to.
     pub fn dsn(&self) -> &Dsn {
         &self.target.dsn
@@ -336,7 +345,13 @@ impl LockClient {
     /// tick (hz 10: every 100 ms; WAIT 450 answered after 0.55 s on Redis
     /// 7.0), so it is given `timeout` less two ticks, and at least a quarter
     /// of `timeout`.
-    fn confirm_replicas(&self, kind: Kind, keys: LockKeys, token: &str, ttl: Duration) -> Result<()> {
+    fn confirm_replicas(
+        &self,
+        kind: Kind,
+        keys: LockKeys,
+        token: &str,
+        ttl: Duration,
+    ) -> Result<()> {
         let wanted = self.replicas;
         let timeout = self.target.timeout;
         let within = timeout
@@ -642,7 +657,13 @@ fn release_orphans(pool: &Pool, orphans: Vec<Orphan>) -> usize {
             continue;
         }
         attempts += 1;
-        match release_kind_on(orphan.kind, pool, &orphan.target, &orphan.keys, &orphan.token) {
+        match release_kind_on(
+            orphan.kind,
+            pool,
+            &orphan.target,
+            &orphan.keys,
+            &orphan.token,
+        ) {
             Ok(1) => deleted += 1,
             Ok(_) => {}
             Err(_) => {

@@ -80,6 +80,21 @@ pub enum Error {
         detail: String,
     },
 
+    /// The deployment cannot do what was asked (read locks over Redlock, …).
+    #[error("redis_lock: {what}")]
+    Unsupported {
+        /// What is not supported, and with what.
+        what: String,
+    },
+
+    /// Something inside the extension failed (the watchdog thread could not
+    /// be started, …): not a fault of Redis.
+    #[error("redis_lock: {detail}")]
+    Internal {
+        /// What failed.
+        detail: String,
+    },
+
     /// Redis answered with something the scripts never return.
     #[error("unexpected reply from Redis at {dsn}: {detail}")]
     Protocol {
@@ -98,9 +113,11 @@ impl Error {
         match self {
             Error::Unavailable { .. } | Error::Timeout { .. } | Error::NoQuorum { .. } => true,
             Error::Server { code, .. } => TRANSIENT_CODES.contains(&code.as_str()),
-            Error::InvalidDsn { .. } | Error::Protocol { .. } | Error::NotReplicated { .. } => {
-                false
-            }
+            Error::InvalidDsn { .. }
+            | Error::Protocol { .. }
+            | Error::NotReplicated { .. }
+            | Error::Internal { .. }
+            | Error::Unsupported { .. } => false,
         }
     }
 

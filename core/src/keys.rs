@@ -72,7 +72,14 @@ mod tests {
     fn keys_share_the_hash_tag() {
         let k = LockKeys::new(b"lock:", b"a}b\0c");
         assert_eq!(k.lock, b"lock:{a}b\0c}".to_vec());
-        for other in [&k.fence, &k.waiters, &k.queue, &k.readers, &k.wake("t"), &k.call("c")] {
+        for other in [
+            &k.fence,
+            &k.waiters,
+            &k.queue,
+            &k.readers,
+            &k.wake("t"),
+            &k.call("c"),
+        ] {
             assert!(other.starts_with(&k.lock));
         }
     }

@@ -12,6 +12,7 @@
 //! - [`plain_holds`] and [`release`]: the cheap release of a lock taken by a plain `SET NX`
 //!   (native compare-and-delete where the server has one);
 //! - [`stats`]: this process's lock metrics;
+//! - [`watchdog`]: background renewal of held locks;
 //! - [`pid`] and [`token`]: process ids without a system call each, owner tokens;
 //! - [`error`]: the one error type.
 
@@ -31,6 +32,7 @@ pub mod sentinel;
 pub mod shared;
 pub mod stats;
 pub mod token;
+pub mod watchdog;
 
 pub use client::{AcquireOutcome, ClientOptions, Hold, Kind, LockClient, Wait};
 pub use dsn::{Deployment, Dsn};

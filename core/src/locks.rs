@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use crate::client::{AcquireOutcome, ClientOptions, LockClient, Ownership, Wait};
 use crate::dsn::Deployment;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::pool::Pool;
 use crate::redlock::Redlock;
 
 /// Acquire, release, refresh and the reads of named locks.
@@ -35,6 +36,23 @@ pub trait Locks: Send + Sync {
     fn is_locked(&self, name: &[u8]) -> Result<bool>;
     /// Frees lock `name` whoever holds it.
     fn force_release(&self, name: &[u8]) -> Result<bool>;
+    /// Takes a read lock on `name` (shared with readers, not with a writer).
+    fn acquire_read(
+        &self,
+        name: &[u8],
+        token: &str,
+        ttl: Duration,
+        wait: Wait,
+    ) -> Result<AcquireOutcome>;
+    /// Gives up `token`'s read lock on `name`.
+    fn release_read(&self, name: &[u8], token: &str, acquired_at: Option<Instant>) -> Result<bool>;
+    /// Sets a new TTL on `token`'s read lock on `name`.
+    fn refresh_read(&self, name: &[u8], token: &str, ttl: Duration) -> Result<bool>;
+    /// Whether `token` holds a read lock on `name`, and for how long still.
+    fn read_ownership(&self, name: &[u8], token: &str) -> Result<Ownership>;
+    /// The same operations on another pool (the watchdog's own, so that its
+    /// renewals never take a connection a caller is using).
+    fn on_pool(&self, pool: Arc<Pool>) -> Arc<dyn Locks>;
 }
 
 /// The lock operations of `deployment`, on the process-wide pool and metrics.
@@ -47,34 +65,80 @@ pub fn open(deployment: Deployment, options: ClientOptions) -> Arc<dyn Locks> {
 
 macro_rules! delegate_locks {
     ($type:ty) => {
-        impl Locks for $type {
-            fn acquire(
-                &self,
-                name: &[u8],
-                token: &str,
-                ttl: Duration,
-                wait: Wait,
-            ) -> Result<AcquireOutcome> {
-                <$type>::acquire(self, name, token, ttl, wait)
-            }
-            fn release(&self, name: &[u8], token: &str, at: Option<Instant>) -> Result<bool> {
-                <$type>::release(self, name, token, at)
-            }
-            fn refresh(&self, name: &[u8], token: &str, ttl: Duration) -> Result<bool> {
-                <$type>::refresh(self, name, token, ttl)
-            }
-            fn ownership(&self, name: &[u8], token: &str) -> Result<Ownership> {
-                <$type>::ownership(self, name, token)
-            }
-            fn is_locked(&self, name: &[u8]) -> Result<bool> {
-                <$type>::is_locked(self, name)
-            }
-            fn force_release(&self, name: &[u8]) -> Result<bool> {
-                <$type>::force_release(self, name)
-            }
+        fn acquire(
+            &self,
+            name: &[u8],
+            token: &str,
+            ttl: Duration,
+            wait: Wait,
+        ) -> Result<AcquireOutcome> {
+            <$type>::acquire(self, name, token, ttl, wait)
+        }
+        fn release(&self, name: &[u8], token: &str, at: Option<Instant>) -> Result<bool> {
+            <$type>::release(self, name, token, at)
+        }
+        fn refresh(&self, name: &[u8], token: &str, ttl: Duration) -> Result<bool> {
+            <$type>::refresh(self, name, token, ttl)
+        }
+        fn ownership(&self, name: &[u8], token: &str) -> Result<Ownership> {
+            <$type>::ownership(self, name, token)
+        }
+        fn is_locked(&self, name: &[u8]) -> Result<bool> {
+            <$type>::is_locked(self, name)
+        }
+        fn force_release(&self, name: &[u8]) -> Result<bool> {
+            <$type>::force_release(self, name)
+        }
+        fn on_pool(&self, pool: Arc<Pool>) -> Arc<dyn Locks> {
+            Arc::new(<$type>::on_pool(self, pool))
         }
     };
 }
 
-delegate_locks!(LockClient);
-delegate_locks!(Redlock);
+impl Locks for LockClient {
+    delegate_locks!(LockClient);
+
+    fn acquire_read(
+        &self,
+        name: &[u8],
+        token: &str,
+        ttl: Duration,
+        wait: Wait,
+    ) -> Result<AcquireOutcome> {
+        LockClient::acquire_read(self, name, token, ttl, wait)
+    }
+    fn release_read(&self, name: &[u8], token: &str, at: Option<Instant>) -> Result<bool> {
+        LockClient::release_read(self, name, token, at)
+    }
+    fn refresh_read(&self, name: &[u8], token: &str, ttl: Duration) -> Result<bool> {
+        LockClient::refresh_read(self, name, token, ttl)
+    }
+    fn read_ownership(&self, name: &[u8], token: &str) -> Result<Ownership> {
+        LockClient::read_ownership(self, name, token)
+    }
+}
+
+/// Read locks are not offered over Redlock: the readers' set and the queue
+/// would have to agree across independent masters.
+impl Locks for Redlock {
+    delegate_locks!(Redlock);
+
+    fn acquire_read(&self, _: &[u8], _: &str, _: Duration, _: Wait) -> Result<AcquireOutcome> {
+        Err(no_read_locks())
+    }
+    fn release_read(&self, _: &[u8], _: &str, _: Option<Instant>) -> Result<bool> {
+        Err(no_read_locks())
+    }
+    fn refresh_read(&self, _: &[u8], _: &str, _: Duration) -> Result<bool> {
+        Err(no_read_locks())
+    }
+    fn read_ownership(&self, _: &[u8], _: &str) -> Result<Ownership> {
+        Err(no_read_locks())
+    }
+}
+
+fn no_read_locks() -> Error {
+    Error::Unsupported {
+        what: "read locks are not supported with Redlock".to_owned(),
+    }
+}

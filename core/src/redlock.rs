@@ -79,6 +79,7 @@ struct Orphan {
 static ORPHANS: Lazy<Mutex<Vec<Orphan>>> = Lazy::new(|| Mutex::new(Vec::new()));
 
 /// Lock operations over N independent masters.
+#[derive(Clone)]
 pub struct Redlock {
     masters: Vec<Target>,
     pool: Arc<Pool>,
@@ -178,6 +179,14 @@ impl Redlock {
             stats,
             prefix: options.prefix,
             shown,
+        }
+    }
+
+    /// The same masters on another pool.
+    pub fn on_pool(&self, pool: Arc<Pool>) -> Redlock {
+        Redlock {
+            pool,
+            ..self.clone()
         }
     }
 

@@ -51,6 +51,11 @@ pub struct StatsSnapshot {
     pub releases: u64,
     /// Releases that found the lock expired or taken over by someone else.
     pub releases_lost: u64,
+    /// Renewals by this process's watchdog that kept a lock.
+    pub watchdog_renewals: u64,
+    /// Watched locks the watchdog found gone, or could not renew before
+    /// their TTL ran out.
+    pub watchdog_lost: u64,
     /// Time from the start of an acquire to having the lock.
     pub wait: Summary,
     /// Time from having the lock to releasing it.
@@ -123,8 +128,9 @@ impl Stats {
         }
     }
 
-    /// The current values.
+    /// The current values, with this process's watchdog counters.
     pub fn snapshot(&mut self) -> StatsSnapshot {
+        let watchdog = crate::watchdog::counters();
         let s = self.for_this_process();
         StatsSnapshot {
             acquired: s.acquired,
@@ -132,6 +138,8 @@ impl Stats {
             timeouts: s.timeouts,
             releases: s.releases,
             releases_lost: s.releases_lost,
+            watchdog_renewals: watchdog.renewals,
+            watchdog_lost: watchdog.lost,
             wait: summarize(s.wait.as_ref()),
             hold: summarize(s.hold.as_ref()),
         }

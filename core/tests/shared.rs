@@ -67,8 +67,15 @@ fn many_readers_or_one_writer() {
         Ownership::Mine { remaining: Some(_) }
     ));
     assert_eq!(c.read_ownership(b"k", &w).unwrap(), Ownership::NotMine);
-    assert_eq!(c.ownership(b"k", &r1).unwrap(), Ownership::NotMine, "not a writer");
-    assert!(!c.release(b"k", &r1, None).unwrap(), "a writer's release is not a reader's");
+    assert_eq!(
+        c.ownership(b"k", &r1).unwrap(),
+        Ownership::NotMine,
+        "not a writer"
+    );
+    assert!(
+        !c.release(b"k", &r1, None).unwrap(),
+        "a writer's release is not a reader's"
+    );
     assert!(c.release_read(b"k", &r1, None).unwrap());
     assert!(!c.release_read(b"k", &r1, None).unwrap(), "once");
     assert_eq!(
@@ -88,12 +95,21 @@ fn many_readers_or_one_writer() {
     assert!(acquired(c.acquire_read(b"k", &r1, TTL, Wait::No).unwrap()));
     assert!(c.refresh_read(b"k", &r1, Duration::from_secs(60)).unwrap());
     assert!(!c.refresh_read(b"k", &w, Duration::from_secs(60)).unwrap());
-    let pttl: i64 = redis::cmd("PTTL").arg("test:{k}").query(&mut redis.raw()).unwrap();
-    assert!(pttl > 50_000, "the lock key lives as long as its longest reader: {pttl}");
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg("test:{k}")
+        .query(&mut redis.raw())
+        .unwrap();
+    assert!(
+        pttl > 50_000,
+        "the lock key lives as long as its longest reader: {pttl}"
+    );
     assert!(c.force_release(b"k").unwrap());
     assert!(!c.is_locked(b"k").unwrap());
     assert!(!c.release_read(b"k", &r1, None).unwrap(), "force-released");
-    let readers: i64 = redis::cmd("EXISTS").arg("test:{k}:readers").query(&mut redis.raw()).unwrap();
+    let readers: i64 = redis::cmd("EXISTS")
+        .arg("test:{k}:readers")
+        .query(&mut redis.raw())
+        .unwrap();
     assert_eq!(readers, 0);
 }
 
@@ -113,14 +129,23 @@ fn a_waiting_writer_goes_before_later_readers_and_queued_readers_enter_together(
     let (r3, third) = waiter(&redis, &c, true);
     let (_, writer2) = waiter(&redis, &c, false);
     assert!(c.release_read(b"k", &r1, None).unwrap());
-    assert!(acquired(writer.join().unwrap()), "the writer is granted by the last reader's release");
+    assert!(
+        acquired(writer.join().unwrap()),
+        "the writer is granted by the last reader's release"
+    );
     // The writer's token is the lock; release it the way its owner would.
-    let holder: Vec<u8> = redis::cmd("GET").arg("test:{k}").query(&mut redis.raw()).unwrap();
+    let holder: Vec<u8> = redis::cmd("GET")
+        .arg("test:{k}")
+        .query(&mut redis.raw())
+        .unwrap();
     let holder = String::from_utf8(holder).unwrap();
     let holder = holder.trim_end_matches("\0w").to_owned();
     assert!(c.release(b"k", &holder, None).unwrap());
     assert!(acquired(second.join().unwrap()));
-    assert!(acquired(third.join().unwrap()), "both queued readers are granted by one release");
+    assert!(
+        acquired(third.join().unwrap()),
+        "both queued readers are granted by one release"
+    );
     assert!(!writer2.is_finished(), "the writer behind them still waits");
     assert!(c.release_read(b"k", &r2, None).unwrap());
     assert!(!writer2.is_finished(), "one reader still holds it");
@@ -133,11 +158,16 @@ fn a_dead_reader_frees_the_lock_at_its_ttl() {
     let redis = RedisServer::start();
     let c = redis.client(false);
     let short = Duration::from_millis(400);
-    assert!(acquired(c.acquire_read(b"k", &new_token(), short, Wait::No).unwrap()));
+    assert!(acquired(
+        c.acquire_read(b"k", &new_token(), short, Wait::No).unwrap()
+    ));
     let start = Instant::now();
     assert!(acquired(c.acquire(b"k", &new_token(), TTL, LONG).unwrap()));
     let waited = start.elapsed();
-    assert!(waited < Duration::from_secs(3), "freed at the reader's TTL: {waited:?}");
+    assert!(
+        waited < Duration::from_secs(3),
+        "freed at the reader's TTL: {waited:?}"
+    );
 }
 
 /// Eight threads, each a reader most of the time and a writer now and then:
@@ -164,10 +194,15 @@ fn eight_threads_never_see_a_writer_with_anyone() {
                     assert!(acquired(outcome));
                     let inside: i64 = redis::cmd("INCR").arg("inside").query(&mut raw).unwrap();
                     if write {
-                        let writers: i64 = redis::cmd("INCR").arg("writers").query(&mut raw).unwrap();
+                        let writers: i64 =
+                            redis::cmd("INCR").arg("writers").query(&mut raw).unwrap();
                         assert_eq!((inside, writers), (1, 1), "a writer is alone");
                     } else {
-                        let writers: i64 = redis::cmd("GET").arg("writers").query::<Option<i64>>(&mut raw).unwrap().unwrap_or(0);
+                        let writers: i64 = redis::cmd("GET")
+                            .arg("writers")
+                            .query::<Option<i64>>(&mut raw)
+                            .unwrap()
+                            .unwrap_or(0);
                         assert_eq!(writers, 0, "no reader beside a writer");
                         if inside > 1 {
                             overlap.store(true, Ordering::Relaxed);

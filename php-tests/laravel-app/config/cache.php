@@ -6,7 +6,10 @@ return [
     'stores' => [
         // Locks in Redis through the extension; values in Laravel's redis
         // store on the same connection (no `store` key needed).
-        'locks' => ['driver' => 'redis-lock', 'connection' => 'default'],
+        // LOCK_WATCHDOG=1: locks without seconds are watched, with a TTL
+        // of LOCK_WATCHDOG_TTL seconds (the driver's `watchdog` keys).
+        'locks' => ['driver' => 'redis-lock', 'connection' => 'default']
+            + (env('LOCK_WATCHDOG') ? ['watchdog' => true, 'watchdog_ttl' => (float) env('LOCK_WATCHDOG_TTL', 10)] : []),
         'redis' => ['driver' => 'redis', 'connection' => 'default'],
         'array' => ['driver' => 'array', 'serialize' => false],
     ],

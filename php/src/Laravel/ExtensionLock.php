@@ -16,6 +16,13 @@ use RedisLock\LockManager;
  * `betweenBlockedAttemptsSleepFor()` interval is accepted and not needed.
  * Like Laravel's own locks it is not released when the object goes away.
  *
+ * With the store's `watchdog` option, a lock without seconds (`lock($name)`,
+ * `lock($name, 0)`) is *watched*: taken with the store's short
+ * `watchdog_ttl` and renewed in the background while this process lives, so
+ * a crashed worker's lock is freed within that TTL instead of staying for
+ * 30 days; held when the process ends in order, it is handed over with
+ * Laravel's "until released" TTL (see WatchedLocks).
+ *
  * One class for Laravel 8 to 13: the methods newer versions add to
  * Illuminate\Cache\Lock (isOwnedBy() 11+, refresh() 12.63+/13.16+,
  * isLocked() 13.7+) are implemented here on every version, with the
@@ -25,7 +32,11 @@ class ExtensionLock extends Lock
 {
     private \RedisLock\Lock $lock;
 
-    public function __construct(private LockManager $locks, $name, $seconds, $owner = null)
+    /**
+     * @param bool $watched taken through a LockManager with the watchdog on,
+     *                      for a lock without seconds (see the class comment)
+     */
+    public function __construct(private LockManager $locks, $name, $seconds, $owner = null, private bool $watched = false)
     {
         parent::__construct($name, $seconds, $owner);
         $this->lock = $locks->restoreLock($name, $this->owner);
@@ -33,23 +44,38 @@ class ExtensionLock extends Lock
 
     public function acquire()
     {
-        return $this->lock->acquire();
+        return $this->held($this->lock->acquire());
     }
 
     public function release()
     {
+        if ($this->watched) {
+            WatchedLocks::forget($this->name, $this->owner);
+        }
         return $this->lock->release();
     }
 
     public function forceRelease()
     {
+        if ($this->watched) {
+            WatchedLocks::forgetName($this->name);
+        }
         $this->locks->forceRelease($this->name);
+    }
+
+    /** A watched lock just taken is kept renewed past this object (see WatchedLocks). */
+    private function held(bool $acquired): bool
+    {
+        if ($acquired && $this->watched) {
+            WatchedLocks::keep($this->lock);
+        }
+        return $acquired;
     }
 
     public function block($seconds, $callback = null)
     {
         try {
-            $this->lock->block($seconds);
+            $this->held((bool) $this->lock->block($seconds));
         } catch (\RedisLock\LockTimeoutException $e) {
             throw new LockTimeoutException($e->getMessage(), 0, $e);
         }
@@ -65,13 +91,17 @@ class ExtensionLock extends Lock
 
     /**
      * Sets a new TTL while this owner holds the lock: `$seconds`, else the
-     * lock's own; 0 is "never expires" (30 days), as in `lock($name, 0)`.
+     * lock's own (a watched lock's: the store's `watchdog_ttl`); 0 is "never
+     * expires" (30 days), as in `lock($name, 0)`.
      *
      * @param int|float|null $seconds
      * @return bool false when the lock is not (or no longer) this owner's
      */
     public function refresh($seconds = null)
     {
+        if ($seconds === null && $this->watched) {
+            return $this->lock->refresh();
+        }
         $seconds ??= $this->seconds;
         return $this->lock->refresh($seconds > 0 ? $seconds : RedisLockStore::FOREVER);
     }

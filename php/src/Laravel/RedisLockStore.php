@@ -23,6 +23,18 @@ use RedisLock\LockManager;
  *   (Laravel 8) take their mutex with add()/has(): a per-process store
  *   would let every server run the task, silently.
  *
+ * Locks without seconds (`lock($name)`, `lock($name, 0)`) are Laravel's
+ * "until released" locks: 30 days here (FOREVER). With the `watchdog`
+ * config key, they are watched instead: taken with `watchdog_ttl` seconds
+ * (default 10) and renewed by the extension's watchdog while their process
+ * lives, so a worker that crashes frees them within that TTL; held when the
+ * process ends in order, they are handed over with the 30 days (see
+ * WatchedLocks), so locks released by another process (ShouldBeUnique
+ * without `uniqueFor`, an owner handed to a job) survive. Locks with
+ * seconds (the scheduler's mutexes, `uniqueFor`, `expireAfter()`, session
+ * blocking) are never watched: they live their seconds, whichever process
+ * ends.
+ *
  * One class for Laravel 8 to 13: the methods a newer contract adds (touch(),
  * flushLocks(), hasSeparateLockStore()) are here on every version.
  */
@@ -30,6 +42,9 @@ class RedisLockStore implements Store, LockProvider, FlushesLocks
 {
     /** The TTL of `lock($name, 0)`: Laravel's "never expires", capped at the extension's 30 days. */
     public const FOREVER = 2592000;
+
+    /** The default `watchdog_ttl`: how long a crashed process's watched lock outlives it, at most. */
+    public const WATCHDOG_TTL = 10;
 
     /** @var array<string, LockManager> managers by TTL, which the extension fixes per manager for restored locks */
     private array $managers = [];
@@ -39,19 +54,32 @@ class RedisLockStore implements Store, LockProvider, FlushesLocks
      * @param ?\Closure $redis returns the Laravel redis connection that reaches the lock
      *                         server (for flushLocks()); null: not known
      */
+    /**
+     * @param int|float|null $watchdogTtl null: locks without seconds are not watched
+     *                                    (30 days); else their TTL, renewed while their process lives
+     */
     public function __construct(
         private ?string $dsn,
         private array $options,
         private ?Store $values,
         private ?\Closure $redis = null,
+        private int|float|null $watchdogTtl = null,
     ) {
     }
 
     /**
-     * @param array{dsn?: string, connection?: string, store?: string, prefix?: string, options?: array} $config
+     * @param array{dsn?: string, connection?: string, store?: string, prefix?: string, options?: array, watchdog?: bool, watchdog_ttl?: int|float} $config
      */
     public static function fromConfig($app, array $config): self
     {
+        $watchdog = $config['watchdog'] ?? false;
+        if (!is_bool($watchdog)) {
+            throw new \InvalidArgumentException('The `watchdog` config key of a redis-lock cache store must be true or false, ' . get_debug_type($watchdog) . ' given.');
+        }
+        $watchdogTtl = $config['watchdog_ttl'] ?? self::WATCHDOG_TTL;
+        if (!is_int($watchdogTtl) && !is_float($watchdogTtl) || !($watchdogTtl > 0) || $watchdogTtl > self::FOREVER) {
+            throw new \InvalidArgumentException('The `watchdog_ttl` config key of a redis-lock cache store must be a number of seconds > 0 and at most ' . self::FOREVER . '.');
+        }
         $dsn = $config['dsn'] ?? null;
         $connection = $config['connection'] ?? null;
         $redis = null;
@@ -63,7 +91,7 @@ class RedisLockStore implements Store, LockProvider, FlushesLocks
         if (isset($config['prefix'])) {
             $options['prefix'] = $config['prefix'];
         }
-        return new self($dsn, $options, self::valuesFromConfig($app, $config), $redis);
+        return new self($dsn, $options, self::valuesFromConfig($app, $config), $redis, $watchdog ? $watchdogTtl : null);
     }
 
     /**
@@ -124,16 +152,33 @@ class RedisLockStore implements Store, LockProvider, FlushesLocks
         return sprintf('%s://%s%s:%d/%d', $scheme, $auth, $host, (int) ($redis['port'] ?? 6379), (int) ($redis['database'] ?? 0));
     }
 
-    /** The lock manager for locks of this TTL (seconds; <= 0: FOREVER). */
+    /**
+     * The lock manager for locks of this TTL (seconds; <= 0: FOREVER, or
+     * watched with watchdog_ttl).
+     */
     private function manager($seconds): LockManager
     {
+        if ($this->watched($seconds)) {
+            return $this->managers['watched'] ??= new LockManager($this->dsn, [
+                'ttl' => $this->watchdogTtl,
+                'watchdog' => true,
+                // Renewed for as long as the process holds it, as "until released" says.
+                'watchdog_max' => self::FOREVER,
+            ] + $this->options);
+        }
         $ttl = $seconds > 0 ? $seconds : self::FOREVER;
         return $this->managers[(string) $ttl] ??= new LockManager($this->dsn, ['ttl' => $ttl] + $this->options);
     }
 
+    /** Whether a lock of `$seconds` is watched: one without seconds, with the `watchdog` config key. */
+    private function watched($seconds): bool
+    {
+        return $this->watchdogTtl !== null && !($seconds > 0);
+    }
+
     public function lock($name, $seconds = 0, $owner = null)
     {
-        return new ExtensionLock($this->manager($seconds), $name, $seconds, $owner);
+        return new ExtensionLock($this->manager($seconds), $name, $seconds, $owner, $this->watched($seconds));
     }
 
     public function restoreLock($name, $owner)

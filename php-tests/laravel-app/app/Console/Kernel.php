@@ -17,6 +17,11 @@ class Kernel extends ConsoleKernel
                 $schedule->call(fn () => Record::run('schedule:without-overlapping', fn () => Record::work(0.5)))
                     ->name('without-overlapping')->everyMinute()->withoutOverlapping();
                 break;
+            case 'background':
+                // Its mutex is released by `schedule:finish`, in the process
+                // that ran the command, after schedule:run itself ended.
+                $schedule->command('app:slow-task')->everyMinute()->withoutOverlapping()->runInBackground();
+                break;
             case 'one-server':
                 $schedule->call(fn () => Record::run('schedule:one-server', fn () => Record::work(0.5)))
                     ->name('one-server')->everyMinute()->onOneServer();
@@ -30,6 +35,7 @@ class Kernel extends ConsoleKernel
             Commands\PingCommand::class,
             Commands\DispatchCommand::class,
             Commands\CacheLockCommand::class,
+            Commands\SlowTaskCommand::class,
         ];
         // Isolatable commands are Laravel 9+.
         if (interface_exists(Isolatable::class)) {
