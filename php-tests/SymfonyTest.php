@@ -4,12 +4,14 @@ declare(strict_types=1);
 namespace RedisLock\Tests;
 
 use RedisLock\Symfony\RedisLockStore;
+use Symfony\Component\Lock\BlockingSharedLockStoreInterface;
 use Symfony\Component\Lock\BlockingStoreInterface;
 use Symfony\Component\Lock\Exception\LockConflictedException;
 use Symfony\Component\Lock\Exception\LockExpiredException;
 use Symfony\Component\Lock\Key;
 use Symfony\Component\Lock\LockFactory;
 use Symfony\Component\Lock\PersistingStoreInterface;
+use Symfony\Component\Lock\SharedLockStoreInterface;
 use Symfony\Component\Lock\Store\RedisStore;
 
 /**
@@ -46,6 +48,8 @@ final class SymfonyTest extends TestCase
         $store = $this->ours();
         $this->assertInstanceOf(PersistingStoreInterface::class, $store);
         $this->assertInstanceOf(BlockingStoreInterface::class, $store);
+        $this->assertInstanceOf(SharedLockStoreInterface::class, $store);
+        $this->assertInstanceOf(BlockingSharedLockStoreInterface::class, $store);
     }
 
     /**
@@ -56,7 +60,9 @@ final class SymfonyTest extends TestCase
     public function testTheStoreMatchesTheInterfacesOfThisSymfonyVersion(): void
     {
         $declared = [];
-        foreach ([PersistingStoreInterface::class, BlockingStoreInterface::class] as $interface) {
+        $interfaces = [PersistingStoreInterface::class, BlockingStoreInterface::class,
+            SharedLockStoreInterface::class, BlockingSharedLockStoreInterface::class];
+        foreach ($interfaces as $interface) {
             foreach ((new \ReflectionClass($interface))->getMethods() as $method) {
                 $declared[$method->getName()] = $method->hasReturnType() ? (string) $method->getReturnType() : null;
                 $ours = new \ReflectionMethod(RedisLockStore::class, $method->getName());
@@ -72,7 +78,8 @@ final class SymfonyTest extends TestCase
         foreach (array_keys($declared) as $name) {
             $ours[$name] = (string) (new \ReflectionMethod(RedisLockStore::class, $name))->getReturnType();
         }
-        $all = ['delete' => 'void', 'exists' => 'bool', 'putOffExpiration' => 'void', 'save' => 'void', 'waitAndSave' => 'void'];
+        $all = ['delete' => 'void', 'exists' => 'bool', 'putOffExpiration' => 'void', 'save' => 'void',
+            'saveRead' => 'void', 'waitAndSave' => 'void', 'waitAndSaveRead' => 'void'];
         $this->assertSame($all, $ours);
         $this->assertContains($declared, [
             'Symfony 5.4: untyped' => array_map(fn () => null, $all),

@@ -23,7 +23,7 @@ use ext_php_rs::flags::ErrorType;
 use once_cell::sync::Lazy;
 use parking_lot::Mutex;
 use redis_lock_core::watchdog::{self, LockRenewal, WatchId};
-use redis_lock_core::{AcquireOutcome, Locks, Wait};
+use redis_lock_core::{AcquireOutcome, Kind, Locks, Wait};
 
 use crate::exceptions::from_core;
 
@@ -39,6 +39,8 @@ pub struct Held {
     pub name: Vec<u8>,
     /// The owner token it is stored under.
     pub token: String,
+    /// A write (exclusive) or a read hold.
+    pub kind: Kind,
     /// Its fencing token, when fencing is on.
     pub fence: Option<i64>,
     /// When it was had.
@@ -93,7 +95,24 @@ impl Locker {
         wait: Wait,
         auto_release: bool,
     ) -> Result<Acquired, PhpException> {
-        let (fence, phantom) = match self.client.acquire(name, token, ttl, wait) {
+        self.acquire_kind(Kind::Exclusive, name, token, ttl, wait, auto_release)
+    }
+
+    /// [`Locker::acquire`] of a write (exclusive) or a read lock.
+    pub fn acquire_kind(
+        &self,
+        kind: Kind,
+        name: &[u8],
+        token: &str,
+        ttl: Duration,
+        wait: Wait,
+        auto_release: bool,
+    ) -> Result<Acquired, PhpException> {
+        let outcome = match kind {
+            Kind::Exclusive => self.client.acquire(name, token, ttl, wait),
+            Kind::Shared => self.client.acquire_read(name, token, ttl, wait),
+        };
+        let (fence, phantom) = match outcome {
             Ok(AcquireOutcome::Acquired(hold)) => (hold.fence, false),
             Ok(AcquireOutcome::Conflicted) => return Ok(Acquired::Conflicted),
             Ok(AcquireOutcome::TimedOut) => return Ok(Acquired::TimedOut),
@@ -105,12 +124,12 @@ impl Locker {
         };
         let acquired_at = Instant::now();
         let watch = match self.watchdog_max {
-            Some(max) if !phantom => match self.watch(name, token, ttl, max, acquired_at) {
+            Some(max) if !phantom => match self.watch(kind, name, token, ttl, max, acquired_at) {
                 Ok(watch) => Some(watch),
                 Err(err) => {
                     // The caller asked for a renewed lock and cannot have one:
                     // give it back rather than hold it unrenewed.
-                    let _ = self.client.release(name, token, None);
+                    let _ = release_kind(&*self.client, kind, name, token, None);
                     return Err(from_core(&err));
                 }
             },
@@ -121,6 +140,7 @@ impl Locker {
             client: Arc::clone(&self.client),
             name: name.to_vec(),
             token: token.to_owned(),
+            kind,
             fence,
             acquired_at,
             phantom,
@@ -134,9 +154,10 @@ impl Locker {
 }
 
 impl Locker {
-    /// Gives the exclusive lock `name` of `token` to this process's watchdog.
+    /// Gives the `kind` lock `name` of `token` to this process's watchdog.
     fn watch(
         &self,
+        kind: Kind,
         name: &[u8],
         token: &str,
         ttl: Duration,
@@ -146,6 +167,7 @@ impl Locker {
         let dog = watchdog::for_this_process();
         let renewal = LockRenewal::new(
             self.client.on_pool(dog.pool()),
+            kind,
             name.to_vec(),
             token.to_owned(),
         );
@@ -237,8 +259,27 @@ fn release_held(held: &Held) -> Result<bool, redis_lock_core::Error> {
     if held.phantom {
         return Ok(true);
     }
-    held.client
-        .release(&held.name, &held.token, Some(held.acquired_at))
+    release_kind(
+        &*held.client,
+        held.kind,
+        &held.name,
+        &held.token,
+        Some(held.acquired_at),
+    )
+}
+
+/// Releases a write or a read hold.
+pub fn release_kind(
+    client: &dyn Locks,
+    kind: Kind,
+    name: &[u8],
+    token: &str,
+    acquired_at: Option<Instant>,
+) -> Result<bool, redis_lock_core::Error> {
+    match kind {
+        Kind::Exclusive => client.release(name, token, acquired_at),
+        Kind::Shared => client.release_read(name, token, acquired_at),
+    }
 }
 
 fn warn_unavailable(err: &redis_lock_core::Error) {

@@ -9,7 +9,7 @@ use ext_php_rs::prelude::*;
 use ext_php_rs::types::{ZendCallable, Zval};
 use parking_lot::Mutex;
 use redis_lock_core::client::Ownership;
-use redis_lock_core::Wait;
+use redis_lock_core::{Kind, Wait};
 
 use crate::args::{self, Param};
 use crate::callback;
@@ -52,12 +52,36 @@ impl Lock {
         }
     }
 
-    fn take(&self, wait: Wait) -> PhpResult<bool> {
+    fn take(&self, kind: Kind, wait: Wait) -> PhpResult<bool> {
+        // One owner token holds one kind at a time: taking the other kind
+        // while holding one would wait on itself (no promotion or demotion).
+        if let Some(held) = self.current_hold() {
+            if held.kind != kind {
+                return Err(crate::exceptions::lock_error(format!(
+                    "Lock \"{}\" holds the {} lock: release() it before {}",
+                    String::from_utf8_lossy(&self.name),
+                    if held.kind == Kind::Shared {
+                        "read"
+                    } else {
+                        "write"
+                    },
+                    if kind == Kind::Shared {
+                        "acquireRead()"
+                    } else {
+                        "acquire()"
+                    },
+                )));
+            }
+        }
         let ttl = *self.ttl.lock();
-        match self
-            .locker
-            .acquire(&self.name, &self.token, ttl, wait, self.auto_release)?
-        {
+        match self.locker.acquire_kind(
+            kind,
+            &self.name,
+            &self.token,
+            ttl,
+            wait,
+            self.auto_release,
+        )? {
             Acquired::Yes(id) => {
                 // A re-acquire by the same owner renews the same lock: keep one hold.
                 if let Some(old) = self.hold.lock().replace(id) {
@@ -74,8 +98,13 @@ impl Lock {
         let id = self.hold.lock().take();
         match id {
             Some(id) => holds::release_core(id),
-            // Restored (or never acquired here): release by owner token.
-            None => self.locker.client.release(&self.name, &self.token, None),
+            // Restored (or never acquired here): release by owner token,
+            // whichever kind it holds.
+            None => {
+                let client = &self.locker.client;
+                Ok(client.release(&self.name, &self.token, None)?
+                    || client.release_read(&self.name, &self.token, None)?)
+            }
         }
     }
 
@@ -85,10 +114,22 @@ impl Lock {
                 return Ok(Ownership::Mine { remaining: None });
             }
         }
-        self.locker
-            .client
-            .ownership(&self.name, &self.token)
-            .map_err(|e| from_core(&e))
+        let client = &self.locker.client;
+        let read = || client.read_ownership(&self.name, &self.token);
+        match self.current_hold().map(|h| h.kind) {
+            Some(Kind::Shared) => read(),
+            Some(Kind::Exclusive) => client.ownership(&self.name, &self.token),
+            // Restored: whichever kind this owner holds.
+            None => {
+                client
+                    .ownership(&self.name, &self.token)
+                    .and_then(|exclusive| match exclusive {
+                        Ownership::NotMine => read(),
+                        mine => Ok(mine),
+                    })
+            }
+        }
+        .map_err(|e| from_core(&e))
     }
 
     fn current_hold(&self) -> Option<holds::Held> {
@@ -105,7 +146,29 @@ impl Lock {
     /// @return bool whether this Lock now holds it
     #[php(defaults(blocking = false))]
     pub fn acquire(&self, blocking: bool) -> PhpResult<bool> {
-        guard(|| self.take(if blocking { Wait::Forever } else { Wait::No }))
+        guard(|| {
+            self.take(
+                Kind::Exclusive,
+                if blocking { Wait::Forever } else { Wait::No },
+            )
+        })
+    }
+
+    /// Takes a read lock: shared with other readers, never with a writer
+    /// (`acquire()`). A writer that waits is served before readers that come
+    /// after it; waits are woken, in order.
+    ///
+    /// @param bool $blocking false: try once; true: wait until acquired (woken on release)
+    /// @return bool whether this Lock now holds a read lock
+    /// @throws \RedisLock\LockException if this Lock holds the write lock
+    #[php(defaults(blocking = false))]
+    pub fn acquire_read(&self, blocking: bool) -> PhpResult<bool> {
+        guard(|| {
+            self.take(
+                Kind::Shared,
+                if blocking { Wait::Forever } else { Wait::No },
+            )
+        })
     }
 
     /// Waits up to `$seconds` for the lock (woken on release).
@@ -124,7 +187,7 @@ impl Lock {
                 Param::new("RedisLock\\Lock::block", 1, "seconds"),
                 Duration::ZERO,
             )?;
-            if !self.take(Wait::For(wait))? {
+            if !self.take(Kind::Exclusive, Wait::For(wait))? {
                 return Err(not_acquired(&self.name, Some(wait)));
             }
             let Some(callback) = callback else {
@@ -136,7 +199,8 @@ impl Lock {
         })
     }
 
-    /// Releases the lock if this owner still holds it.
+    /// Releases the lock (write or read, whichever this owner holds) if this
+    /// owner still holds it.
     ///
     /// @return bool false if it had expired or is held by another owner (left alone)
     pub fn release(&self) -> PhpResult<bool> {
@@ -162,11 +226,18 @@ impl Lock {
             if let Some(id) = *self.hold.lock() {
                 holds::retime(id, ttl);
             }
-            let refreshed = self
-                .locker
-                .client
-                .refresh(&self.name, &self.token, ttl)
-                .map_err(|e| from_core(&e))?;
+            let client = &self.locker.client;
+            let refreshed = match self.current_hold().map(|h| h.kind) {
+                Some(Kind::Shared) => client.refresh_read(&self.name, &self.token, ttl),
+                Some(Kind::Exclusive) => client.refresh(&self.name, &self.token, ttl),
+                // Restored: whichever kind this owner holds.
+                None => client
+                    .refresh(&self.name, &self.token, ttl)
+                    .and_then(
+                        |done| Ok(done || client.refresh_read(&self.name, &self.token, ttl)?),
+                    ),
+            }
+            .map_err(|e| from_core(&e))?;
             if refreshed {
                 *self.ttl.lock() = ttl;
             }

@@ -11,6 +11,7 @@ pub fn to_array(s: StatsSnapshot) -> PhpResult<ZBox<ZendHashTable>> {
     let mut out = ZendHashTable::new();
     for (key, value) in [
         ("acquired", s.acquired),
+        ("read_acquired", s.read_acquired),
         ("conflicts", s.conflicts),
         ("timeouts", s.timeouts),
         ("releases", s.releases),

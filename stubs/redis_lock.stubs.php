@@ -22,6 +22,17 @@ namespace RedisLock {
         public function acquire(bool $blocking = false): bool {}
 
         /**
+         * Takes a read lock: shared with other readers, never with a writer
+         * (`acquire()`). A writer that waits is served before readers that come
+         * after it; waits are woken, in order.
+         *
+         * @param bool $blocking false: try once; true: wait until acquired (woken on release)
+         * @return bool whether this Lock now holds a read lock
+         * @throws \RedisLock\LockException if this Lock holds the write lock
+         */
+        public function acquireRead(bool $blocking = false): bool {}
+
+        /**
          * Waits up to `$seconds` for the lock (woken on release).
          *
          * Without `$callback` returns true once held. With it, runs it under the
@@ -92,7 +103,8 @@ namespace RedisLock {
         public function refresh(mixed $ttl = null): bool {}
 
         /**
-         * Releases the lock if this owner still holds it.
+         * Releases the lock (write or read, whichever this owner holds) if this
+         * owner still holds it.
          *
          * @return bool false if it had expired or is held by another owner (left alone)
          */

@@ -237,6 +237,9 @@ impl LockClient {
         match self.acquire_inner(kind, &keys, token, ttl, wait) {
             Ok(outcome) => {
                 let acquired = matches!(outcome, AcquireOutcome::Acquired(_));
+                if acquired && kind == Kind::Shared {
+                    self.stats.lock().record_read_acquired();
+                }
                 if acquired {
                     // An earlier failed acquire with this token (a Lock object
                     // keeps its owner) left an orphan of this very hold: it

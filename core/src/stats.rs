@@ -15,6 +15,7 @@ const MAX_MICROS: u64 = 3_600_000_000;
 pub struct Stats {
     pid: u32,
     acquired: u64,
+    read_acquired: u64,
     conflicts: u64,
     timeouts: u64,
     releases: u64,
@@ -43,6 +44,8 @@ pub struct Summary {
 pub struct StatsSnapshot {
     /// Successful acquisitions.
     pub acquired: u64,
+    /// Of `acquired`, how many were read locks.
+    pub read_acquired: u64,
     /// Attempts that found the lock held and did not wait (or waited forever in vain).
     pub conflicts: u64,
     /// Bounded waits that ran out.
@@ -76,6 +79,7 @@ impl Stats {
         Stats {
             pid: crate::pid::current(),
             acquired: 0,
+            read_acquired: 0,
             conflicts: 0,
             timeouts: 0,
             releases: 0,
@@ -106,6 +110,11 @@ impl Stats {
     }
 
     /// Records an acquire that found the lock held.
+    /// Counts a read lock among the acquires (after [`Stats::record_acquired`]).
+    pub fn record_read_acquired(&mut self) {
+        self.for_this_process().read_acquired += 1;
+    }
+
     pub fn record_conflict(&mut self) {
         self.for_this_process().conflicts += 1;
     }
@@ -134,6 +143,7 @@ impl Stats {
         let s = self.for_this_process();
         StatsSnapshot {
             acquired: s.acquired,
+            read_acquired: s.read_acquired,
             conflicts: s.conflicts,
             timeouts: s.timeouts,
             releases: s.releases,

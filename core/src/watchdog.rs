@@ -50,6 +50,7 @@ use std::time::{Duration, Instant};
 use once_cell::sync::Lazy;
 use parking_lot::{Condvar, Mutex};
 
+use crate::client::Kind;
 use crate::error::{Error, Result};
 use crate::locks::Locks;
 use crate::pool::Pool;
@@ -70,9 +71,10 @@ pub trait Renew: Send + Sync {
     fn renew(&self, ttl: Duration) -> Result<bool>;
 }
 
-/// The renewal of an exclusive lock: the owner-checked refresh.
+/// The renewal of a lock or a read lock: the owner-checked refresh.
 pub struct LockRenewal {
     client: Arc<dyn Locks>,
+    kind: Kind,
     name: Vec<u8>,
     token: String,
 }
@@ -80,9 +82,10 @@ pub struct LockRenewal {
 impl LockRenewal {
     /// Renews lock `name` held under `token` through `client` (which should
     /// be on the watchdog's pool, see [`Locks::on_pool`]).
-    pub fn new(client: Arc<dyn Locks>, name: Vec<u8>, token: String) -> Self {
+    pub fn new(client: Arc<dyn Locks>, kind: Kind, name: Vec<u8>, token: String) -> Self {
         LockRenewal {
             client,
+            kind,
             name,
             token,
         }
@@ -91,7 +94,10 @@ impl LockRenewal {
 
 impl Renew for LockRenewal {
     fn renew(&self, ttl: Duration) -> Result<bool> {
-        self.client.refresh(&self.name, &self.token, ttl)
+        match self.kind {
+            Kind::Exclusive => self.client.refresh(&self.name, &self.token, ttl),
+            Kind::Shared => self.client.refresh_read(&self.name, &self.token, ttl),
+        }
     }
 }
 

@@ -26,6 +26,7 @@ fn take(c: &LockClient, name: &[u8], token: &str, ttl: Duration) -> Instant {
 fn renewal(c: &LockClient, dog: &Watchdog, name: &[u8], token: &str) -> Arc<LockRenewal> {
     Arc::new(LockRenewal::new(
         Arc::new(c.on_pool(dog.pool())),
+        redis_lock_core::Kind::Exclusive,
         name.to_vec(),
         token.to_owned(),
     ))

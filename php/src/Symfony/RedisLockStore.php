@@ -4,10 +4,12 @@ declare(strict_types=1);
 namespace RedisLock\Symfony;
 
 use RedisLock\LockManager;
+use Symfony\Component\Lock\BlockingSharedLockStoreInterface;
 use Symfony\Component\Lock\BlockingStoreInterface;
 use Symfony\Component\Lock\Exception\LockConflictedException;
 use Symfony\Component\Lock\Key;
 use Symfony\Component\Lock\PersistingStoreInterface;
+use Symfony\Component\Lock\SharedLockStoreInterface;
 use Symfony\Component\Lock\Store\ExpiringStoreTrait;
 
 /**
@@ -21,12 +23,20 @@ use Symfony\Component\Lock\Store\ExpiringStoreTrait;
  *
  * The owner token lives in the Key's state, so a Key serialized in one
  * process and unserialized in another still owns its lock there (exists(),
- * delete() and refresh act on it). Shared (read) locks are not offered.
+ * delete() and refresh act on it).
+ *
+ * Read locks (`$lock->acquireRead()`) are the extension's: many readers or
+ * one writer, a waiting writer served before readers that come after it, and
+ * `acquireRead(true)` woken by the release that lets it in. Unlike Symfony's
+ * RedisStore, a Key that holds a read lock is not promoted to a write lock
+ * by `acquire()` (nor a write lock demoted by `acquireRead()`): that is a
+ * LockConflictedException, also for the blocking forms, which would
+ * otherwise wait on the Key's own lock; release it first.
  *
  * One class for Symfony 5.4, 6.4 and 7.4: the return types that 6.x added to
  * the interfaces are declared here, which 5.4's untyped interfaces allow.
  */
-final class RedisLockStore implements PersistingStoreInterface, BlockingStoreInterface
+final class RedisLockStore implements PersistingStoreInterface, BlockingStoreInterface, SharedLockStoreInterface, BlockingSharedLockStoreInterface
 {
     use ExpiringStoreTrait;
 
@@ -49,18 +59,22 @@ final class RedisLockStore implements PersistingStoreInterface, BlockingStoreInt
 
     public function save(Key $key): void
     {
-        $key->reduceLifetime($this->initialTtl);
-        if (!$this->lock($key)->acquire()) {
-            throw new LockConflictedException();
-        }
-        $this->checkNotExpired($key);
+        $this->store($key, false, false);
     }
 
     public function waitAndSave(Key $key): void
     {
-        $key->reduceLifetime($this->initialTtl);
-        $this->lock($key)->acquire(true);
-        $this->checkNotExpired($key);
+        $this->store($key, false, true);
+    }
+
+    public function saveRead(Key $key): void
+    {
+        $this->store($key, true, false);
+    }
+
+    public function waitAndSaveRead(Key $key): void
+    {
+        $this->store($key, true, true);
     }
 
     public function putOffExpiration(Key $key, float $ttl): void
@@ -76,11 +90,31 @@ final class RedisLockStore implements PersistingStoreInterface, BlockingStoreInt
     public function delete(Key $key): void
     {
         $this->lock($key)->release();
+        $key->removeState(self::READ);
     }
 
     public function exists(Key $key): bool
     {
         return $this->lock($key)->isAcquired();
+    }
+
+    /** The Key state that says which kind it was last stored as. */
+    private const READ = __CLASS__ . '::read';
+
+    private function store(Key $key, bool $read, bool $wait): void
+    {
+        $key->reduceLifetime($this->initialTtl);
+        $lock = $this->lock($key);
+        // The other kind, still held by this Key: no promotion or demotion.
+        if ($key->hasState(self::READ) && $key->getState(self::READ) !== $read && $lock->isAcquired()) {
+            throw new LockConflictedException();
+        }
+        $got = $read ? $lock->acquireRead($wait) : $lock->acquire($wait);
+        if (!$got) {
+            throw new LockConflictedException();
+        }
+        $key->setState(self::READ, $read);
+        $this->checkNotExpired($key);
     }
 
     private function lock(Key $key): \RedisLock\Lock
