@@ -34,12 +34,12 @@ use crate::token::new_token;
 
 /// A waiter stays registered this long past its deadline, to cover its last
 /// attempt.
-const WAIT_SLACK: Duration = Duration::from_millis(100);
+pub(crate) const WAIT_SLACK: Duration = Duration::from_millis(100);
 /// An unbounded wait blocks in slices of at most this long, registering
 /// itself again between them.
-const FOREVER_SLICE: Duration = Duration::from_secs(10);
+pub(crate) const FOREVER_SLICE: Duration = Duration::from_secs(10);
 /// Pause before attempting again after a wait that a server cut short.
-const WAIT_RETRY_PAUSE: Duration = Duration::from_millis(20);
+pub(crate) const WAIT_RETRY_PAUSE: Duration = Duration::from_millis(20);
 /// Orphans kept for clean-up at most; more than that are left to their TTL.
 const MAX_ORPHANS: usize = 1024;
 /// Orphans released per clean-up, so that one call after a long outage does
@@ -614,10 +614,10 @@ pub(crate) fn force_release_script(
 /// How long after a call its re-send can still arrive: the pool re-sends at
 /// once after a broken reply (seen within `timeout`), on a new connection
 /// (made within `connect_timeout`); a second of margin on top.
-fn resend_window_ms(target: &Target) -> u64 {
+pub(crate) fn resend_window_ms(target: &Target) -> u64 {
     millis(target.timeout + target.connect_timeout + Duration::from_secs(1))
 }
 
-fn millis(d: Duration) -> u64 {
+pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

@@ -9,6 +9,7 @@
 //! - [`locks`]: the operations every deployment offers ([`Locks`]);
 //! - [`scripts`] and [`keys`]: what is stored in Redis and the Lua that changes it;
 //! - [`client`]: acquire / release / refresh and woken waits;
+//! - [`semaphore`]: counting semaphores (at most N holders), their scripts and keys;
 //! - [`stats`]: this process's lock metrics;
 //! - [`pid`] and [`token`]: process ids without a system call each, owner tokens;
 //! - [`error`]: the one error type.
@@ -23,6 +24,7 @@ pub mod pid;
 pub mod pool;
 pub mod redlock;
 pub mod scripts;
+pub mod semaphore;
 pub mod sentinel;
 pub mod stats;
 pub mod token;
@@ -32,4 +34,5 @@ pub use dsn::{Deployment, Dsn};
 pub use error::{Error, Result};
 pub use locks::Locks;
 pub use pool::Pool;
+pub use semaphore::{Permits, Semaphores};
 pub use stats::{Stats, StatsSnapshot};
