@@ -10,14 +10,15 @@ use ext_php_rs::boxed::ZBox;
 use ext_php_rs::prelude::*;
 use ext_php_rs::types::{ZendCallable, ZendHashTable, Zval};
 use redis_lock_core::token::new_token;
-use redis_lock_core::Wait;
+use redis_lock_core::{Permits, Semaphores, Wait};
 
 use crate::args::{self, Param};
 use crate::callback;
-use crate::exceptions::{from_core, not_acquired};
+use crate::exceptions::{from_core, lock_error, not_acquired};
 use crate::guard::guard;
 use crate::holds::{self, Acquired, Locker};
 use crate::lock::Lock;
+use crate::semaphore::{self, Semaphore};
 use crate::settings::Settings;
 
 /// Named locks for applications, as Laravel's `Cache::lock()` and Symfony's
@@ -26,6 +27,8 @@ use crate::settings::Settings;
 #[php(name = "RedisLock\\LockManager")]
 pub struct LockManager {
     locker: Arc<Locker>,
+    /// None with Redlock (see `Semaphores::for_deployment`).
+    semaphores: Option<Arc<Semaphores>>,
 }
 
 #[php_impl]
@@ -45,6 +48,7 @@ impl LockManager {
                     default_ttl: s.ttl,
                     fail_open: s.fail_open,
                 }),
+                semaphores: s.semaphores,
             })
         })
     }
@@ -68,6 +72,50 @@ impl LockManager {
             Ok(Lock::new(
                 Arc::clone(&self.locker),
                 name,
+                new_token(),
+                ttl,
+                autoRelease,
+            ))
+        })
+    }
+
+    /// A new permit of the semaphore `$name` (at most `$limit` holders at
+    /// once) with a fresh owner token; not yet acquired.
+    ///
+    /// @param string         $name        non-empty, at most 1024 bytes, binary-safe
+    /// @param int            $limit       1 to 1000000; callers of one name should agree on it
+    /// @param int|float|null $ttl         seconds each permit lives; null: the configured ttl
+    /// @param bool           $autoRelease release when the Semaphore is destroyed and at request end
+    /// @throws \RedisLock\LockException with a redlock:// DSN or a list of DSNs: semaphores
+    ///         need one node's atomic scripts (one server, Sentinel or cluster)
+    #[php(defaults(autoRelease = true))]
+    pub fn create_semaphore(
+        &self,
+        name: &Zval,
+        limit: &Zval,
+        ttl: Option<&Zval>,
+        autoRelease: bool,
+    ) -> PhpResult<Semaphore> {
+        guard(|| {
+            const FUNC: &str = "RedisLock\\LockManager::createSemaphore";
+            let name = args::name(name, Param::new(FUNC, 1, "name"))?;
+            let limit = semaphore::limit(limit, Param::new(FUNC, 2, "limit"))?;
+            let ttl = args::ttl(ttl, Param::new(FUNC, 3, "ttl"), self.locker.default_ttl)?;
+            let Some(semaphores) = &self.semaphores else {
+                return Err(lock_error(format!(
+                    "{FUNC}(): semaphores are not supported with Redlock: a count kept on \
+                     independent masters bounds no holders; use one server, Sentinel or a cluster"
+                )));
+            };
+            let locker = Locker {
+                client: Arc::new(Permits::new(Arc::clone(semaphores), limit)),
+                default_ttl: self.locker.default_ttl,
+                fail_open: self.locker.fail_open,
+            };
+            Ok(Semaphore::new(
+                Arc::new(locker),
+                name,
+                limit,
                 new_token(),
                 ttl,
                 autoRelease,
@@ -184,11 +232,12 @@ impl LockManager {
 
     /// This worker process's lock metrics since it started (or forked):
     /// acquired, conflicts, timeouts, releases, releases_lost, and wait /
-    /// hold time summaries (count, mean, p50, p99, max, in seconds).
+    /// hold time summaries (count, mean, p50, p99, max, in seconds) of its
+    /// locks; under `semaphore`, the same figures for semaphore permits.
     ///
-    /// @return array<string, int|array<string, int|float>>
+    /// @return array<string, int|array<string, int|float|array<string, int|float>>>
     pub fn stats(&self) -> PhpResult<ZBox<ZendHashTable>> {
-        guard(|| crate::stats::to_array(redis_lock_core::Stats::global().lock().snapshot()))
+        guard(crate::stats::all)
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use ext_php_rs::exception::PhpException;
 use ext_php_rs::types::{ZendHashTable, Zval};
-use redis_lock_core::{ClientOptions, Deployment, Locks};
+use redis_lock_core::{ClientOptions, Deployment, Locks, Semaphores};
 
 use crate::args::{self, Param};
 use crate::exceptions::{type_error, value_error};
@@ -20,6 +20,8 @@ pub struct Settings {
     pub ttl: Duration,
     /// `on_unavailable = open`: acquire succeeds without a lock when Redis is down.
     pub fail_open: bool,
+    /// Semaphores on the same deployment; None for Redlock, which has none.
+    pub semaphores: Option<Arc<Semaphores>>,
 }
 
 /// Where locks live, as given: one DSN string, or a list for Redlock.
@@ -181,20 +183,21 @@ impl Settings {
             }
             _ => {}
         }
-        let client = redis_lock_core::locks::open(
-            deployment,
-            ClientOptions {
-                prefix: raw.prefix,
-                connect_timeout: raw.connect_timeout,
-                timeout: raw.timeout,
-                fencing: raw.fencing,
-                replicas: raw.replicas,
-            },
-        );
+        let options = ClientOptions {
+            prefix: raw.prefix,
+            connect_timeout: raw.connect_timeout,
+            timeout: raw.timeout,
+            fencing: raw.fencing,
+            replicas: raw.replicas,
+        };
+        let semaphores =
+            Semaphores::for_deployment(deployment.clone(), options.clone()).map(Arc::new);
+        let client = redis_lock_core::locks::open(deployment, options);
         Ok(Settings {
             client,
             ttl: raw.ttl,
             fail_open: raw.fail_open,
+            semaphores,
         })
     }
 }
