@@ -101,25 +101,31 @@ impl LockManager {
             let name = args::name(name, Param::new(FUNC, 1, "name"))?;
             let limit = semaphore::limit(limit, Param::new(FUNC, 2, "limit"))?;
             let ttl = args::ttl(ttl, Param::new(FUNC, 3, "ttl"), self.locker.default_ttl)?;
-            let Some(semaphores) = &self.semaphores else {
-                return Err(lock_error(format!(
-                    "{FUNC}(): semaphores are not supported with Redlock: a count kept on \
-                     independent masters bounds no holders; use one server, Sentinel or a cluster"
-                )));
-            };
-            let locker = Locker {
-                client: Arc::new(Permits::new(Arc::clone(semaphores), limit)),
-                default_ttl: self.locker.default_ttl,
-                fail_open: self.locker.fail_open,
-            };
-            Ok(Semaphore::new(
-                Arc::new(locker),
-                name,
-                limit,
-                new_token(),
-                ttl,
-                autoRelease,
-            ))
+            self.semaphore(FUNC, name, limit, new_token(), ttl, autoRelease)
+        })
+    }
+
+    /// The permit of semaphore `$name` owned by `$owner` (a
+    /// `Semaphore::owner()` from any process), to acquire, release or
+    /// refresh it under that token (as the Symfony semaphore store does with
+    /// the token it keeps in a Key). Never released automatically.
+    ///
+    /// @param int            $limit as createSemaphore
+    /// @param int|float|null $ttl   seconds; null: the configured ttl
+    pub fn restore_semaphore(
+        &self,
+        name: &Zval,
+        limit: &Zval,
+        owner: &Zval,
+        ttl: Option<&Zval>,
+    ) -> PhpResult<Semaphore> {
+        guard(|| {
+            const FUNC: &str = "RedisLock\\LockManager::restoreSemaphore";
+            let name = args::name(name, Param::new(FUNC, 1, "name"))?;
+            let limit = semaphore::limit(limit, Param::new(FUNC, 2, "limit"))?;
+            let owner = owner_token(owner, Param::new(FUNC, 3, "owner"))?;
+            let ttl = args::ttl(ttl, Param::new(FUNC, 4, "ttl"), self.locker.default_ttl)?;
+            self.semaphore(FUNC, name, limit, owner, ttl, false)
         })
     }
 
@@ -129,16 +135,7 @@ impl LockManager {
         guard(|| {
             const FUNC: &str = "RedisLock\\LockManager::restoreLock";
             let name = args::name(name, Param::new(FUNC, 1, "name"))?;
-            let owner_param = Param::new(FUNC, 2, "owner");
-            let owner = owner
-                .zend_str()
-                .ok_or_else(|| owner_param.wrong_type("string", owner))?
-                .as_bytes();
-            let owner = String::from_utf8(owner.to_vec())
-                .map_err(|_| owner_param.invalid("must be an owner token"))?;
-            if owner.is_empty() || owner.len() > args::MAX_NAME_BYTES {
-                return Err(owner_param.invalid("must be an owner token"));
-            }
+            let owner = owner_token(owner, Param::new(FUNC, 2, "owner"))?;
             Ok(Lock::new(
                 Arc::clone(&self.locker),
                 name,
@@ -242,6 +239,37 @@ impl LockManager {
 }
 
 impl LockManager {
+    /// A Semaphore object on this manager's deployment.
+    fn semaphore(
+        &self,
+        func: &str,
+        name: Vec<u8>,
+        limit: u32,
+        token: String,
+        ttl: Duration,
+        auto_release: bool,
+    ) -> PhpResult<Semaphore> {
+        let Some(semaphores) = &self.semaphores else {
+            return Err(lock_error(format!(
+                "{func}(): semaphores are not supported with Redlock: a count kept on \
+                 independent masters bounds no holders; use one server, Sentinel or a cluster"
+            )));
+        };
+        let locker = Locker {
+            client: Arc::new(Permits::new(Arc::clone(semaphores), limit)),
+            default_ttl: self.locker.default_ttl,
+            fail_open: self.locker.fail_open,
+        };
+        Ok(Semaphore::new(
+            Arc::new(locker),
+            name,
+            limit,
+            token,
+            ttl,
+            auto_release,
+        ))
+    }
+
     fn run_locked(
         &self,
         name: Vec<u8>,
@@ -261,4 +289,18 @@ impl LockManager {
         };
         callback::run_then_release(callback, || holds::release_core(id))
     }
+}
+
+/// An owner token given back by PHP code (`Lock::owner()`, `Semaphore::owner()`).
+fn owner_token(owner: &Zval, param: Param) -> PhpResult<String> {
+    let bytes = owner
+        .zend_str()
+        .ok_or_else(|| param.wrong_type("string", owner))?
+        .as_bytes();
+    let owner =
+        String::from_utf8(bytes.to_vec()).map_err(|_| param.invalid("must be an owner token"))?;
+    if owner.is_empty() || owner.len() > args::MAX_NAME_BYTES {
+        return Err(param.invalid("must be an owner token"));
+    }
+    Ok(owner)
 }
