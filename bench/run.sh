@@ -30,6 +30,12 @@ echo "== many keys: K workers, each on its own key"
 for impl in ext phpredis; do b manykeys "$impl" "$port" 16 "$seconds"; done
 echo "== deployments: one node, cluster, Redlock"
 "$root/bench/deployments.sh" "$so" "$out" "$reps" "$((cycles / 5))"
+echo "== semaphore: 8 workers, limit 3, permits/s (bench/semaphore.php)"
+for _ in $(seq "$(( (reps + 2) / 3 ))"); do
+    for impl in ext symfony symfony-ext polling; do
+        "${php[@]}" "$root/bench/semaphore.php" "$impl" "$port" 8 3 "$seconds" | tee -a "$out"
+    done
+done
 echo "== memory and connections"
 b rss ext "$port" "$rss_cycles"
 b rss phpredis "$port" "$rss_cycles"

@@ -120,7 +120,7 @@ fn with(base: &[u8], suffix: &[u8]) -> Vec<u8> {
 /// while fewer than each one's limit are held (stopping at the first that
 /// does not fit, so no one is overtaken). Entries of waiters that left or
 /// whose deadline passed (they died) are skipped; at most 64 entries are
-/// read per call. `me`, the caller's own token, gets no wake push. Returns
+/// read per call (in chunks of 8). `me`, the caller's own token, gets no wake push. Returns
 /// nil, having written nothing, when a wake list is not on this node (a
 /// cluster slot in migration; see `scripts`, `reachable`).
 ///
@@ -149,21 +149,28 @@ local function keep(now)
   end
 end
 local function plan(now, count, me)
-  local entries = redis.call('LRANGE', KEYS[3], 0, 63)
   local p = {used = 0, stale = {}, grants = {}}
-  for i, entry in ipairs(entries) do
-    local ttl, limit, token = string.match(entry, '^(%d+) (%d+) (.+)$')
-    local deadline = token and redis.call('ZSCORE', KEYS[2], token)
-    if deadline and tonumber(deadline) > now then
-      if count >= tonumber(limit) then
-        break
+  -- Read in chunks: usually the first entry decides.
+  local from, done = 0, false
+  while not done and from < 64 do
+    local entries = redis.call('LRANGE', KEYS[3], from, from + 7)
+    for i, entry in ipairs(entries) do
+      local ttl, limit, token = string.match(entry, '^(%d+) (%d+) (.+)$')
+      local deadline = token and redis.call('ZSCORE', KEYS[2], token)
+      if deadline and tonumber(deadline) > now then
+        if count >= tonumber(limit) then
+          done = true
+          break
+        end
+        p.grants[#p.grants + 1] = {ttl = tonumber(ttl), token = token, left = tonumber(deadline) - now}
+        count = count + 1
+      elseif deadline then
+        p.stale[#p.stale + 1] = token
       end
-      p.grants[#p.grants + 1] = {ttl = tonumber(ttl), token = token, left = tonumber(deadline) - now}
-      count = count + 1
-    elseif deadline then
-      p.stale[#p.stale + 1] = token
+      p.used = from + i
     end
-    p.used = i
+    done = done or #entries < 8
+    from = from + 8
   end
   for _, g in ipairs(p.grants) do
     if g.token ~= me and not reachable(wake_of(g.token)) then
@@ -228,15 +235,18 @@ end
 if redis.call('ZSCORE', KEYS[1], me) then
   return hold()
 end
-local p = plan(now, redis.call('ZCARD', KEYS[1]), me)
+local held = redis.call('ZCARD', KEYS[1])
+local p = plan(now, held, me)
 if not p then
   return busy()
 end
-commit(now, p, me)
-if redis.call('ZSCORE', KEYS[1], me) then
-  return hold()
+if #p.grants > 0 or p.used > 0 then
+  commit(now, p, me)
+  if redis.call('ZSCORE', KEYS[1], me) then
+    return hold()
+  end
+  held = held + #p.grants
 end
-local held = redis.call('ZCARD', KEYS[1])
 if held < limit then
   local waiting = redis.call('ZCOUNT', KEYS[2], '(' .. now, '+inf')
   local mine = redis.call('ZSCORE', KEYS[2], me)
@@ -251,10 +261,10 @@ if wait_ms > 0 then
   if redis.call('ZADD', KEYS[2], now + wait_ms, me) == 1 then
     redis.call('RPUSH', KEYS[3], entry)
   end
-  for i = 2, 3 do
-    if redis.call('PTTL', KEYS[i]) < wait_ms + 1000 then
-      redis.call('PEXPIRE', KEYS[i], wait_ms + 1000)
-    end
+  -- Both are always given the same expiry: one PTTL tells for both.
+  if redis.call('PTTL', KEYS[3]) < wait_ms + 1000 then
+    redis.call('PEXPIRE', KEYS[2], wait_ms + 1000)
+    redis.call('PEXPIRE', KEYS[3], wait_ms + 1000)
   end
 elseif registered then
   leave()
