@@ -110,8 +110,11 @@ impl LockManager {
     /// refresh it under that token (as the Symfony semaphore store does with
     /// the token it keeps in a Key). Never released automatically.
     ///
+    /// @param string         $name  as createSemaphore
     /// @param int            $limit as createSemaphore
-    /// @param int|float|null $ttl   seconds; null: the configured ttl
+    /// @param string         $owner the permit's owner token
+    /// @param int|float|null $ttl   seconds, for acquire() and refresh(); null: the configured ttl
+    /// @throws \RedisLock\LockException with Redlock, as createSemaphore
     pub fn restore_semaphore(
         &self,
         name: &Zval,
