@@ -440,6 +440,46 @@ userland Redlock asks one master after another).
 
 
 deployments_section()
+
+
+def semaphore_section():
+    """Semaphore permits/s (bench/semaphore.php): the extension against Symfony's store and a userland one."""
+    sem = [r for r in rows if r["mode"] == "semaphore"]
+    if not sem:
+        return
+    names = {
+        "ext": "redis_lock Semaphore (acquire(true): woken in arrival order)",
+        "symfony": "Symfony Semaphore, Symfony's RedisStore (1 ms retry)",
+        "symfony-ext": "Symfony Semaphore, redis_lock SemaphoreStore (1 ms retry)",
+        "polling": "userland sorted-set script over phpredis (1 ms retry)",
+    }
+    by = {}
+    for r in sem:
+        by.setdefault(r["impl"], []).append(r)
+    med = {i: statistics.median(r["permits_per_s"] for r in rs) for i, rs in by.items()}
+    first = sem[0]
+    md.append(f"\n## Semaphore: {first['workers']} forked workers, limit {first['limit']}\n")
+    md.append("bench/semaphore.php: each worker takes a permit, INCRs and DECRs a shared counter (the highest "
+              "INCR is the most holders seen at once) and gives it back, for the run's seconds; median of the "
+              "runs' permits/s, the other figures from the run nearest that median. Commands per permit count "
+              "those run inside scripts. Symfony's Semaphore cannot block, so it and the userland script retry "
+              "after 1 ms; the extension's waiters are woken in arrival order, which costs a wake-up (and more "
+              "Redis work) per hand-over but serves every worker its share.\n")
+    md.append("| implementation | permits/s | vs userland | wait p50 ms | p99 ms | commands/permit | per worker min / max | Jain | most inside |")
+    md.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for impl in ("ext", "symfony", "symfony-ext", "polling"):
+        if impl not in by:
+            continue
+        r = min(by[impl], key=lambda r: abs(r["permits_per_s"] - med[impl]))
+        ratio = f"{med[impl] / med['polling']:.2f}x" if med.get("polling") else ""
+        md.append(f"| {names[impl]} | {med[impl]:.0f} | {ratio} | {r['wait_p50_ms']:.2f} | {r['wait_p99_ms']:.1f} | "
+                  f"{r['commands_per_permit']:.1f} | {r['per_worker_min']} / {r['per_worker_max']} | {r['jain']:.3f} | "
+                  f"{r['most_inside']} of {r['limit']} |")
+    within = all(r["within_limit"] for r in sem)
+    targets.append(("semaphore: never more holders than the limit", "yes" if within else "NO", "met" if within else "missed"))
+
+
+semaphore_section()
 md.extend(http_section(rows))
 md.append("\n## Targets\n")
 md.append("| target | figure | |")

@@ -18,13 +18,13 @@ out="$root/bench/results.jsonl"
 only=${BENCH_ONLY:-}
 case "$only" in
 "") : >"$out" ;;
-uncontended | servercost | contended | manykeys | deployments | rss | http)
+uncontended | servercost | contended | manykeys | deployments | semaphore | rss | http)
     # Drop that part's old rows only; the others stay as the last run left them.
     python3 -c 'import json, sys
 modes = {"deployments": ("deployment", "deployment-contended")}.get(sys.argv[2], (sys.argv[2],))
 rows = [l for l in open(sys.argv[1]) if l.strip() and json.loads(l)["mode"] not in modes]
 open(sys.argv[1], "w").writelines(rows)' "$out" "$only" ;;
-*) echo "BENCH_ONLY: one of uncontended, servercost, contended, manykeys, deployments, rss, http" >&2; exit 2 ;;
+*) echo "BENCH_ONLY: one of uncontended, servercost, contended, manykeys, deployments, semaphore, rss, http" >&2; exit 2 ;;
 esac
 part() { [ -z "$only" ] || [ "$only" = "$1" ]; }
 if [ -n "${BENCH_QUICK:-}" ]; then
@@ -65,6 +65,14 @@ fi
 if part deployments; then
     echo "== deployments: one node, cluster, Redlock"
     "$root/bench/deployments.sh" "$so" "$out" "$reps" "$((cycles / 5))"
+fi
+if part semaphore; then
+    echo "== semaphore: 8 workers, limit 3, permits/s (bench/semaphore.php)"
+    for _ in $(seq "$(( (reps + 2) / 3 ))"); do
+        for impl in ext symfony symfony-ext polling; do
+            "${php[@]}" "$root/bench/semaphore.php" "$impl" "$port" 8 3 "$seconds" | tee -a "$out"
+        done
+    done
 fi
 if part rss; then
     echo "== memory and connections"

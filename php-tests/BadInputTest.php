@@ -36,6 +36,7 @@ final class BadInputTest extends TestCase
             yield "waitAndExecute name $label" => [fn ($m, $lm) => $lm->waitAndExecute($name, fn () => 1), $class, 'Argument #1 ($name)'];
             yield "isLocked name $label" => [fn ($m, $lm) => $lm->isLocked($name), $class, 'Argument #1 ($name)'];
             yield "forceRelease name $label" => [fn ($m, $lm) => $lm->forceRelease($name), $class, 'Argument #1 ($name)'];
+            yield "createSemaphore name $label" => [fn ($m, $lm) => $lm->createSemaphore($name, 2), $class, ['LockManager::createSemaphore(): Argument #1 ($name)', $msg]];
         }
 
         $ttls = [
@@ -58,6 +59,8 @@ final class BadInputTest extends TestCase
             yield "executeWithLock ttl $label" => [fn ($m, $lm) => $lm->executeWithLock('k', fn () => 1, $ttl), $class, 'Argument #3 ($ttl)'];
             yield "waitAndExecute ttl $label" => [fn ($m, $lm) => $lm->waitAndExecute('k', fn () => 1, 1, $ttl), $class, 'Argument #4 ($ttl)'];
             yield "Lock::refresh ttl $label" => [fn ($m, $lm) => $lm->createLock('k')->refresh($ttl), $class, 'Argument #1 ($ttl)'];
+            yield "createSemaphore ttl $label" => [fn ($m, $lm) => $lm->createSemaphore('k', 2, $ttl), $class, ['Argument #3 ($ttl)', $msg]];
+            yield "Semaphore::refresh ttl $label" => [fn ($m, $lm) => $lm->createSemaphore('k', 2)->refresh($ttl), $class, ['Semaphore::refresh(): Argument #1 ($ttl)', $msg]];
         }
 
         $waits = [
@@ -72,7 +75,23 @@ final class BadInputTest extends TestCase
             yield "RedisMutex::synchronized wait $label" => [fn ($m) => $m->synchronized('k', fn () => 1, 1, $wait), $class, 'Argument #4 ($wait)'];
             yield "waitAndExecute maxWait $label" => [fn ($m, $lm) => $lm->waitAndExecute('k', fn () => 1, $wait), $class, 'Argument #3 ($maxWait)'];
             yield "Lock::block seconds $label" => [fn ($m, $lm) => $lm->createLock('k')->block($wait), $class, 'Argument #1 ($seconds)'];
+            yield "Semaphore::block seconds $label" => [fn ($m, $lm) => $lm->createSemaphore('k', 2)->block($wait), $class, ['Semaphore::block(): Argument #1 ($seconds)', $msg]];
         }
+
+        $limits = [
+            'zero' => [0, \ValueError::class, 'must be greater than 0'],
+            'negative' => [-3, \ValueError::class, 'must be greater than 0'],
+            'PHP_INT_MIN' => [PHP_INT_MIN, \ValueError::class, 'must be greater than 0'],
+            'too large' => [1_000_001, \ValueError::class, 'must be at most 1000000'],
+            'string' => ['3', \TypeError::class, 'must be of type int, string given'],
+            'float' => [2.0, \TypeError::class, 'must be of type int, float given'],
+            'null' => [null, \TypeError::class, 'must be of type int, null given'],
+            'bool' => [true, \TypeError::class, 'must be of type int, bool given'],
+        ];
+        foreach ($limits as $label => [$limit, $class, $msg]) {
+            yield "createSemaphore limit $label" => [fn ($m, $lm) => $lm->createSemaphore('k', $limit), $class, ['LockManager::createSemaphore(): Argument #2 ($limit)', $msg]];
+        }
+        yield 'Semaphore::block not callable' => [fn ($m, $lm) => $lm->createSemaphore('k', 1)->block(1, 'no_such_function'), \TypeError::class, 'callback'];
 
         yield 'synchronized not callable' => [fn ($m) => $m->synchronized('k', 'no_such_function'), \TypeError::class, 'callback'];
         yield 'executeWithLock not callable' => [fn ($m, $lm) => $lm->executeWithLock('k', 42), \TypeError::class, 'callback'];

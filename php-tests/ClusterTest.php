@@ -133,6 +133,42 @@ final class ClusterTest extends \PHPUnit\Framework\TestCase
         $lock->release();
     }
 
+    public function testSemaphoresOnEveryMasterKeepTheirLimit(): void
+    {
+        // One semaphore per master: its keys all share the {name} slot.
+        $redis = self::counters();
+        $names = [];
+        for ($i = 0; count($names) < 3; $i++) {
+            $slot = $redis->rawCommand(self::seeds()[0], 'CLUSTER', 'KEYSLOT', "lock:{s$i}:sem:permits");
+            $names[self::ownerOf((int) $slot)] ??= "s$i";
+        }
+        $names = array_values($names);
+        foreach ($names as $name) {
+            $redis->set("{{$name}}:inside", '0');
+        }
+        $results = Workers::run(self::WORKERS, function (int $w) use ($names) {
+            $redis = self::counters();
+            $lm = new LockManager(self::dsn());
+            $most = 0;
+            for ($i = 0; $i < 30; $i++) {
+                $name = $names[($i + $w) % count($names)];
+                $lm->createSemaphore($name, 2, 10)->block(20, function () use ($redis, $name, &$most) {
+                    $most = max($most, $redis->incr("{{$name}}:inside"));
+                    usleep(random_int(0, 1000));
+                    $redis->decr("{{$name}}:inside");
+                });
+            }
+            return [$most];
+        });
+        $most = max(array_column($results, 0));
+        $this->assertLessThanOrEqual(2, $most);
+        $this->assertGreaterThanOrEqual(1, $most);
+        foreach ($names as $name) {
+            $this->assertSame(0, $redis->exists("lock:{{$name}}:sem:permits"), 'every permit given back');
+        }
+        $this->assertCount(3, $names);
+    }
+
     /** The port of the master serving $slot. */
     private static function ownerOf(int $slot): int
     {

@@ -3,7 +3,7 @@
 //!
 //! This crate is the thin PHP-facing layer: argument checks ([`args`]),
 //! configuration ([`ini`], [`settings`]), exceptions ([`exceptions`]), the
-//! classes ([`mutex`], [`manager`], [`lock`]) with their callbacks
+//! classes ([`mutex`], [`manager`], [`lock`], [`semaphore`]) with their callbacks
 //! ([`callback`]) and panic guard ([`guard`]), `stats()` ([`stats`]), and the
 //! per-process record of held locks that request shutdown empties ([`holds`]).
 
@@ -18,6 +18,7 @@ pub mod ini;
 pub mod lock;
 pub mod manager;
 pub mod mutex;
+pub mod semaphore;
 pub mod settings;
 pub mod stats;
 
@@ -88,6 +89,7 @@ extern "C" fn module_info(_module: *mut ModuleEntry) {
 pub fn get_module(module: ModuleBuilder) -> ModuleBuilder {
     module
         .class::<lock::Lock>()
+        .class::<semaphore::Semaphore>()
         .class::<mutex::RedisMutex>()
         .class::<manager::LockManager>()
         .request_shutdown_function(request_shutdown)

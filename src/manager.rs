@@ -10,14 +10,15 @@ use ext_php_rs::boxed::ZBox;
 use ext_php_rs::prelude::*;
 use ext_php_rs::types::{ZendCallable, ZendHashTable, Zval};
 use redis_lock_core::token::new_token;
-use redis_lock_core::Wait;
+use redis_lock_core::{Permits, Semaphores, Wait};
 
 use crate::args::{self, Param};
 use crate::callback;
-use crate::exceptions::{from_core, not_acquired};
+use crate::exceptions::{from_core, lock_error, not_acquired};
 use crate::guard::guard;
 use crate::holds::{self, Acquired, Locker};
 use crate::lock::Lock;
+use crate::semaphore::{self, Semaphore};
 use crate::settings::Settings;
 
 /// Named locks for applications, as Laravel's `Cache::lock()` and Symfony's
@@ -26,6 +27,8 @@ use crate::settings::Settings;
 #[php(name = "RedisLock\\LockManager")]
 pub struct LockManager {
     locker: Arc<Locker>,
+    /// None with Redlock (see `Semaphores::for_deployment`).
+    semaphores: Option<Arc<Semaphores>>,
 }
 
 #[php_impl]
@@ -48,6 +51,7 @@ impl LockManager {
                     fail_open: s.fail_open,
                     watchdog_max: s.watchdog_max,
                 }),
+                semaphores: s.semaphores,
             })
         })
     }
@@ -78,22 +82,66 @@ impl LockManager {
         })
     }
 
+    /// A new permit of the semaphore `$name` (at most `$limit` holders at
+    /// once) with a fresh owner token; not yet acquired.
+    ///
+    /// @param string         $name        non-empty, at most 1024 bytes, binary-safe
+    /// @param int            $limit       1 to 1000000; callers of one name should agree on it
+    /// @param int|float|null $ttl         seconds each permit lives; null: the configured ttl
+    /// @param bool           $autoRelease release when the Semaphore is destroyed and at request end
+    /// @throws \RedisLock\LockException with a redlock:// DSN or a list of DSNs: semaphores
+    ///         need one node's atomic scripts (one server, Sentinel or cluster)
+    #[php(defaults(autoRelease = true))]
+    pub fn create_semaphore(
+        &self,
+        name: &Zval,
+        limit: &Zval,
+        ttl: Option<&Zval>,
+        autoRelease: bool,
+    ) -> PhpResult<Semaphore> {
+        guard(|| {
+            const FUNC: &str = "RedisLock\\LockManager::createSemaphore";
+            let name = args::name(name, Param::new(FUNC, 1, "name"))?;
+            let limit = semaphore::limit(limit, Param::new(FUNC, 2, "limit"))?;
+            let ttl = args::ttl(ttl, Param::new(FUNC, 3, "ttl"), self.locker.default_ttl)?;
+            self.semaphore(FUNC, name, limit, new_token(), ttl, autoRelease)
+        })
+    }
+
+    /// The permit of semaphore `$name` owned by `$owner` (a
+    /// `Semaphore::owner()` from any process), to acquire, release or
+    /// refresh it under that token (as the Symfony semaphore store does with
+    /// the token it keeps in a Key). Never released automatically.
+    ///
+    /// @param string         $name  as createSemaphore
+    /// @param int            $limit as createSemaphore
+    /// @param string         $owner the permit's owner token
+    /// @param int|float|null $ttl   seconds, for acquire() and refresh(); null: the configured ttl
+    /// @throws \RedisLock\LockException with Redlock, as createSemaphore
+    pub fn restore_semaphore(
+        &self,
+        name: &Zval,
+        limit: &Zval,
+        owner: &Zval,
+        ttl: Option<&Zval>,
+    ) -> PhpResult<Semaphore> {
+        guard(|| {
+            const FUNC: &str = "RedisLock\\LockManager::restoreSemaphore";
+            let name = args::name(name, Param::new(FUNC, 1, "name"))?;
+            let limit = semaphore::limit(limit, Param::new(FUNC, 2, "limit"))?;
+            let owner = owner_token(owner, Param::new(FUNC, 3, "owner"))?;
+            let ttl = args::ttl(ttl, Param::new(FUNC, 4, "ttl"), self.locker.default_ttl)?;
+            self.semaphore(FUNC, name, limit, owner, ttl, false)
+        })
+    }
+
     /// The lock on `$name` as owned by `$owner` (a `Lock::owner()` from any
     /// process), to release or refresh it. Never released automatically.
     pub fn restore_lock(&self, name: &Zval, owner: &Zval) -> PhpResult<Lock> {
         guard(|| {
             const FUNC: &str = "RedisLock\\LockManager::restoreLock";
             let name = args::name(name, Param::new(FUNC, 1, "name"))?;
-            let owner_param = Param::new(FUNC, 2, "owner");
-            let owner = owner
-                .zend_str()
-                .ok_or_else(|| owner_param.wrong_type("string", owner))?
-                .as_bytes();
-            let owner = String::from_utf8(owner.to_vec())
-                .map_err(|_| owner_param.invalid("must be an owner token"))?;
-            if owner.is_empty() || owner.len() > args::MAX_NAME_BYTES {
-                return Err(owner_param.invalid("must be an owner token"));
-            }
+            let owner = owner_token(owner, Param::new(FUNC, 2, "owner"))?;
             Ok(Lock::new(
                 Arc::clone(&self.locker),
                 name,
@@ -186,18 +234,52 @@ impl LockManager {
     }
 
     /// This worker process's lock metrics since it started (or forked):
-    /// acquired, conflicts, timeouts, releases, releases_lost,
-    /// watchdog_renewals, watchdog_lost (watched locks found gone or not
-    /// renewed within their TTL), and wait / hold time summaries (count,
-    /// mean, p50, p99, max, in seconds).
+    /// acquired (read_acquired: of them, read locks), conflicts, timeouts,
+    /// releases, releases_lost, watchdog_renewals, watchdog_lost (watched
+    /// locks found gone or not renewed within their TTL), and wait / hold
+    /// time summaries (count, mean, p50, p99, max, in seconds) of its locks;
+    /// under `semaphore`, the same figures for semaphore permits.
     ///
-    /// @return array<string, int|array<string, int|float>>
+    /// @return array<string, int|array<string, int|float|array<string, int|float>>>
     pub fn stats(&self) -> PhpResult<ZBox<ZendHashTable>> {
-        guard(|| crate::stats::to_array(redis_lock_core::Stats::global().lock().snapshot()))
+        guard(crate::stats::all)
     }
 }
 
 impl LockManager {
+    /// A Semaphore object on this manager's deployment.
+    fn semaphore(
+        &self,
+        func: &str,
+        name: Vec<u8>,
+        limit: u32,
+        token: String,
+        ttl: Duration,
+        auto_release: bool,
+    ) -> PhpResult<Semaphore> {
+        let Some(semaphores) = &self.semaphores else {
+            return Err(lock_error(format!(
+                "{func}(): semaphores are not supported with Redlock: a count kept on \
+                 independent masters bounds no holders; use one server, Sentinel or a cluster"
+            )));
+        };
+        let locker = Locker {
+            client: Arc::new(Permits::new(Arc::clone(semaphores), limit)),
+            default_ttl: self.locker.default_ttl,
+            fail_open: self.locker.fail_open,
+            // Permits are renewed by the watchdog as locks are.
+            watchdog_max: self.locker.watchdog_max,
+        };
+        Ok(Semaphore::new(
+            Arc::new(locker),
+            name,
+            limit,
+            token,
+            ttl,
+            auto_release,
+        ))
+    }
+
     fn run_locked(
         &self,
         name: Vec<u8>,
@@ -217,4 +299,18 @@ impl LockManager {
         };
         callback::run_then_release(callback, || holds::release_core(id))
     }
+}
+
+/// An owner token given back by PHP code (`Lock::owner()`, `Semaphore::owner()`).
+fn owner_token(owner: &Zval, param: Param) -> PhpResult<String> {
+    let bytes = owner
+        .zend_str()
+        .ok_or_else(|| param.wrong_type("string", owner))?
+        .as_bytes();
+    let owner =
+        String::from_utf8(bytes.to_vec()).map_err(|_| param.invalid("must be an owner token"))?;
+    if owner.is_empty() || owner.len() > args::MAX_NAME_BYTES {
+        return Err(param.invalid("must be an owner token"));
+    }
+    Ok(owner)
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use ext_php_rs::exception::PhpException;
 use ext_php_rs::types::{ZendHashTable, Zval};
-use redis_lock_core::{ClientOptions, Deployment, Locks};
+use redis_lock_core::{ClientOptions, Deployment, Locks, Semaphores};
 
 use crate::args::{self, Param};
 use crate::exceptions::{type_error, value_error};
@@ -23,6 +23,8 @@ pub struct Settings {
     /// `watchdog` on: for how long after its acquire a hold is renewed
     /// (`watchdog_max`). None: `watchdog` off.
     pub watchdog_max: Option<Duration>,
+    /// Semaphores on the same deployment; None for Redlock, which has none.
+    pub semaphores: Option<Arc<Semaphores>>,
 }
 
 /// Where locks live, as given: one DSN string, or a list for Redlock.
@@ -197,21 +199,22 @@ impl Settings {
             }
             _ => {}
         }
-        let client = redis_lock_core::locks::open(
-            deployment,
-            ClientOptions {
-                prefix: raw.prefix,
-                connect_timeout: raw.connect_timeout,
-                timeout: raw.timeout,
-                fencing: raw.fencing,
-                replicas: raw.replicas,
-            },
-        );
+        let options = ClientOptions {
+            prefix: raw.prefix,
+            connect_timeout: raw.connect_timeout,
+            timeout: raw.timeout,
+            fencing: raw.fencing,
+            replicas: raw.replicas,
+        };
+        let semaphores =
+            Semaphores::for_deployment(deployment.clone(), options.clone()).map(Arc::new);
+        let client = redis_lock_core::locks::open(deployment, options);
         Ok(Settings {
             client,
             ttl: raw.ttl,
             fail_open: raw.fail_open,
             watchdog_max: raw.watchdog.then_some(raw.watchdog_max),
+            semaphores,
         })
     }
 }

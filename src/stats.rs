@@ -4,7 +4,18 @@ use ext_php_rs::boxed::ZBox;
 use ext_php_rs::prelude::*;
 use ext_php_rs::types::ZendHashTable;
 use redis_lock_core::stats::Summary;
-use redis_lock_core::StatsSnapshot;
+use redis_lock_core::{Semaphores, Stats, StatsSnapshot};
+
+/// `stats()`: the locks' figures at the top level, each other kind's under
+/// its own key (`semaphore`).
+pub fn all() -> PhpResult<ZBox<ZendHashTable>> {
+    let mut out = to_array(Stats::global().lock().snapshot())?;
+    out.insert(
+        "semaphore",
+        to_array(Semaphores::global_stats().lock().snapshot())?,
+    )?;
+    Ok(out)
+}
 
 /// The snapshot as `['acquired' => int, …, 'wait' => ['count' => …], 'hold' => […]]`.
 pub fn to_array(s: StatsSnapshot) -> PhpResult<ZBox<ZendHashTable>> {

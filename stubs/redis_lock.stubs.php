@@ -140,6 +140,21 @@ namespace RedisLock {
         public function createLock(mixed $name, mixed $ttl = null, bool $autoRelease = true): \RedisLock\Lock {}
 
         /**
+         * A new permit of the semaphore `$name` (at most `$limit` holders at
+         * once) with a fresh owner token; not yet acquired.
+         *
+         * @param string         $name        non-empty, at most 1024 bytes, binary-safe
+         * @param int            $limit       1 to 1000000; callers of one name should agree on it
+         * @param int|float|null $ttl         seconds each permit lives; null: the configured ttl
+         * @param bool           $autoRelease release when the Semaphore is destroyed and at request end
+         * @throws \RedisLock\LockException with a redlock:// DSN or a list of DSNs: semaphores
+         *         need one node's atomic scripts (one server, Sentinel or cluster)
+         *
+         * @return \RedisLock\Semaphore
+         */
+        public function createSemaphore(mixed $name, mixed $limit, mixed $ttl = null, bool $autoRelease = true): \RedisLock\Semaphore {}
+
+        /**
          * Tries once to take `$name`, runs `$callback` under it, releases (also
          * when it throws) and returns its value. If the release then fails (Redis went
          * away), the value is still returned, with an E_WARNING: the lock
@@ -183,13 +198,30 @@ namespace RedisLock {
         public function restoreLock(mixed $name, mixed $owner): \RedisLock\Lock {}
 
         /**
-         * This worker process's lock metrics since it started (or forked):
-         * acquired, conflicts, timeouts, releases, releases_lost,
-         * watchdog_renewals, watchdog_lost (watched locks found gone or not
-         * renewed within their TTL), and wait / hold time summaries (count,
-         * mean, p50, p99, max, in seconds).
+         * The permit of semaphore `$name` owned by `$owner` (a
+         * `Semaphore::owner()` from any process), to acquire, release or
+         * refresh it under that token (as the Symfony semaphore store does with
+         * the token it keeps in a Key). Never released automatically.
          *
-         * @return array<string, int|array<string, int|float>>
+         * @param string         $name  as createSemaphore
+         * @param int            $limit as createSemaphore
+         * @param string         $owner the permit's owner token
+         * @param int|float|null $ttl   seconds, for acquire() and refresh(); null: the configured ttl
+         * @throws \RedisLock\LockException with Redlock, as createSemaphore
+         *
+         * @return \RedisLock\Semaphore
+         */
+        public function restoreSemaphore(mixed $name, mixed $limit, mixed $owner, mixed $ttl = null): \RedisLock\Semaphore {}
+
+        /**
+         * This worker process's lock metrics since it started (or forked):
+         * acquired (read_acquired: of them, read locks), conflicts, timeouts,
+         * releases, releases_lost, watchdog_renewals, watchdog_lost (watched
+         * locks found gone or not renewed within their TTL), and wait / hold
+         * time summaries (count, mean, p50, p99, max, in seconds) of its locks;
+         * under `semaphore`, the same figures for semaphore permits.
+         *
+         * @return array<string, int|array<string, int|float|array<string, int|float>>>
          */
         public function stats(): array {}
 
@@ -298,6 +330,93 @@ namespace RedisLock {
          * @param callable $callback
          */
         public function synchronized(mixed $key, callable $callback, mixed $ttl = null, mixed $wait = null): mixed {}
+    }
+
+    /**
+     * A permit of the semaphore `name()`: at most `limit()` holders at once
+     * across all workers, each permit with its own TTL.
+     *
+     * Made by `LockManager::createSemaphore()`. With `$autoRelease` (the
+     * default) the permit is released when the object is destroyed and at the
+     * end of the request.
+     */
+    class Semaphore {
+        public function __construct() {}
+
+        /**
+         * Takes a permit.
+         *
+         * @param bool $blocking false: try once; true: wait until one is had (woken in arrival order)
+         * @return bool whether this Semaphore now holds a permit
+         */
+        public function acquire(bool $blocking = false): bool {}
+
+        /**
+         * Waits up to `$seconds` for a permit (woken in arrival order).
+         *
+         * Without `$callback` returns true once held. With it, runs it holding
+         * the permit, releases, and returns what it returned (if the release
+         * then fails, the value is still returned, with an E_WARNING: the
+         * permit expires by its TTL).
+         *
+         * @param int|float $seconds
+         * @throws \RedisLock\LockTimeoutException if no permit was had within $seconds
+         *
+         * @param callable|null $callback
+         * @return mixed
+         */
+        public function block(mixed $seconds, ?callable $callback = null): mixed {}
+
+        /**
+         * Seconds left before the permit expires.
+         *
+         * @return ?float null when this Semaphore holds no permit
+         */
+        public function getRemainingLifetime(): ?float {}
+
+        /**
+         * Whether this Semaphore holds a permit now (asks Redis).
+         *
+         * @return bool
+         */
+        public function isAcquired(): bool {}
+
+        /**
+         * At most this many holders at once.
+         *
+         * @return int
+         */
+        public function limit(): int {}
+
+        /**
+         * The semaphore's name.
+         *
+         * @return string
+         */
+        public function name(): string {}
+
+        /**
+         * The owner token of this Semaphore's permit (128-bit random, UUID text).
+         *
+         * @return string
+         */
+        public function owner(): string {}
+
+        /**
+         * Sets a new TTL on the permit, only while this Semaphore holds it.
+         *
+         * @param int|float|null $ttl seconds; null: the semaphore's TTL
+         *
+         * @return bool
+         */
+        public function refresh(mixed $ttl = null): bool {}
+
+        /**
+         * Gives the permit back (to the first waiter, if any).
+         *
+         * @return bool false if it had expired or was not held
+         */
+        public function release(): bool {}
     }
 
     class ConnectionException extends \RedisLock\LockException {}

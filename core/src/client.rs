@@ -36,12 +36,12 @@ use crate::token::new_token;
 
 /// A waiter stays registered this long past its deadline, to cover its last
 /// attempt.
-const WAIT_SLACK: Duration = Duration::from_millis(100);
+pub(crate) const WAIT_SLACK: Duration = Duration::from_millis(100);
 /// An unbounded wait blocks in slices of at most this long, registering
 /// itself again between them.
-const FOREVER_SLICE: Duration = Duration::from_secs(10);
+pub(crate) const FOREVER_SLICE: Duration = Duration::from_secs(10);
 /// Pause before attempting again after a wait that a server cut short.
-const WAIT_RETRY_PAUSE: Duration = Duration::from_millis(20);
+pub(crate) const WAIT_RETRY_PAUSE: Duration = Duration::from_millis(20);
 /// Orphans kept for clean-up at most; more than that are left to their TTL.
 const MAX_ORPHANS: usize = 1024;
 /// Orphans released per clean-up, so that one call after a long outage does

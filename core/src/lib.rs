@@ -11,6 +11,7 @@
 //! - [`client`]: acquire / release / refresh and woken waits;
 //! - [`plain_holds`] and [`release`]: the cheap release of a lock taken by a plain `SET NX`
 //!   (native compare-and-delete where the server has one);
+//! - [`semaphore`]: counting semaphores (at most N holders), their scripts and keys;
 //! - [`stats`]: this process's lock metrics;
 //! - [`watchdog`]: background renewal of held locks;
 //! - [`pid`] and [`token`]: process ids without a system call each, owner tokens;
@@ -28,6 +29,7 @@ pub mod pool;
 pub mod redlock;
 pub mod release;
 pub mod scripts;
+pub mod semaphore;
 pub mod sentinel;
 pub mod shared;
 pub mod stats;
@@ -39,4 +41,5 @@ pub use dsn::{Deployment, Dsn};
 pub use error::{Error, Result};
 pub use locks::Locks;
 pub use pool::Pool;
+pub use semaphore::{Permits, Semaphores};
 pub use stats::{Stats, StatsSnapshot};

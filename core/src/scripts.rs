@@ -79,7 +79,7 @@ pub struct LockScript {
 }
 
 impl LockScript {
-    fn new(source: &str) -> Self {
+    pub(crate) fn new(source: &str) -> Self {
         LockScript {
             hash: redis::Script::new(source).get_hash().to_owned(),
             source: source.to_owned(),
