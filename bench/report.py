@@ -480,6 +480,36 @@ def semaphore_section():
 
 
 semaphore_section()
+
+
+def readheavy_section():
+    """Read locks (bench/readheavy.php): nine readers and one writer on one name."""
+    rw = [r for r in rows if r["mode"] == "readheavy"]
+    if not rw:
+        return
+    names = {
+        "ext": "redis_lock: acquireRead(true) / acquire(true), woken waits",
+        "symfony": "Symfony Lock RedisStore: acquireRead(true) / acquire(true) (~100 ms retries)",
+    }
+    md.append("\n## Read-heavy: 9 readers and 1 writer on one name\n")
+    md.append("bench/readheavy.php: each reader takes the read lock, GETs, sleeps 1 ms and releases; the writer "
+              "takes the write lock, INCRs, sleeps 1 ms and releases. Violations: a writer that found anyone "
+              "inside, or a reader that found the writer inside.\n")
+    md.append("| implementation | reads/s | writes/s | read wait p99 ms | write wait p50 ms | p99 ms | max ms | violations |")
+    md.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rw:
+        md.append(f"| {names.get(r['impl'], r['impl'])} | {r['reads_per_s']:.0f} | {r['writes_per_s']:.1f} | "
+                  f"{r['read_wait_p99_ms']:.1f} | {r['write_wait_p50_ms']:.1f} | {r['write_wait_p99_ms']:.1f} | "
+                  f"{r['write_wait_max_ms']:.1f} | {r['violations']} |")
+    md.append("\nThe extension queues a waiting writer ahead of readers that come after it, so the writer "
+              "gets its turn at every hand-over; Symfony's RedisStore lets new readers in while a writer "
+              "waits, so under a steady stream of readers the writer can wait for as long as they keep "
+              "coming (writer starvation), and its readers go faster for it.\n")
+    ok = all(r["violations"] == 0 for r in rw)
+    targets.append(("read/write locks: no writer together with anyone", "yes" if ok else "NO", "met" if ok else "missed"))
+
+
+readheavy_section()
 md.extend(http_section(rows))
 md.append("\n## Targets\n")
 md.append("| target | figure | |")

@@ -18,13 +18,13 @@ out="$root/bench/results.jsonl"
 only=${BENCH_ONLY:-}
 case "$only" in
 "") : >"$out" ;;
-uncontended | servercost | contended | manykeys | deployments | semaphore | rss | http)
+uncontended | servercost | contended | manykeys | deployments | readheavy | semaphore | rss | http)
     # Drop that part's old rows only; the others stay as the last run left them.
     python3 -c 'import json, sys
 modes = {"deployments": ("deployment", "deployment-contended")}.get(sys.argv[2], (sys.argv[2],))
 rows = [l for l in open(sys.argv[1]) if l.strip() and json.loads(l)["mode"] not in modes]
 open(sys.argv[1], "w").writelines(rows)' "$out" "$only" ;;
-*) echo "BENCH_ONLY: one of uncontended, servercost, contended, manykeys, deployments, semaphore, rss, http" >&2; exit 2 ;;
+*) echo "BENCH_ONLY: one of uncontended, servercost, contended, manykeys, deployments, readheavy, semaphore, rss, http" >&2; exit 2 ;;
 esac
 part() { [ -z "$only" ] || [ "$only" = "$1" ]; }
 if [ -n "${BENCH_QUICK:-}" ]; then
@@ -65,6 +65,12 @@ fi
 if part deployments; then
     echo "== deployments: one node, cluster, Redlock"
     "$root/bench/deployments.sh" "$so" "$out" "$reps" "$((cycles / 5))"
+fi
+if part readheavy; then
+    echo "== read-heavy: 9 readers and 1 writer on one name, ${seconds}s each (bench/readheavy.php)"
+    for impl in ext symfony; do
+        "${php[@]}" "$root/bench/readheavy.php" "$impl" "$port" "$seconds" | tee -a "$out"
+    done
 fi
 if part semaphore; then
     echo "== semaphore: 8 workers, limit 3, permits/s (bench/semaphore.php)"
