@@ -170,6 +170,54 @@ final class ClusterTest extends \PHPUnit\Framework\TestCase
     }
 
     /** The port of the master serving $slot. */
+    /**
+     * A MultiLock whose names live on all three masters (so in different
+     * slots): taken name by name in sorted order, given back at the first
+     * held one; forked workers naming them in other orders count exactly.
+     */
+    public function testMultiLocksAcrossMastersCountExactly(): void
+    {
+        $redis = self::counters();
+        $names = [];
+        $masters = [];
+        for ($i = 0; count($masters) < 3; $i++) {
+            $name = "m$i";
+            $owner = self::ownerOf((int) $redis->rawCommand(self::seeds()[0], 'CLUSTER', 'KEYSLOT', "lock:{{$name}}"));
+            if (!isset($masters[$owner])) {
+                $masters[$owner] = true;
+                $names[] = $name;
+                $redis->set("{{$name}}:n", '0');
+            }
+        }
+        $lm = new LockManager(self::dsn());
+        $multi = $lm->createMultiLock($names, 5);
+        $this->assertTrue($multi->acquire());
+        $plain = $lm->createLock($names[2]);
+        $this->assertFalse($plain->acquire(), 'a name of a held MultiLock');
+        $this->assertTrue($multi->release());
+        $this->assertTrue($plain->acquire());
+        $this->assertFalse($lm->createMultiLock($names, 5)->acquire());
+        $this->assertSame(0, $redis->exists("lock:{{$names[0]}}"), 'given back at the held name');
+        $this->assertTrue($plain->release());
+        Workers::run(4, function (int $w) use ($names) {
+            $redis = self::counters();
+            $lm = new LockManager(self::dsn());
+            $order = $w % 2 ? array_reverse($names) : $names;
+            for ($i = 0; $i < 25; $i++) {
+                $lm->createMultiLock($order, 5)->block(30, function () use ($redis, $names) {
+                    foreach ($names as $name) {
+                        $redis->set("{{$name}}:n", (string) ((int) $redis->get("{{$name}}:n") + 1));
+                    }
+                });
+            }
+            return [];
+        });
+        foreach ($names as $name) {
+            $this->assertSame('100', $redis->get("{{$name}}:n"), $name);
+            $this->assertSame(0, $redis->exists("lock:{{$name}}"));
+        }
+    }
+
     private static function ownerOf(int $slot): int
     {
         $redis = self::$nodes[0]->client();

@@ -17,6 +17,7 @@ pub mod holds;
 pub mod ini;
 pub mod lock;
 pub mod manager;
+pub mod multi;
 pub mod mutex;
 pub mod semaphore;
 pub mod settings;
@@ -90,6 +91,7 @@ pub fn get_module(module: ModuleBuilder) -> ModuleBuilder {
     module
         .class::<lock::Lock>()
         .class::<semaphore::Semaphore>()
+        .class::<multi::MultiLock>()
         .class::<mutex::RedisMutex>()
         .class::<manager::LockManager>()
         .request_shutdown_function(request_shutdown)

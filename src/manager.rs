@@ -18,8 +18,10 @@ use crate::exceptions::{from_core, lock_error, not_acquired};
 use crate::guard::guard;
 use crate::holds::{self, Acquired, Locker};
 use crate::lock::Lock;
+use crate::multi::MultiLock;
 use crate::semaphore::{self, Semaphore};
 use crate::settings::Settings;
+use redis_lock_core::multi::MultiLocks;
 
 /// Named locks for applications, as Laravel's `Cache::lock()` and Symfony's
 /// `LockFactory` offer them.
@@ -75,6 +77,44 @@ impl LockManager {
             Ok(Lock::new(
                 Arc::clone(&self.locker),
                 name,
+                new_token(),
+                ttl,
+                autoRelease,
+            ))
+        })
+    }
+
+    /// A new multi-lock on all of `$names` with a fresh owner token; not yet
+    /// acquired. It holds all of them or none; a name held by a plain Lock
+    /// blocks it and the other way round; callers that name the same locks
+    /// in any order never deadlock.
+    ///
+    /// @param array          $names       lock names: non-empty, distinct strings of at most 1024 bytes
+    /// @param int|float|null $ttl         seconds each lock lives; null: the configured ttl
+    /// @param bool           $autoRelease release when the MultiLock is destroyed and at request end
+    #[php(defaults(autoRelease = true))]
+    pub fn create_multi_lock(
+        &self,
+        names: &Zval,
+        ttl: Option<&Zval>,
+        autoRelease: bool,
+    ) -> PhpResult<MultiLock> {
+        guard(|| {
+            const FUNC: &str = "RedisLock\\LockManager::createMultiLock";
+            let names = crate::multi::names(names, Param::new(FUNC, 1, "names"))?;
+            let ttl = args::ttl(ttl, Param::new(FUNC, 2, "ttl"), self.locker.default_ttl)?;
+            let locker = Locker {
+                client: Arc::new(MultiLocks::new(
+                    &*self.locker.client,
+                    MultiLocks::global_stats(),
+                )),
+                default_ttl: self.locker.default_ttl,
+                fail_open: self.locker.fail_open,
+                watchdog_max: self.locker.watchdog_max,
+            };
+            Ok(MultiLock::new(
+                Arc::new(locker),
+                names,
                 new_token(),
                 ttl,
                 autoRelease,

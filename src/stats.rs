@@ -14,6 +14,14 @@ pub fn all() -> PhpResult<ZBox<ZendHashTable>> {
         "semaphore",
         to_array(Semaphores::global_stats().lock().snapshot())?,
     )?;
+    out.insert(
+        "multi",
+        to_array(
+            redis_lock_core::multi::MultiLocks::global_stats()
+                .lock()
+                .snapshot(),
+        )?,
+    )?;
     Ok(out)
 }
 

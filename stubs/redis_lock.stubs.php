@@ -140,6 +140,20 @@ namespace RedisLock {
         public function createLock(mixed $name, mixed $ttl = null, bool $autoRelease = true): \RedisLock\Lock {}
 
         /**
+         * A new multi-lock on all of `$names` with a fresh owner token; not yet
+         * acquired. It holds all of them or none; a name held by a plain Lock
+         * blocks it and the other way round; callers that name the same locks
+         * in any order never deadlock.
+         *
+         * @param array          $names       lock names: non-empty, distinct strings of at most 1024 bytes
+         * @param int|float|null $ttl         seconds each lock lives; null: the configured ttl
+         * @param bool           $autoRelease release when the MultiLock is destroyed and at request end
+         *
+         * @return \RedisLock\MultiLock
+         */
+        public function createMultiLock(mixed $names, mixed $ttl = null, bool $autoRelease = true): \RedisLock\MultiLock {}
+
+        /**
          * A new permit of the semaphore `$name` (at most `$limit` holders at
          * once) with a fresh owner token; not yet acquired.
          *
@@ -241,6 +255,83 @@ namespace RedisLock {
          * @return mixed
          */
         public function waitAndExecute(mixed $name, callable $callback, mixed $maxWait = null, mixed $ttl = null): mixed {}
+    }
+
+    /**
+     * The locks `names()`, held together under one owner token.
+     *
+     * Made by `LockManager::createMultiLock()`. With `$autoRelease` (the
+     * default) it is released when the object is destroyed and at the end of
+     * the request.
+     */
+    class MultiLock {
+        public function __construct() {}
+
+        /**
+         * Takes all the locks, or none.
+         *
+         * @param bool $blocking false: try once; true: wait until all are held (woken by the
+         *                       release of the name it waits for)
+         * @return bool whether this MultiLock now holds all its locks
+         */
+        public function acquire(bool $blocking = false): bool {}
+
+        /**
+         * Waits up to `$seconds` for all the locks.
+         *
+         * Without `$callback` returns true once held. With it, runs it holding
+         * them, releases, and returns what it returned.
+         *
+         * @param int|float $seconds
+         * @throws \RedisLock\LockTimeoutException if not all were had within $seconds
+         *
+         * @param callable|null $callback
+         * @return mixed
+         */
+        public function block(mixed $seconds, ?callable $callback = null): mixed {}
+
+        /**
+         * Seconds left before the first of the locks expires.
+         *
+         * @return ?float null when this owner does not hold them all
+         */
+        public function getRemainingLifetime(): ?float {}
+
+        /**
+         * Whether this owner holds every one of the locks now (asks Redis).
+         *
+         * @return bool
+         */
+        public function isAcquired(): bool {}
+
+        /**
+         * The lock names, sorted.
+         *
+         * @return list<string>
+         */
+        public function names(): array {}
+
+        /**
+         * The owner token (128-bit random, UUID text).
+         *
+         * @return string
+         */
+        public function owner(): string {}
+
+        /**
+         * Sets a new TTL on every lock, while this owner holds them.
+         *
+         * @param int|float|null $ttl seconds; null: the multi-lock's TTL
+         * @return bool true only if every lock was still held and is refreshed
+         */
+        public function refresh(mixed $ttl = null): bool {}
+
+        /**
+         * Releases all the locks this owner still holds.
+         *
+         * @return bool true only if it still held every one of them
+         */
+        public function release(): bool {}
     }
 
     /**

@@ -188,6 +188,14 @@ impl LockClient {
         }
     }
 
+    /// The same, counted in other metrics.
+    pub fn with_stats(&self, stats: Arc<Mutex<Stats>>) -> LockClient {
+        LockClient {
+            stats,
+            ..self.clone()
+        }
+    }
+
     /// The server this client talks to.
     pub fn dsn(&self) -> &Dsn {
         &self.target.dsn

@@ -7,6 +7,7 @@
 //! - [`cluster`]: a `redis-cluster://` DSN, served by redis-rs's cluster client;
 //! - [`redlock`]: one lock over N independent masters;
 //! - [`locks`]: the operations every deployment offers ([`Locks`]);
+//! - [`multi`]: multi-locks, several names all or none;
 //! - [`scripts`] and [`keys`]: what is stored in Redis and the Lua that changes it;
 //! - [`client`]: acquire / release / refresh and woken waits;
 //! - [`plain_holds`] and [`release`]: the cheap release of a lock taken by a plain `SET NX`
@@ -23,6 +24,7 @@ pub mod dsn;
 pub mod error;
 pub mod keys;
 pub mod locks;
+pub mod multi;
 pub mod pid;
 pub mod plain_holds;
 pub mod pool;

@@ -13,6 +13,8 @@ use crate::dsn::Deployment;
 use crate::error::{Error, Result};
 use crate::pool::Pool;
 use crate::redlock::Redlock;
+use crate::stats::Stats;
+use parking_lot::Mutex;
 
 /// Acquire, release, refresh and the reads of named locks.
 pub trait Locks: Send + Sync {
@@ -53,6 +55,9 @@ pub trait Locks: Send + Sync {
     /// The same operations on another pool (the watchdog's own, so that its
     /// renewals never take a connection a caller is using).
     fn on_pool(&self, pool: Arc<Pool>) -> Arc<dyn Locks>;
+    /// The same operations counted in other metrics (a multi-lock's names
+    /// are not locks of their own in `stats()`).
+    fn with_stats(&self, stats: Arc<Mutex<Stats>>) -> Arc<dyn Locks>;
 }
 
 /// The lock operations of `deployment`, on the process-wide pool and metrics.
@@ -91,6 +96,9 @@ macro_rules! delegate_locks {
         }
         fn on_pool(&self, pool: Arc<Pool>) -> Arc<dyn Locks> {
             Arc::new(<$type>::on_pool(self, pool))
+        }
+        fn with_stats(&self, stats: Arc<Mutex<Stats>>) -> Arc<dyn Locks> {
+            Arc::new(<$type>::with_stats(self, stats))
         }
     };
 }

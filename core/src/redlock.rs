@@ -190,6 +190,14 @@ impl Redlock {
         }
     }
 
+    /// The same, counted in other metrics.
+    pub fn with_stats(&self, stats: Arc<Mutex<Stats>>) -> Redlock {
+        Redlock {
+            stats,
+            ..self.clone()
+        }
+    }
+
     /// How many masters make a majority.
     pub fn quorum(&self) -> usize {
         self.masters.len() / 2 + 1

@@ -736,6 +736,19 @@ impl Locks for Permits {
     fn read_ownership(&self, _: &[u8], _: &str) -> Result<Ownership> {
         Ok(Ownership::NotMine)
     }
+    fn with_stats(&self, stats: Arc<Mutex<Stats>>) -> Arc<dyn Locks> {
+        let semaphores = Semaphores {
+            pool: Arc::clone(&self.semaphores.pool),
+            stats,
+            target: self.semaphores.target.clone(),
+            prefix: self.semaphores.prefix.clone(),
+            replicas: self.semaphores.replicas,
+        };
+        Arc::new(Permits {
+            semaphores: Arc::new(semaphores),
+            limit: self.limit,
+        })
+    }
     fn on_pool(&self, pool: Arc<Pool>) -> Arc<dyn Locks> {
         let semaphores = Semaphores {
             pool,

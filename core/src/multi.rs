@@ -1,0 +1,280 @@
+//! Multi-locks: several names held together, all or none.
+//!
+//! # How a multi-lock is taken
+//! The names are taken one by one, in sorted order, each with the plain
+//! lock's own try-once acquire (so a name held by a plain lock blocks a
+//! multi-lock and the other way round, and every deployment works, a
+//! cluster whose names live in different slots included). At the first name
+//! that is held, everything this attempt took is given back, so a failed
+//! acquire leaves nothing held. A caller that may wait then waits, as an
+//! ordinary waiter, for that one name: the release that frees it grants it
+//! to this caller (woken, in arrival order with the name's other waiters),
+//! and the caller tries the rest again. If another name is held by then, the
+//! granted one is given back too (to its next waiter) before waiting on the
+//! new one: a multi-lock never waits while holding a name, so callers that
+//! name the same locks in different orders cannot deadlock.
+//!
+//! Not atomic: while an attempt runs, another caller may find one of its
+//! names held for that moment (and, if it does not wait, report it held).
+//!
+//! A multi-lock travels through the lock layer (hold registry, watchdog,
+//! fail-open) as one lock whose "name" is its names [`encode`]d, served by
+//! [`MultiLocks`], a [`Locks`] over the deployment's own.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use once_cell::sync::Lazy;
+use parking_lot::Mutex;
+
+use crate::client::{AcquireOutcome, Hold, Ownership, Wait};
+use crate::error::{Error, Result};
+use crate::locks::Locks;
+use crate::pool::Pool;
+use crate::stats::Stats;
+
+/// Several names as one byte string: each as a 4-byte big-endian length
+/// and its bytes, in sorted order.
+pub fn encode(names: &[Vec<u8>]) -> Vec<u8> {
+    let mut sorted: Vec<&Vec<u8>> = names.iter().collect();
+    sorted.sort();
+    let mut out = Vec::new();
+    for name in sorted {
+        let len = u32::try_from(name.len()).unwrap_or(u32::MAX);
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(name);
+    }
+    out
+}
+
+/// The names of an [`encode`]d multi-lock.
+pub fn decode(encoded: &[u8]) -> Result<Vec<Vec<u8>>> {
+    let bad = || Error::Internal {
+        detail: "a multi-lock's names are malformed".to_owned(),
+    };
+    let mut names = Vec::new();
+    let mut rest = encoded;
+    while !rest.is_empty() {
+        let (len, tail) = rest.split_first_chunk::<4>().ok_or_else(bad)?;
+        let len = usize::try_from(u32::from_be_bytes(*len)).map_err(|_| bad())?;
+        if tail.len() < len {
+            return Err(bad());
+        }
+        names.push(tail[..len].to_vec());
+        rest = &tail[len..];
+    }
+    if names.is_empty() {
+        return Err(bad());
+    }
+    Ok(names)
+}
+
+/// This process's multi-lock metrics (`stats()['multi']`).
+static GLOBAL_STATS: Lazy<Arc<Mutex<Stats>>> = Lazy::new(|| Arc::new(Mutex::new(Stats::new())));
+
+/// Multi-locks over a deployment's [`Locks`]; each "name" is [`encode`]d.
+pub struct MultiLocks {
+    /// The deployment, with metrics of its own: the names a multi-lock takes
+    /// one by one are not locks of their own in `stats()`.
+    names: Arc<dyn Locks>,
+    /// Where multi-locks are counted.
+    stats: Arc<Mutex<Stats>>,
+}
+
+impl MultiLocks {
+    /// The process-wide multi-lock metrics.
+    pub fn global_stats() -> Arc<Mutex<Stats>> {
+        Arc::clone(&GLOBAL_STATS)
+    }
+
+    /// Multi-locks over `locks` (whose per-name metrics go to a private
+    /// [`Stats`]), counted in `stats`.
+    pub fn new(locks: &dyn Locks, stats: Arc<Mutex<Stats>>) -> Self {
+        MultiLocks {
+            names: locks.with_stats(Arc::new(Mutex::new(Stats::new()))),
+            stats,
+        }
+    }
+
+    /// One pass over `names`: None when all are now held under `token`,
+    /// else the index of the first held by someone else (everything this
+    /// pass took, and the `granted` name, given back).
+    fn try_all(
+        &self,
+        names: &[Vec<u8>],
+        token: &str,
+        ttl: Duration,
+        granted: Option<usize>,
+    ) -> Result<Option<usize>> {
+        let mut taken: Vec<usize> = granted.into_iter().collect();
+        for (i, name) in names.iter().enumerate() {
+            if granted == Some(i) {
+                continue;
+            }
+            match self.names.acquire(name, token, ttl, Wait::No) {
+                Ok(AcquireOutcome::Acquired(_)) => taken.push(i),
+                Ok(_) => {
+                    self.give_back(names, &taken, token);
+                    return Ok(Some(i));
+                }
+                Err(err) => {
+                    self.give_back(names, &taken, token);
+                    return Err(err);
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Releases the names at `taken` (best effort: what cannot be released
+    /// now ends at its TTL, as any lock's).
+    fn give_back(&self, names: &[Vec<u8>], taken: &[usize], token: &str) {
+        for &i in taken {
+            let _ = self.names.release(&names[i], token, None);
+        }
+    }
+}
+
+impl Locks for MultiLocks {
+    fn acquire(
+        &self,
+        encoded: &[u8],
+        token: &str,
+        ttl: Duration,
+        wait: Wait,
+    ) -> Result<AcquireOutcome> {
+        let names = decode(encoded)?;
+        let start = Instant::now();
+        let deadline = match wait {
+            Wait::No => Some(start),
+            Wait::For(d) => Some(start + d),
+            Wait::Forever => None,
+        };
+        let mut granted = None;
+        loop {
+            let Some(held) = self.try_all(&names, token, ttl, granted)? else {
+                self.stats.lock().record_acquired(start.elapsed());
+                return Ok(AcquireOutcome::Acquired(Hold {
+                    fence: None,
+                    acquired_at: Instant::now(),
+                }));
+            };
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            let name_wait = match left {
+                None => Wait::Forever,
+                Some(left) if left.is_zero() => Wait::No,
+                Some(left) => Wait::For(left),
+            };
+            // Wait for that name; the release that frees it grants it here.
+            match self.names.acquire(&names[held], token, ttl, name_wait)? {
+                AcquireOutcome::Acquired(_) => granted = Some(held),
+                AcquireOutcome::Conflicted => {
+                    self.stats.lock().record_conflict();
+                    return Ok(AcquireOutcome::Conflicted);
+                }
+                AcquireOutcome::TimedOut => {
+                    self.stats.lock().record_timeout();
+                    return Ok(AcquireOutcome::TimedOut);
+                }
+            }
+        }
+    }
+
+    fn release(&self, encoded: &[u8], token: &str, acquired_at: Option<Instant>) -> Result<bool> {
+        let mut all = true;
+        for name in decode(encoded)? {
+            all &= self.names.release(&name, token, None)?;
+        }
+        self.stats
+            .lock()
+            .record_release(all, acquired_at.map(|t| t.elapsed()));
+        Ok(all)
+    }
+
+    fn refresh(&self, encoded: &[u8], token: &str, ttl: Duration) -> Result<bool> {
+        let mut all = true;
+        for name in decode(encoded)? {
+            all &= self.names.refresh(&name, token, ttl)?;
+        }
+        Ok(all)
+    }
+
+    fn ownership(&self, encoded: &[u8], token: &str) -> Result<Ownership> {
+        let mut least: Option<Option<Duration>> = None;
+        for name in decode(encoded)? {
+            match self.names.ownership(&name, token)? {
+                Ownership::NotMine => return Ok(Ownership::NotMine),
+                Ownership::Mine { remaining } => {
+                    least = Some(match (least.flatten(), remaining) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    });
+                }
+            }
+        }
+        Ok(match least {
+            Some(remaining) => Ownership::Mine { remaining },
+            None => Ownership::NotMine,
+        })
+    }
+
+    fn is_locked(&self, encoded: &[u8]) -> Result<bool> {
+        for name in decode(encoded)? {
+            if self.names.is_locked(&name)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    fn force_release(&self, encoded: &[u8]) -> Result<bool> {
+        let mut any = false;
+        for name in decode(encoded)? {
+            any |= self.names.force_release(&name)?;
+        }
+        Ok(any)
+    }
+
+    fn acquire_read(&self, _: &[u8], _: &str, _: Duration, _: Wait) -> Result<AcquireOutcome> {
+        Err(Error::Unsupported {
+            what: "a multi-lock has no read kind".to_owned(),
+        })
+    }
+    fn release_read(&self, _: &[u8], _: &str, _: Option<Instant>) -> Result<bool> {
+        Ok(false)
+    }
+    fn refresh_read(&self, _: &[u8], _: &str, _: Duration) -> Result<bool> {
+        Ok(false)
+    }
+    fn read_ownership(&self, _: &[u8], _: &str) -> Result<Ownership> {
+        Ok(Ownership::NotMine)
+    }
+
+    fn on_pool(&self, pool: Arc<Pool>) -> Arc<dyn Locks> {
+        Arc::new(MultiLocks {
+            names: self.names.on_pool(pool),
+            stats: Arc::clone(&self.stats),
+        })
+    }
+
+    fn with_stats(&self, stats: Arc<Mutex<Stats>>) -> Arc<dyn Locks> {
+        Arc::new(MultiLocks {
+            names: Arc::clone(&self.names),
+            stats,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_sorted() {
+        let names = vec![b"b".to_vec(), b"a\0x".to_vec(), Vec::new()];
+        let decoded = decode(&encode(&names)).unwrap_or_default();
+        assert_eq!(decoded, vec![Vec::new(), b"a\0x".to_vec(), b"b".to_vec()]);
+        assert!(decode(b"").is_err());
+        assert!(decode(&[0, 0, 0, 5, b'a']).is_err());
+    }
+}

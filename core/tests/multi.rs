@@ -1,0 +1,111 @@
+//! Multi-locks against a real Redis: all or none, plain locks and
+//! multi-locks exclude each other, eight threads naming the same locks in
+//! different orders finish with exact counts.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::RedisServer;
+use parking_lot::Mutex;
+use redis_lock_core::multi::{encode, MultiLocks};
+use redis_lock_core::token::new_token;
+use redis_lock_core::{AcquireOutcome, Locks, Stats, Wait};
+
+const TTL: Duration = Duration::from_secs(10);
+
+fn multi(redis: &RedisServer) -> MultiLocks {
+    MultiLocks::new(&redis.client(false), Arc::new(Mutex::new(Stats::new())))
+}
+
+#[test]
+fn all_or_none() {
+    let redis = RedisServer::start();
+    let plain = redis.client(false);
+    let m = multi(&redis);
+    let names = encode(&[b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
+    let blocker = new_token();
+    assert!(matches!(
+        plain.acquire(b"c", &blocker, TTL, Wait::No).unwrap(),
+        AcquireOutcome::Acquired(_)
+    ));
+    let t = new_token();
+    assert_eq!(
+        m.acquire(&names, &t, TTL, Wait::No).unwrap(),
+        AcquireOutcome::Conflicted
+    );
+    assert!(
+        !plain.is_locked(b"a").unwrap() && !plain.is_locked(b"b").unwrap(),
+        "none held"
+    );
+    assert!(plain.release(b"c", &blocker, None).unwrap());
+    assert!(matches!(
+        m.acquire(&names, &t, TTL, Wait::No).unwrap(),
+        AcquireOutcome::Acquired(_)
+    ));
+    assert_eq!(
+        plain.acquire(b"b", &new_token(), TTL, Wait::No).unwrap(),
+        AcquireOutcome::Conflicted
+    );
+    assert!(m.refresh(&names, &t, TTL).unwrap());
+    assert!(m.release(&names, &t, None).unwrap());
+    assert!(!m.is_locked(&names).unwrap());
+}
+
+#[test]
+fn eight_threads_in_different_orders_count_exactly() {
+    let redis = RedisServer::start();
+    let all: Vec<Vec<u8>> = [b"w", b"x", b"y", b"z"]
+        .iter()
+        .map(|n| n.to_vec())
+        .collect();
+    let threads: Vec<_> = (0..8)
+        .map(|w| {
+            let m = multi(&redis);
+            let mut raw = redis.raw();
+            let all = all.clone();
+            std::thread::spawn(move || {
+                for i in 0..30 {
+                    let mut names = all.clone();
+                    names.remove((i + w) % 4);
+                    if w % 2 == 1 {
+                        names.reverse();
+                    }
+                    let encoded = encode(&names);
+                    let t = new_token();
+                    let got = m
+                        .acquire(&encoded, &t, TTL, Wait::For(Duration::from_secs(30)))
+                        .unwrap();
+                    assert!(matches!(got, AcquireOutcome::Acquired(_)));
+                    for name in &names {
+                        let key = [b"n:".as_slice(), name].concat();
+                        let v: Option<i64> = redis::cmd("GET").arg(&key).query(&mut raw).unwrap();
+                        redis::cmd("SET")
+                            .arg(&key)
+                            .arg(v.unwrap_or(0) + 1)
+                            .query::<()>(&mut raw)
+                            .unwrap();
+                    }
+                    assert!(m.release(&encoded, &t, None).unwrap());
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let mut raw = redis.raw();
+    let total: i64 = [b"w", b"x", b"y", b"z"]
+        .iter()
+        .map(|n| {
+            let v: Option<i64> = redis::cmd("GET")
+                .arg([b"n:".as_slice(), *n].concat())
+                .query(&mut raw)
+                .unwrap();
+            v.unwrap_or(0)
+        })
+        .sum();
+    assert_eq!(total, 8 * 30 * 3);
+}
