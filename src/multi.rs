@@ -244,7 +244,7 @@ impl Drop for MultiLock {
 /// names (as `args::name`).
 pub fn names(zv: &Zval, param: Param) -> Result<Vec<Vec<u8>>, PhpException> {
     let list = zv.array().ok_or_else(|| param.wrong_type("array", zv))?;
-    if list.len() == 0 {
+    if list.is_empty() {
         return Err(param.invalid("must not be empty"));
     }
     let mut names: Vec<Vec<u8>> = Vec::with_capacity(list.len());
