@@ -38,8 +38,10 @@ echo "== contended: K workers on one key, GET-then-SET inside, ${seconds}s each"
 for k in $ks; do
     for impl in ext phpredis laravel symfony; do b contended "$impl" "$port" "$k" "$seconds"; done
 done
-echo "== many keys: K workers, each on its own key"
-for impl in ext phpredis; do b manykeys "$impl" "$port" 16 "$seconds"; done
+echo "== many keys: 16 workers, each on its own key, $reps rounds taking turns"
+for _ in $(seq "$reps"); do
+    for impl in ext phpredis; do b manykeys "$impl" "$port" 16 "$seconds"; done
+done
 echo "== memory and connections"
 b rss ext "$port" "$rss_cycles"
 b rss phpredis "$port" "$rss_cycles"
