@@ -27,11 +27,11 @@ for _ in $(seq "$reps"); do b servercost all "$port" "$cost_cycles" "redis-serve
 # Redis 8.0 and Valkey 8.1 (Debian 13), Valkey 9.1 with DELIFEQ and Redis 8.0
 # (unstable): the roots of the version matrix (scripts/root.sh; made on first
 # use, ~7 min each). Without root or debootstrap the table says which are missing.
-for root in trixie sid; do
-    if "$root/scripts/root.sh" ensure "$root" >&2; then
-        "$root/scripts/root.sh" run "$root" /src/bench/server-cost.sh "$root" "$cost_cycles" "$reps" | tee -a "$out"
+for matrix_root in trixie sid; do
+    if "$root/scripts/root.sh" ensure "$matrix_root" >&2; then
+        "$root/scripts/root.sh" run "$matrix_root" /src/bench/server-cost.sh "$matrix_root" "$cost_cycles" "$reps" | tee -a "$out"
     else
-        echo "server time: the $root root could not be made: its servers are not measured" >&2
+        echo "server time: the $matrix_root root could not be made: its servers are not measured" >&2
     fi
 done
 echo "== contended: K workers on one key, GET-then-SET inside, ${seconds}s each"

@@ -1,8 +1,11 @@
 //! Acquire, release, refresh and woken waits for named locks.
 //!
 //! # How a wait ends
-//! A waiter's acquire attempt, when it finds the lock held, also registers
-//! the waiter (in the same script, so atomically with seeing the lock held).
+//! An acquire without fencing first sends a plain `SET NX` (see `release`
+//! for what that buys); only when the lock is held does a caller that will
+//! wait send the acquire script, whose attempt, when it finds the lock held,
+//! also registers the waiter (in the same script, so atomically with seeing
+//! the lock held).
 //! The release that comes next grants the lock to the first live waiter in
 //! arrival order and pushes onto that waiter's own wake list (see
 //! `scripts`); the waiter sits in `BLPOP` on that list and holds the lock as
@@ -663,10 +666,10 @@ fn is_own(value: &[u8], token: &str) -> bool {
 /// How long after a call its re-send can still arrive: the pool re-sends at
 /// once after a broken reply (seen within `timeout`), on a new connection
 /// (made within `connect_timeout`); a second of margin on top.
-pub(crate) fn resend_window_ms(target: &Target) -> u64 {
+fn resend_window_ms(target: &Target) -> u64 {
     millis(target.timeout + target.connect_timeout + Duration::from_secs(1))
 }
 
-pub(crate) fn millis(d: Duration) -> u64 {
+fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
