@@ -44,11 +44,11 @@ if part servercost; then
     # Redis 8.0 and Valkey 8.1 (Debian 13), Valkey 9.1 with DELIFEQ and Redis 8.0
     # (unstable): the roots of the version matrix (scripts/root.sh; made on first
     # use, ~7 min each). Without root or debootstrap the table says which are missing.
-    for release in trixie sid; do
-        if "$root/scripts/root.sh" ensure "$release" >&2; then
-            "$root/scripts/root.sh" run "$release" /src/bench/server-cost.sh "$release" "$cost_cycles" "$reps" | tee -a "$out"
+    for matrix_root in trixie sid; do
+        if "$root/scripts/root.sh" ensure "$matrix_root" >&2; then
+            "$root/scripts/root.sh" run "$matrix_root" /src/bench/server-cost.sh "$matrix_root" "$cost_cycles" "$reps" | tee -a "$out"
         else
-            echo "server time: the $release root could not be made: its servers are not measured" >&2
+            echo "server time: the $matrix_root root could not be made: its servers are not measured" >&2
         fi
     done
 fi
@@ -59,8 +59,10 @@ if part contended; then
     done
 fi
 if part manykeys; then
-    echo "== many keys: K workers, each on its own key"
-    for impl in ext phpredis; do b manykeys "$impl" "$port" 16 "$seconds"; done
+    echo "== many keys: 16 workers, each on its own key, $reps rounds taking turns"
+    for _ in $(seq "$reps"); do
+        for impl in ext phpredis; do b manykeys "$impl" "$port" 16 "$seconds"; done
+    done
 fi
 if part deployments; then
     echo "== deployments: one node, cluster, Redlock"

@@ -1,8 +1,11 @@
 //! Acquire, release, refresh and woken waits for named locks.
 //!
 //! # How a wait ends
-//! A waiter's acquire attempt, when it finds the lock held, also registers
-//! the waiter (in the same script, so atomically with seeing the lock held).
+//! An acquire without fencing first sends a plain `SET NX` (see `release`
+//! for what that buys); only when the lock is held does a caller that will
+//! wait send the acquire script, whose attempt, when it finds the lock held,
+//! also registers the waiter (in the same script, so atomically with seeing
+//! the lock held).
 //! The release that comes next grants the lock to the first live waiter in
 //! arrival order and pushes onto that waiter's own wake list (see
 //! `scripts`); the waiter sits in `BLPOP` on that list and holds the lock as
@@ -17,6 +20,7 @@
 //! Pub/sub was the alternative; it needs a second connection per process
 //! and its messages are lost when no one is subscribed at that instant.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -42,6 +46,13 @@ pub(crate) const WAIT_SLACK: Duration = Duration::from_millis(100);
 pub(crate) const FOREVER_SLICE: Duration = Duration::from_secs(10);
 /// Pause before attempting again after a wait that a server cut short.
 pub(crate) const WAIT_RETRY_PAUSE: Duration = Duration::from_millis(20);
+/// After finding a lock held (or being granted it), a waiting acquire of
+/// this process on that lock skips the plain `SET NX` for this long and
+/// registers through the script at once: under contention the SET would
+/// fail and cost a round trip and a command for nothing.
+const CONTENDED_FOR: Duration = Duration::from_secs(1);
+/// Locks remembered as contended at most.
+const MAX_CONTENDED: usize = 1024;
 /// Orphans kept for clean-up at most; more than that are left to their TTL.
 const MAX_ORPHANS: usize = 1024;
 /// Orphans released per clean-up, so that one call after a long outage does
@@ -133,6 +144,9 @@ struct Orphan {
 }
 
 static ORPHANS: Lazy<Mutex<Vec<Orphan>>> = Lazy::new(|| Mutex::new(Vec::new()));
+
+/// Locks (DSN, NUL, lock key) this process found held, and when.
+static CONTENDED: Lazy<Mutex<HashMap<Vec<u8>, Instant>>> = Lazy::new(|| Mutex::new(HashMap::new()));
 
 /// Set once a server refuses `SET … NX GET` as a syntax error (Redis before
 /// 7.0): from then on every acquire goes through the script. Any other error
@@ -488,7 +502,8 @@ impl LockClient {
         // registers nothing. Only when the lock is held does a caller that
         // will wait go on to the script, which registers it (or, for a
         // caller that registered before, leaves the waiters).
-        let plain = !registered && !self.fencing;
+        let plain =
+            !registered && !self.fencing && (wait_ms == 0 || !self.recently_contended(keys, false));
         if plain && !NO_SET_NX_GET.load(Ordering::Relaxed) {
             match self.attempt_plain(keys, token, ttl_ms) {
                 Err(Error::Server { code, detail, .. })
@@ -526,7 +541,10 @@ impl LockClient {
                 plain_holds::forget(&self.target, keys, token);
                 Ok(Attempt::Acquired(self.fencing.then_some(*fence)))
             }
-            [0, pttl_ms] => Ok(Attempt::Held { pttl_ms: *pttl_ms }),
+            [0, pttl_ms] => {
+                self.recently_contended(keys, true);
+                Ok(Attempt::Held { pttl_ms: *pttl_ms })
+            }
             other => Err(Error::Protocol {
                 dsn: self.target.dsn.redacted().to_owned(),
                 detail: format!("acquire script returned {other:?}"),
@@ -566,7 +584,10 @@ impl LockClient {
             // what `plain_holds` knows of it stays as it is.
             Some(value) if is_own(&value, token) => Attempt::Acquired(None),
             // Not waiting: the holder's TTL is not needed.
-            Some(_) => Attempt::Held { pttl_ms: 0 },
+            Some(_) => {
+                self.recently_contended(keys, true);
+                Attempt::Held { pttl_ms: 0 }
+            }
         })
     }
 
@@ -583,8 +604,32 @@ impl LockClient {
         })?;
         if popped.is_some() {
             plain_holds::forget(&self.target, keys, token);
+            self.recently_contended(keys, true);
         }
         Ok(popped.map(|(_, fence)| fence))
+    }
+
+    /// Whether this process found lock `keys` held within `CONTENDED_FOR`;
+    /// `now_held`: it just did (remembered, and true).
+    fn recently_contended(&self, keys: &LockKeys, now_held: bool) -> bool {
+        let mut key = Vec::with_capacity(self.target.dsn.as_str().len() + 1 + keys.lock.len());
+        key.extend_from_slice(self.target.dsn.as_str().as_bytes());
+        key.push(0);
+        key.extend_from_slice(&keys.lock);
+        let now = Instant::now();
+        let mut contended = CONTENDED.lock();
+        if !now_held {
+            return contended
+                .get(&key)
+                .is_some_and(|at| now < *at + CONTENDED_FOR);
+        }
+        if contended.len() >= MAX_CONTENDED {
+            contended.retain(|_, at| now < *at + CONTENDED_FOR);
+        }
+        if contended.len() < MAX_CONTENDED {
+            contended.insert(key, now);
+        }
+        true
     }
 
     pub(crate) fn run<T>(
