@@ -58,6 +58,19 @@ pub trait Locks: Send + Sync {
     /// The same operations counted in other metrics (a multi-lock's names
     /// are not locks of their own in `stats()`).
     fn with_stats(&self, stats: Arc<Mutex<Stats>>) -> Arc<dyn Locks>;
+    /// Takes all of `names` for `token` in one atomic step, if this
+    /// deployment can (one node): `Some(Ok(None))` when all are held now,
+    /// `Some(Ok(Some(i)))` when `names[i]` is someone else's (nothing
+    /// changed). None: it cannot (names may live on different nodes), and
+    /// the caller takes them one by one.
+    fn acquire_all(
+        &self,
+        _names: &[Vec<u8>],
+        _token: &str,
+        _ttl: Duration,
+    ) -> Option<Result<Option<usize>>> {
+        None
+    }
 }
 
 /// The lock operations of `deployment`, on the process-wide pool and metrics.
@@ -105,6 +118,15 @@ macro_rules! delegate_locks {
 
 impl Locks for LockClient {
     delegate_locks!(LockClient);
+
+    fn acquire_all(
+        &self,
+        names: &[Vec<u8>],
+        token: &str,
+        ttl: Duration,
+    ) -> Option<Result<Option<usize>>> {
+        LockClient::acquire_all(self, names, token, ttl)
+    }
 
     fn acquire_read(
         &self,

@@ -1,12 +1,14 @@
 //! Multi-locks: several names held together, all or none.
 //!
 //! # How a multi-lock is taken
-//! The names are taken one by one, in sorted order, each with the plain
-//! lock's own try-once acquire (so a name held by a plain lock blocks a
-//! multi-lock and the other way round, and every deployment works, a
-//! cluster whose names live in different slots included). At the first name
-//! that is held, everything this attempt took is given back, so a failed
-//! acquire leaves nothing held. A caller that may wait then waits, as an
+//! On one node (a server, a Sentinel master) one script takes every name or
+//! none, atomically ([`crate::scripts::ACQUIRE_ALL`]). Where names may live
+//! on different nodes (a cluster, Redlock) they are taken one by one, in
+//! sorted order, each with the plain lock's own try-once acquire; at the
+//! first name that is held, everything this attempt took is given back, so a
+//! failed acquire leaves nothing held. Either way the names are the plain
+//! locks' keys: a name held by a plain lock blocks a multi-lock and the
+//! other way round. A caller that may wait then waits, as an
 //! ordinary waiter, for that one name: the release that frees it grants it
 //! to this caller (woken, in arrival order with the name's other waiters),
 //! and the caller tries the rest again. If another name is held by then, the
@@ -14,8 +16,9 @@
 //! new one: a multi-lock never waits while holding a name, so callers that
 //! name the same locks in different orders cannot deadlock.
 //!
-//! Not atomic: while an attempt runs, another caller may find one of its
-//! names held for that moment (and, if it does not wait, report it held).
+//! One by one is not atomic: while such an attempt runs, another caller may
+//! find one of its names held for that moment (and, if it does not wait,
+//! report it held).
 //!
 //! A multi-lock travels through the lock layer (hold registry, watchdog,
 //! fail-open) as one lock whose "name" is its names [`encode`]d, served by
@@ -106,6 +109,14 @@ impl MultiLocks {
         ttl: Duration,
         granted: Option<usize>,
     ) -> Result<Option<usize>> {
+        // One node: all or none in one step.
+        if let Some(all) = self.names.acquire_all(names, token, ttl) {
+            let held = all?;
+            if let (Some(_), Some(g)) = (held, granted) {
+                self.give_back(names, &[g], token);
+            }
+            return Ok(held);
+        }
         let mut taken: Vec<usize> = granted.into_iter().collect();
         for (i, name) in names.iter().enumerate() {
             if granted == Some(i) {
@@ -162,7 +173,15 @@ impl Locks for MultiLocks {
             let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             let name_wait = match left {
                 None => Wait::Forever,
-                Some(left) if left.is_zero() => Wait::No,
+                Some(left) if left.is_zero() => {
+                    return Ok(if matches!(wait, Wait::For(d) if !d.is_zero()) {
+                        self.stats.lock().record_timeout();
+                        AcquireOutcome::TimedOut
+                    } else {
+                        self.stats.lock().record_conflict();
+                        AcquireOutcome::Conflicted
+                    });
+                }
                 Some(left) => Wait::For(left),
             };
             // Wait for that name; the release that frees it grants it here.

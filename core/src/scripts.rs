@@ -581,6 +581,37 @@ return tonumber(score) - now
     ))
 });
 
+/// Multi-lock acquire on one node: all the locks or none, in one step.
+///
+/// KEYS: the lock keys. ARGV: token, ttl ms. Returns 0 when the caller now
+/// holds every one (those it held already, plain or marked, keep their
+/// value and get the new TTL), else the 1-based index of the first held by
+/// someone else, having changed nothing. A re-send finds them its own and
+/// answers 0 again.
+pub static ACQUIRE_ALL: Lazy<LockScript> = Lazy::new(|| {
+    LockScript::new(
+        r"
+local mine, marked = ARGV[1], ARGV[1] .. '\0w'
+local values = {}
+for i, key in ipairs(KEYS) do
+  local v = redis.call('GET', key)
+  if v and v ~= mine and v ~= marked then
+    return i
+  end
+  values[i] = v
+end
+for i, key in ipairs(KEYS) do
+  if values[i] then
+    redis.call('PEXPIRE', key, ARGV[2])
+  else
+    redis.call('SET', key, mine, 'PX', ARGV[2])
+  end
+end
+return 0
+",
+    )
+});
+
 /// Refresh: set a new TTL only while the token is the caller's (plain or
 /// marked).
 ///

@@ -32,9 +32,22 @@ fn all_or_none() {
         AcquireOutcome::Acquired(_)
     ));
     let t = new_token();
+    let mut raw = redis.raw();
+    redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query::<()>(&mut raw)
+        .unwrap();
     assert_eq!(
         m.acquire(&names, &t, TTL, Wait::No).unwrap(),
         AcquireOutcome::Conflicted
+    );
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut raw)
+        .unwrap();
+    assert!(
+        !stats.contains("cmdstat_set:") && !stats.contains("cmdstat_del:"),
+        "on one node a failed multi-lock takes nothing, not even for a moment: {stats}"
     );
     assert!(
         !plain.is_locked(b"a").unwrap() && !plain.is_locked(b"b").unwrap(),
