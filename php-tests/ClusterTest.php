@@ -218,6 +218,65 @@ final class ClusterTest extends \PHPUnit\Framework\TestCase
         }
     }
 
+    /**
+     * Read locks on a cluster: the lock key, the readers' set and the wait
+     * queue of a name share its slot; many readers or one writer, and a
+     * writer waiting in another process is handed the lock by the last
+     * reader's release.
+     */
+    public function testReadLocksOnACluster(): void
+    {
+        $lm = new LockManager(self::dsn());
+        $r1 = $lm->createLock('doc', 10);
+        $r2 = $lm->createLock('doc', 10);
+        $this->assertTrue($r1->acquireRead());
+        $this->assertTrue($r2->acquireRead());
+        $w = $lm->createLock('doc', 10);
+        $this->assertFalse($w->acquire());
+        $dir = sys_get_temp_dir() . '/rl-cluster-rw-' . getmypid();
+        @mkdir($dir);
+        $pid = pcntl_fork();
+        if ($pid === 0) {
+            $code = 1;
+            try {
+                $writer = (new LockManager(self::dsn()))->createLock('doc', 10);
+                file_put_contents("$dir/waiting", '1');
+                $code = $writer->block(10) && $writer->release() ? 0 : 2;
+            } finally {
+                while (ob_get_level() > 0) {
+                    ob_end_clean();
+                }
+                exit($code);
+            }
+        }
+        $deadline = microtime(true) + 5;
+        while (!file_exists("$dir/waiting") && microtime(true) < $deadline) {
+            usleep(5_000);
+        }
+        usleep(200_000);
+        $this->assertTrue($r1->release());
+        $this->assertTrue($r2->release());
+        pcntl_waitpid($pid, $status);
+        @unlink("$dir/waiting");
+        @rmdir($dir);
+        $this->assertSame(0, pcntl_wexitstatus($status), 'the waiting writer got the lock and released it');
+        $this->assertFalse($lm->isLocked('doc'));
+    }
+
+    /** The watchdog renews a lock on a cluster while its holder sleeps past the TTL. */
+    public function testTheWatchdogRenewsOnACluster(): void
+    {
+        $lm = new LockManager(self::dsn(), ['watchdog' => true]);
+        $lock = $lm->createLock('watched', 1);
+        $this->assertTrue($lock->acquire());
+        sleep(3);
+        $other = (new LockManager(self::dsn()))->createLock('watched', 1);
+        $this->assertFalse($other->acquire(), 'renewed past three TTLs');
+        $this->assertTrue($lock->isAcquired());
+        $this->assertGreaterThanOrEqual(3, $lm->stats()['watchdog_renewals']);
+        $this->assertTrue($lock->release());
+    }
+
     private static function ownerOf(int $slot): int
     {
         $redis = self::$nodes[0]->client();
