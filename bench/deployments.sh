@@ -14,6 +14,8 @@ state=$(mktemp -d /tmp/redis-lock-bench-deploy.XXXXXX)
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$state"' EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# A cluster node also listens on its port + 10000, so its port must be at most 55535.
+cluster_port() { local p; while p=$(free_port); [ "$p" -gt 55535 ]; do :; done; echo "$p"; }
 start() {  # PORT [ARGS...]
     local port=$1; shift
     mkdir -p "$state/$port"
@@ -28,7 +30,7 @@ masters=()
 for _ in 1 2 3 4 5; do p=$(free_port); start "$p"; masters+=("$p"); done
 nodes=()
 for _ in 1 2 3; do
-    p=$(free_port); start "$p" --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 1000
+    p=$(cluster_port); start "$p" --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 1000
     nodes+=("127.0.0.1:$p")
 done
 "$cli" --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes >/dev/null

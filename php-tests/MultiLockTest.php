@@ -128,6 +128,38 @@ final class MultiLockTest extends TestCase
         $this->assertSame([], self::lockKeys($this->redis, 'lock:{*}'));
     }
 
+    /** Multi-locks queued on a held name enter in their arrival order. */
+    public function testWaitersAreServedInArrivalOrder(): void
+    {
+        $lm = new LockManager($this->dsn());
+        $holder = $lm->createLock('a', 10);
+        $this->assertTrue($holder->acquire());
+        $dsn = $this->dsn();
+        $port = self::$server->port;
+        $procs = [];
+        foreach (['m1', 'm2', 'm3'] as $i => $who) {
+            $file = tempnam(sys_get_temp_dir(), 'rl') . '.php';
+            file_put_contents($file, "<?php
+                \$lm = new RedisLock\\LockManager('$dsn');
+                \$r = new Redis(); \$r->connect('127.0.0.1', $port);
+                \$m = \$lm->createMultiLock(['b', 'a'], 10);
+                \$m->acquire(true);
+                \$r->rPush('entered', '$who');
+                usleep(100000);
+                \$m->release();");
+            $procs[] = proc_open([PHP_BINARY, '-d', 'extension=' . getenv('REDIS_LOCK_SO'), $file], [], $pipes);
+            $deadline = microtime(true) + 5;
+            while ($this->redis->zCard('lock:{a}:waiters') < $i + 1 && microtime(true) < $deadline) {
+                usleep(10_000);
+            }
+        }
+        $this->assertTrue($holder->release());
+        foreach ($procs as $proc) {
+            proc_close($proc);
+        }
+        $this->assertSame(['m1', 'm2', 'm3'], $this->redis->lRange('entered', 0, -1));
+    }
+
     public function testAKilledHoldersLocksEndAtTheirTtl(): void
     {
         $dsn = $this->dsn();

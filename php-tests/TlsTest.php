@@ -109,7 +109,7 @@ final class TlsTest extends TestCase
         $nodes = [];
         try {
             for ($i = 0; $i < 3; $i++) {
-                $port = RedisServer::freePort();
+                $port = RedisServer::freeClusterPort();
                 $nodes[] = RedisServer::start($port, ['--cluster-enabled', 'yes', '--cluster-config-file', "nodes-$port.conf",
                     '--cluster-node-timeout', '1000', '--tls-cluster', 'yes'], $files);
             }

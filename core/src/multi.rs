@@ -201,7 +201,9 @@ impl Locks for MultiLocks {
 
     fn release(&self, encoded: &[u8], token: &str, acquired_at: Option<Instant>) -> Result<bool> {
         let mut all = true;
-        for name in decode(encoded)? {
+        // Last name first: the waiter that the first name is handed to (it
+        // waited on that one) then finds the others free already.
+        for name in decode(encoded)?.into_iter().rev() {
             all &= self.names.release(&name, token, None)?;
         }
         self.stats

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{free_port, server_binary, server_command};
+use common::{free_cluster_port, free_port, server_binary, server_command};
 use parking_lot::Mutex;
 use redis_lock_core::{AcquireOutcome, ClientOptions, Dsn, LockClient, Pool, Stats, Wait};
 
@@ -115,7 +115,7 @@ impl Cluster {
         std::fs::create_dir_all(&dir).unwrap();
         let mut nodes = Vec::new();
         for _ in 0..6 {
-            let port = free_port();
+            let port = free_cluster_port();
             let child = server_command(port, &dir)
                 .args(["--cluster-enabled", "yes"])
                 .args(["--cluster-config-file", &format!("nodes-{port}.conf")])

@@ -40,6 +40,18 @@ final class RedisServer
     }
 
     /**
+     * A free port for a cluster node: it also listens on the port + 10000, so
+     * the port must be at most 55535 (the kernel hands out up to 60999).
+     */
+    public static function freeClusterPort(): int
+    {
+        do {
+            $port = self::freePort();
+        } while ($port > 55535);
+        return $port;
+    }
+
+    /**
      * Starts a server; with $tls = [cert, key, ca] it listens only on a TLS port.
      */
     public static function start(?int $port = null, array $args = [], ?array $tls = null): self
@@ -87,7 +99,7 @@ final class RedisServer
     {
         $nodes = [];
         for ($i = 0; $i < $masters; $i++) {
-            $port = self::freePort();
+            $port = self::freeClusterPort();
             $nodes[] = self::start($port, ['--cluster-enabled', 'yes',
                 '--cluster-config-file', "nodes-$port.conf", '--cluster-node-timeout', '1000']);
         }

@@ -41,6 +41,17 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// A free port for a cluster node: it also listens on the port + 10000, so
+/// the port must be at most 55535 (the kernel hands out up to 60999).
+pub fn free_cluster_port() -> u16 {
+    loop {
+        let port = free_port();
+        if port <= 55535 {
+            return port;
+        }
+    }
+}
+
 /// The test servers' command line: `port` on loopback, working directory
 /// `dir`, nothing persisted; callers add what their kind of server needs.
 pub fn server_command(port: u16, dir: &std::path::Path) -> Command {
