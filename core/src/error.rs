@@ -76,7 +76,7 @@ pub enum Error {
         needed: usize,
         /// How many masters there are.
         total: usize,
-        /// The first failure seen.
+        /// Each failing master's error.
         detail: String,
     },
 

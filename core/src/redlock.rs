@@ -131,11 +131,14 @@ impl Answers {
         self.0.iter().filter(|a| a.is_ok()).count()
     }
 
-    fn first_error(&self) -> String {
+    /// Every master's failure, in order.
+    fn errors(&self) -> String {
         self.0
             .iter()
-            .find_map(|a| a.as_ref().err())
-            .map_or_else(String::new, ToString::to_string)
+            .filter_map(|a| a.as_ref().err())
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 }
 
@@ -426,7 +429,7 @@ impl Redlock {
             answered: answers.answered(),
             needed: self.quorum(),
             total: self.masters.len(),
-            detail: answers.first_error(),
+            detail: answers.errors(),
         }
     }
 
@@ -434,9 +437,12 @@ impl Redlock {
     /// master's answer (a server error answer is an `Err`, as a failure to
     /// reach it is).
     fn ask_all(&self, request: impl Fn(&Target) -> Request) -> Answers {
-        let now = Instant::now();
         let requests: Vec<Request> = self.masters.iter().map(&request).collect();
-        let (mut leases, skipped) = self.leases(now);
+        let (mut leases, skipped) = self.leases(Instant::now());
+        // The replies' time starts once the connections are there: a master
+        // that takes its whole `connect_timeout` to fail must not eat the
+        // `timeout` of the others (a call ends within both, in sum).
+        let sent_at = Instant::now();
         // Write to all…
         for ((target, lease), req) in self.masters.iter().zip(&mut leases).zip(&requests) {
             if let Ok(con) = lease {
@@ -453,7 +459,7 @@ impl Redlock {
             .zip(&requests)
             .zip(skipped)
             .map(|(((target, lease), req), skipped)| {
-                let answer = lease.and_then(|lease| self.answer(target, lease, req, now));
+                let answer = lease.and_then(|lease| self.answer(target, lease, req, sent_at));
                 // A master left out is asked again when its pause ends.
                 if !skipped && answer.as_ref().is_err_and(Error::outcome_unknown) {
                     SKIPPED.lock().insert(
@@ -490,7 +496,10 @@ impl Redlock {
                 self.pool.give_back(target, lease);
                 Err(Error::from_redis(shown, &e, target.timeout))
             }
-            Err(e) if !lease.fresh && !e.is_timeout() && is_broken(&e) => {
+            // Only a connection the server closed (a restart, an idle
+            // timeout: EOF, reset) is worth a new one; an unreachable
+            // master (a partition) would cost another connect_timeout.
+            Err(e) if !lease.fresh && e.is_connection_dropped() => {
                 drop(lease);
                 let mut fresh = self.pool.lease(target)?;
                 let again = send(&mut fresh, &req.cmd, target.timeout)
@@ -598,10 +607,6 @@ fn random_pause() -> Duration {
     let random = uuid::Uuid::new_v4().as_u128();
     let span = u128::from(hi - lo + 1);
     Duration::from_millis(lo + u64::try_from(random % span).unwrap_or(0))
-}
-
-fn is_broken(e: &redis::RedisError) -> bool {
-    e.is_connection_dropped() || e.is_io_error() || e.is_unrecoverable_error()
 }
 
 fn millis(d: Duration) -> u64 {

@@ -19,16 +19,25 @@ while (microtime(true) < $end) {
         $ok = 0;
         foreach (['acquire', 'release'] as $call) {
             $start = microtime(true);
+            $failure = null;
             try {
                 $ok += $lock->$call() ? 1 : 0;
             } catch (RedisLock\ConnectionException $e) {
+                $failure = $e->getMessage();
                 $second['unavailable']++;
                 $second['error'] ??= $e->getMessage();
             } catch (Throwable $e) {
                 $second['other']++;
                 $second['error'] ??= get_class($e) . ': ' . $e->getMessage();
             }
-            $second['slowest'] = max($second['slowest'], microtime(true) - $start);
+            $took = microtime(true) - $start;
+            if ($took > 0.7) {
+                fwrite(STDERR, sprintf("slow %s %.3f: %s\n", $call, $took, $failure ?? 'no error'));
+            }
+            if ($took > $second['slowest']) {
+                $second['slowest'] = $took;
+                $second['slowest_call'] = $call;
+            }
             if ($ok === 0) {
                 break;
             }
