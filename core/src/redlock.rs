@@ -116,24 +116,33 @@ impl From<Invocation<'_>> for Request {
 }
 
 /// What the masters answered to one request: one entry per master.
-struct Answers(Vec<Result<Value>>);
+struct Answers {
+    each: Vec<Result<Value>>,
+    /// Whether the request was written to each master. One it was not
+    /// written to (left out, not asked, no connection) cannot have run it.
+    sent: Vec<bool>,
+}
 
 impl Answers {
     /// The answers that came, as `T`; unexpected shapes are failures.
     fn replies<T: redis::FromRedisValue>(&self) -> impl Iterator<Item = T> + '_ {
-        self.0
+        self.each
             .iter()
             .filter_map(|a| a.as_ref().ok())
             .filter_map(|v| redis::from_redis_value_ref(v).ok())
     }
 
     fn answered(&self) -> usize {
-        self.0.iter().filter(|a| a.is_ok()).count()
+        self.each.iter().filter(|a| a.is_ok()).count()
+    }
+
+    fn all_answered(&self) -> bool {
+        self.answered() == self.each.len()
     }
 
     /// Every master's failure, in order.
     fn errors(&self) -> String {
-        self.0
+        self.each
             .iter()
             .filter_map(|a| a.as_ref().err())
             .map(ToString::to_string)
@@ -240,20 +249,29 @@ impl Redlock {
                     .clone()
                     .into()
             });
-            let mut set = 0;
-            let mut held = 0;
-            for previous in answers.replies::<Option<Vec<u8>>>() {
-                match previous {
+            // Per master: whether the SET may have taken the lock for
+            // `token` (it did, or it was sent and its answer is unknown).
+            let mut may_hold = answers.sent.clone();
+            let (mut set, mut held) = (0, 0);
+            for (answer, may_hold) in answers.each.iter().zip(&mut may_hold) {
+                match answer
+                    .as_ref()
+                    .map(redis::from_redis_value_ref::<Option<Vec<u8>>>)
+                {
                     // Ours already: a re-send, or an earlier call's leftover.
-                    None => set += 1,
-                    Some(v) if v == token.as_bytes() => set += 1,
-                    Some(_) => held += 1,
+                    Ok(Ok(None)) => set += 1,
+                    Ok(Ok(Some(v))) if v == token.as_bytes() => set += 1,
+                    Ok(Ok(Some(_))) => {
+                        held += 1;
+                        *may_hold = false;
+                    }
+                    Ok(Err(_)) | Err(_) => {}
                 }
             }
             let spent = asked_at.elapsed() + drift(ttl);
             // Clean-up only while every master answers, so that an outage
             // does not cost each call another round of timeouts.
-            let cleared = answers.answered() == answers.0.len() && self.clean_up_orphans(&keys);
+            let cleared = answers.all_answered() && self.clean_up_orphans(&keys);
             if set >= self.quorum() && spent < ttl {
                 self.stats.lock().record_acquired(start.elapsed());
                 return Ok(AcquireOutcome::Acquired(Hold {
@@ -263,10 +281,14 @@ impl Redlock {
                 }));
             }
             // Not held: give back whatever this attempt took, or may have
-            // taken where the answer was lost, on every master.
-            if set + held < answers.0.len() || set > 0 {
-                let undone = self.ask_all(|target| release_script(&keys, token, target).into());
-                if undone.answered() < undone.0.len() {
+            // taken where the answer was lost. Only those masters: one the
+            // SET never reached (left out, unreachable) is not asked again,
+            // which would cost it another connect_timeout.
+            if may_hold.contains(&true) {
+                let undone = self.ask(&may_hold, |target| {
+                    release_script(&keys, token, target).into()
+                });
+                if undone.answered() < may_hold.iter().filter(|m| **m).count() {
                     self.remember_orphan(&keys, token, ttl);
                 }
             }
@@ -400,7 +422,7 @@ impl Redlock {
             if !failed {
                 let answers = self
                     .ask_all(|target| release_script(&orphan.keys, &orphan.token, target).into());
-                failed = answers.answered() < answers.0.len();
+                failed = !answers.all_answered();
                 of_keys |= !failed && orphan.keys == *keys;
             }
             if failed {
@@ -437,17 +459,33 @@ impl Redlock {
     /// master's answer (a server error answer is an `Err`, as a failure to
     /// reach it is).
     fn ask_all(&self, request: impl Fn(&Target) -> Request) -> Answers {
+        self.ask(&vec![true; self.masters.len()], request)
+    }
+
+    /// [`Self::ask_all`] for the masters marked in `asked` only; the others
+    /// get an `Unavailable` answer, and no connection is made to them.
+    fn ask(&self, asked: &[bool], request: impl Fn(&Target) -> Request) -> Answers {
         let requests: Vec<Request> = self.masters.iter().map(&request).collect();
-        let (mut leases, skipped) = self.leases(Instant::now());
+        let (mut leases, left_out) = self.leases(Instant::now(), asked);
+        let mut sent = vec![false; self.masters.len()];
         // The replies' time starts once the connections are there: a master
         // that takes its whole `connect_timeout` to fail must not eat the
         // `timeout` of the others (a call ends within both, in sum).
         let sent_at = Instant::now();
         // Write to all…
-        for ((target, lease), req) in self.masters.iter().zip(&mut leases).zip(&requests) {
+        for (((target, lease), req), sent) in self
+            .masters
+            .iter()
+            .zip(&mut leases)
+            .zip(&requests)
+            .zip(&mut sent)
+        {
             if let Ok(con) = lease {
-                if let Err(e) = send(con, &req.cmd, target.timeout) {
-                    *lease = Err(Error::from_redis(target.dsn.redacted(), &e, target.timeout));
+                match send(con, &req.cmd, target.timeout) {
+                    Ok(()) => *sent = true,
+                    Err(e) => {
+                        *lease = Err(Error::from_redis(target.dsn.redacted(), &e, target.timeout));
+                    }
                 }
             }
         }
@@ -457,11 +495,11 @@ impl Redlock {
             .iter()
             .zip(leases)
             .zip(&requests)
-            .zip(skipped)
-            .map(|(((target, lease), req), skipped)| {
+            .zip(left_out)
+            .map(|(((target, lease), req), left_out)| {
                 let answer = lease.and_then(|lease| self.answer(target, lease, req, sent_at));
                 // A master left out is asked again when its pause ends.
-                if !skipped && answer.as_ref().is_err_and(Error::outcome_unknown) {
+                if !left_out && answer.as_ref().is_err_and(Error::outcome_unknown) {
                     SKIPPED.lock().insert(
                         target.dsn.as_str().to_owned(),
                         Instant::now() + SKIP_AFTER_FAILURE,
@@ -470,7 +508,10 @@ impl Redlock {
                 answer
             })
             .collect();
-        Answers(answers)
+        Answers {
+            each: answers,
+            sent,
+        }
     }
 
     /// Reads `target`'s reply to `req`, sent on `lease` at `sent_at`. A
@@ -519,15 +560,16 @@ impl Redlock {
     /// A connection to each master: pooled ones as they are; missing ones
     /// made at the same time (threads: a connect cannot be split into a
     /// write and a later read), so that two unreachable masters cost one
-    /// `connect_timeout`, not two. Masters in [`SKIPPED`] get an error (and
-    /// true in the second list).
-    fn leases(&self, now: Instant) -> (Vec<Result<Lease>>, Vec<bool>) {
+    /// `connect_timeout`, not two. Masters in [`SKIPPED`] and those not
+    /// `asked` get an error (and true in the second list).
+    fn leases(&self, now: Instant, asked: &[bool]) -> (Vec<Result<Lease>>, Vec<bool>) {
         let skipped: Vec<bool> = {
             let mut skipped = SKIPPED.lock();
             skipped.retain(|_, until| *until > now);
             self.masters
                 .iter()
-                .map(|t| skipped.contains_key(t.dsn.as_str()))
+                .zip(asked)
+                .map(|(t, asked)| !asked || skipped.contains_key(t.dsn.as_str()))
                 .collect()
         };
         let to_connect: Vec<bool> = self
@@ -550,23 +592,30 @@ impl Redlock {
                 .masters
                 .iter()
                 .zip(&skipped)
+                .zip(asked)
                 .zip(connecting)
-                .map(|((target, skipped), thread)| match (*skipped, thread) {
-                    (true, _) => Err(Error::Unavailable {
-                        dsn: target.dsn.redacted().to_owned(),
-                        detail: format!(
-                            "left out for {} ms after a failure",
-                            SKIP_AFTER_FAILURE.as_millis()
-                        ),
-                    }),
-                    (false, Some(thread)) => thread.join().unwrap_or_else(|_| {
-                        Err(Error::Unavailable {
+                .map(
+                    |(((target, skipped), asked), thread)| match (*skipped, thread) {
+                        (true, _) => Err(Error::Unavailable {
                             dsn: target.dsn.redacted().to_owned(),
-                            detail: "the connecting thread panicked".to_owned(),
-                        })
-                    }),
-                    (false, None) => self.pool.lease(target),
-                })
+                            detail: if *asked {
+                                format!(
+                                    "left out for {} ms after a failure",
+                                    SKIP_AFTER_FAILURE.as_millis()
+                                )
+                            } else {
+                                "not asked".to_owned()
+                            },
+                        }),
+                        (false, Some(thread)) => thread.join().unwrap_or_else(|_| {
+                            Err(Error::Unavailable {
+                                dsn: target.dsn.redacted().to_owned(),
+                                detail: "the connecting thread panicked".to_owned(),
+                            })
+                        }),
+                        (false, None) => self.pool.lease(target),
+                    },
+                )
                 .collect();
             (leases, skipped)
         })
