@@ -298,6 +298,13 @@ function native_delete(Redis $r): string
     return '';
 }
 
+/** The server's main-thread CPU time so far, in seconds (INFO cpu). */
+function server_cpu(Redis $r): float
+{
+    $c = $r->info('cpu');
+    return (float) ($c['used_cpu_user_main_thread'] ?? $c['used_cpu_user']) + (float) ($c['used_cpu_sys_main_thread'] ?? $c['used_cpu_sys']);
+}
+
 function total_commands(Redis $r): int
 {
     return (int) $r->info('stats')['total_commands_processed'];
@@ -365,6 +372,7 @@ switch ($mode) {
             $admin->set("bench:counter:$w", '0');
         }
         $commands0 = total_commands($admin);
+        $server_cpu0 = server_cpu($admin);
         $results = fork_workers($workers, $seconds, function (int $w) use ($name, $port, $mode) {
             $impl = impl($name, $port);
             $data = new Redis();
@@ -375,6 +383,7 @@ switch ($mode) {
                 $n = 0;
                 $waits = [];
                 $failed = 0;
+                $cpu0 = getrusage();
                 while (microtime(true) < $end) {
                     $t0 = hrtime(true);
                     if (!$impl->acquire($key, 30)) {
@@ -387,10 +396,13 @@ switch ($mode) {
                     $impl->release();
                     $n++;
                 }
-                return ['n' => $n, 'failed' => $failed, 'waits' => $waits, 'rss_kb' => (int) (preg_match('/VmRSS:\s+(\d+)/', file_get_contents('/proc/self/status'), $m) ? $m[1] : 0)];
+                $cpu1 = getrusage();
+                $us = fn (string $k) => ($cpu1["ru_$k.tv_sec"] - $cpu0["ru_$k.tv_sec"]) * 1e6 + $cpu1["ru_$k.tv_usec"] - $cpu0["ru_$k.tv_usec"];
+                return ['n' => $n, 'failed' => $failed, 'waits' => $waits, 'user_us' => $us('utime'), 'sys_us' => $us('stime'), 'rss_kb' => (int) (preg_match('/VmRSS:\s+(\d+)/', file_get_contents('/proc/self/status'), $m) ? $m[1] : 0)];
             };
         });
         $commands = total_commands($admin) - $commands0 - 1;
+        $server_cpu = server_cpu($admin) - $server_cpu0;
         $counts = array_column($results, 'n');
         $total = array_sum($counts);
         $waits = array_merge(...array_column($results, 'waits'));
@@ -410,6 +422,11 @@ switch ($mode) {
             'jain' => $squares ? ($total * $total) / ($workers * $squares) : null,
             'exact' => $counter === $total,
             'failed' => array_sum(array_column($results, 'failed')),
+            // CPU per cycle of the workers (user, system) and of Redis: on
+            // this loop, all share the machine's cores.
+            'client_user_us_per_cycle' => $total ? array_sum(array_column($results, 'user_us')) / $total : null,
+            'client_sys_us_per_cycle' => $total ? array_sum(array_column($results, 'sys_us')) / $total : null,
+            'server_cpu_us_per_cycle' => $total ? $server_cpu * 1e6 / $total : null,
         ]);
         break;
 
@@ -441,10 +458,6 @@ switch ($mode) {
         $block = 1000;
         $usec = array_fill_keys(array_keys($kinds), []);
         $cpu = array_fill_keys(array_keys($kinds), 0.0);
-        $serverCpu = function () use ($admin): float {
-            $c = $admin->info('cpu');
-            return (float) ($c['used_cpu_user_main_thread'] ?? $c['used_cpu_user']) + (float) ($c['used_cpu_sys_main_thread'] ?? $c['used_cpu_sys']);
-        };
         mt_srand(2);
         for ($b = 0; $b < intdiv($cycles, $block); $b++) {
             $order = array_keys($kinds);
@@ -452,14 +465,14 @@ switch ($mode) {
             foreach ($order as $kind) {
                 [$lock, $acquire, $key] = [$locks[$kind], $kinds[$kind], "bench:servercost:$kind"];
                 $admin->rawCommand('CONFIG', 'RESETSTAT');
-                $cpu0 = $serverCpu();
+                $cpu0 = server_cpu($admin);
                 for ($i = 0; $i < $block; $i++) {
                     if (!$acquire($lock, $key) || !$lock->release()) {
                         fwrite(STDERR, "$kind: uncontended cycle failed\n");
                         exit(1);
                     }
                 }
-                $cpu[$kind] += $serverCpu() - $cpu0;
+                $cpu[$kind] += server_cpu($admin) - $cpu0;
                 foreach (command_usec($admin) as $command => $u) {
                     $usec[$kind][$command] = ($usec[$kind][$command] ?? 0) + $u;
                 }

@@ -13,7 +13,6 @@
 //! leaves the registry here: every path out (release, forget, request end)
 //! unwatches it first.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,6 +23,7 @@ use once_cell::sync::Lazy;
 use parking_lot::Mutex;
 use redis_lock_core::watchdog::{self, LockRenewal, WatchId};
 use redis_lock_core::{AcquireOutcome, Kind, Locks, Wait};
+use rustc_hash::FxHashMap;
 
 use crate::exceptions::from_core;
 
@@ -54,7 +54,7 @@ pub struct Held {
     pid: u32,
 }
 
-static HELD: Lazy<Mutex<HashMap<HoldId, Held>>> = Lazy::new(|| Mutex::new(HashMap::new()));
+static HELD: Lazy<Mutex<FxHashMap<HoldId, Held>>> = Lazy::new(Mutex::default);
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 /// Whether this request has already warned that it runs without locks.
 static WARNED_UNAVAILABLE: AtomicBool = AtomicBool::new(false);

@@ -390,7 +390,7 @@ impl LockClient {
         let confirmed = self.pool.run(&self.target, timeout * 2, |con| {
             let still_ours: i64 = match kind {
                 Kind::Exclusive => scripts::REFRESH.key(&keys.lock),
-                Kind::Shared => scripts::REFRESH_READ.key(&keys.lock).key(&keys.readers),
+                Kind::Shared => scripts::REFRESH_READ.key(&keys.lock).key(keys.readers()),
             }
             .arg(token)
             .arg(millis(ttl))
@@ -544,9 +544,9 @@ impl LockClient {
         let reply: Vec<i64> = self.run(|con| {
             scripts::ACQUIRE
                 .key(&keys.lock)
-                .key(&keys.fence)
-                .key(&keys.waiters)
-                .key(&keys.queue)
+                .key(keys.fence())
+                .key(keys.waiters())
+                .key(keys.queue())
                 .key(keys.wake(token))
                 .arg(token)
                 .arg(ttl_ms)
@@ -783,9 +783,9 @@ pub(crate) fn release_script(
 ) -> scripts::Invocation<'static> {
     scripts::RELEASE
         .key(&keys.lock)
-        .key(&keys.fence)
-        .key(&keys.waiters)
-        .key(&keys.queue)
+        .key(keys.fence())
+        .key(keys.waiters())
+        .key(keys.queue())
         .key(keys.call(&new_token()))
         .arg(token)
         .arg(resend_window_ms(target))
@@ -799,9 +799,9 @@ pub(crate) fn force_release_script(
 ) -> scripts::Invocation<'static> {
     scripts::FORCE_RELEASE
         .key(&keys.lock)
-        .key(&keys.fence)
-        .key(&keys.waiters)
-        .key(&keys.queue)
+        .key(keys.fence())
+        .key(keys.waiters())
+        .key(keys.queue())
         .key(keys.call(&new_token()))
         .arg(resend_window_ms(target))
 }

@@ -5,19 +5,12 @@
 //! Redis Cluster slot whatever the prefix or the name contain, and one Lua
 //! script may touch them all.
 
-/// Keys of one lock.
+/// Keys of one lock: the lock key itself, and the others derived from it
+/// when a script needs them (an uncontended cycle touches only the lock).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LockKeys {
     /// Holds the owner token, with the lock's TTL.
     pub lock: Vec<u8>,
-    /// The fencing counter (only written with fencing on; never expires).
-    pub fence: Vec<u8>,
-    /// Sorted set of waiting owner tokens, scored by their deadlines (ms).
-    pub waiters: Vec<u8>,
-    /// The waiters in arrival order (see `scripts` for the entries).
-    pub queue: Vec<u8>,
-    /// The holders of a read lock, scored by when each hold expires (ms).
-    pub readers: Vec<u8>,
 }
 
 impl LockKeys {
@@ -28,18 +21,34 @@ impl LockKeys {
         lock.push(b'{');
         lock.extend_from_slice(name);
         lock.push(b'}');
-        let with = |suffix: &[u8]| {
-            let mut key = lock.clone();
-            key.extend_from_slice(suffix);
-            key
-        };
-        LockKeys {
-            fence: with(b":fence"),
-            waiters: with(b":waiters"),
-            queue: with(b":queue"),
-            readers: with(b":readers"),
-            lock,
-        }
+        LockKeys { lock }
+    }
+
+    fn with(&self, suffix: &[u8]) -> Vec<u8> {
+        let mut key = Vec::with_capacity(self.lock.len() + suffix.len());
+        key.extend_from_slice(&self.lock);
+        key.extend_from_slice(suffix);
+        key
+    }
+
+    /// The fencing counter (only written with fencing on; never expires).
+    pub fn fence(&self) -> Vec<u8> {
+        self.with(b":fence")
+    }
+
+    /// Sorted set of waiting owner tokens, scored by their deadlines (ms).
+    pub fn waiters(&self) -> Vec<u8> {
+        self.with(b":waiters")
+    }
+
+    /// The waiters in arrival order (see `scripts` for the entries).
+    pub fn queue(&self) -> Vec<u8> {
+        self.with(b":queue")
+    }
+
+    /// The holders of a read lock, scored by when each hold expires (ms).
+    pub fn readers(&self) -> Vec<u8> {
+        self.with(b":readers")
     }
 
     /// The marker under which a release or force release with call id `call`
@@ -73,10 +82,10 @@ mod tests {
         let k = LockKeys::new(b"lock:", b"a}b\0c");
         assert_eq!(k.lock, b"lock:{a}b\0c}".to_vec());
         for other in [
-            &k.fence,
-            &k.waiters,
-            &k.queue,
-            &k.readers,
+            &k.fence(),
+            &k.waiters(),
+            &k.queue(),
+            &k.readers(),
             &k.wake("t"),
             &k.call("c"),
         ] {

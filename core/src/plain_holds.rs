@@ -21,17 +21,21 @@ use crate::pool::Target;
 /// long expired) are released through the script, which is always right.
 const MAX_RECORDS: usize = 4096;
 
-/// (DSN, lock key, owner token).
-type Key = (String, Vec<u8>, String);
+/// The DSN, the owner token and the lock key, as one byte string (one
+/// allocation per look-up; the two lengths keep it unambiguous).
+type Key = Vec<u8>;
 
 static HOLDS: Lazy<Mutex<HashMap<Key, Instant>>> = Lazy::new(|| Mutex::new(HashMap::new()));
 
 fn key(target: &Target, keys: &LockKeys, token: &str) -> Key {
-    (
-        target.dsn.as_str().to_owned(),
-        keys.lock.clone(),
-        token.to_owned(),
-    )
+    let dsn = target.dsn.as_str().as_bytes();
+    let mut key = Vec::with_capacity(16 + dsn.len() + token.len() + keys.lock.len());
+    key.extend_from_slice(&(dsn.len() as u64).to_le_bytes());
+    key.extend_from_slice(dsn);
+    key.extend_from_slice(&(token.len() as u64).to_le_bytes());
+    key.extend_from_slice(token.as_bytes());
+    key.extend_from_slice(&keys.lock);
+    key
 }
 
 /// Records that `token` took the lock by a plain `SET NX`, which then

@@ -6,7 +6,6 @@
 //! out mid-reply is dropped: a late reply left in its socket would otherwise
 //! be read as the answer to the next command (phpredis issue 614).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,6 +14,7 @@ use parking_lot::Mutex;
 use redis::cluster::ClusterConnection;
 use redis::io::tcp::TcpSettings;
 use redis::{Client, Connection, ConnectionInfo, ConnectionLike, RedisConnectionInfo, RedisError};
+use rustc_hash::FxHashMap;
 
 use crate::cluster::NodeConnection;
 
@@ -45,10 +45,12 @@ struct Pooled {
     read_timeout: Option<Duration>,
 }
 
-/// Open connections, keyed by DSN text.
+/// Open connections, keyed by DSN text. A DSN's entry stays when its
+/// connection is checked out (None), so that checking it in again does not
+/// allocate the key on every command.
 #[derive(Default)]
 pub struct Pool {
-    idle: Mutex<HashMap<String, Pooled>>,
+    idle: Mutex<FxHashMap<String, Option<Pooled>>>,
 }
 
 static GLOBAL: Lazy<Arc<Pool>> = Lazy::new(|| Arc::new(Pool::default()));
@@ -144,6 +146,7 @@ impl Pool {
         self.idle
             .lock()
             .get(dsn.as_str())
+            .and_then(Option::as_ref)
             .is_some_and(|p| p.pid == pid)
     }
 
@@ -152,7 +155,11 @@ impl Pool {
     /// `connect_timeout`.
     fn checkout(&self, target: &Target, within: Option<Instant>) -> Result<(Pooled, bool)> {
         let pid = crate::pid::current();
-        let existing = self.idle.lock().remove(target.dsn.as_str());
+        let existing = self
+            .idle
+            .lock()
+            .get_mut(target.dsn.as_str())
+            .and_then(Option::take);
         if let Some(pooled) = existing {
             if pooled.pid == pid {
                 return Ok((pooled, false));
@@ -169,7 +176,14 @@ impl Pool {
         let mut idle = self.idle.lock();
         // Concurrent users (threads in tests) may have made a second
         // connection; keep one.
-        idle.entry(target.dsn.as_str().to_owned()).or_insert(pooled);
+        match idle.get_mut(target.dsn.as_str()) {
+            Some(slot) => {
+                slot.get_or_insert(pooled);
+            }
+            None => {
+                idle.insert(target.dsn.as_str().to_owned(), Some(pooled));
+            }
+        }
     }
 }
 

@@ -29,11 +29,11 @@
 //! same instant as the broken reply would be reported as ours.) A re-send
 //! never acts twice: it finds the lock gone or someone else's.
 
-use std::collections::HashMap;
 use std::time::Instant;
 
 use once_cell::sync::Lazy;
 use parking_lot::Mutex;
+use rustc_hash::FxHashMap;
 
 use crate::client::release_on;
 use crate::error::{Error, Result};
@@ -53,7 +53,7 @@ enum Native {
 }
 
 /// What each server (by DSN) was found to offer; absent: not known yet.
-static NATIVE: Lazy<Mutex<HashMap<String, Native>>> = Lazy::new(|| Mutex::new(HashMap::new()));
+static NATIVE: Lazy<Mutex<FxHashMap<String, Native>>> = Lazy::new(Mutex::default);
 
 /// Releases `token`'s plainly taken lock: true if it held it (now freed or
 /// granted on). `expires`: when the lock expires at the earliest.
@@ -67,14 +67,9 @@ pub fn plain(
     let dsn = target.dsn.as_str();
     let known = NATIVE.lock().get(dsn).copied();
     // Not known yet: the newest first, the script last.
-    let mut order = match known {
-        Some(native) => vec![native],
-        None => vec![Native::DelIfEq, Native::DelEx, Native::Script],
-    };
+    let mut trying = known.unwrap_or(Native::DelIfEq);
     let mut resent = false;
-    let mut i = 0;
     let deleted = loop {
-        let trying = order[i];
         match send(pool, target, keys, token, trying, &mut resent) {
             Ok(deleted) => {
                 if known != Some(trying) {
@@ -88,10 +83,10 @@ pub fn plain(
             Err(Error::Server { code, detail, .. })
                 if trying != Native::Script && is_unknown_command(&code, &detail) =>
             {
-                if i + 1 == order.len() {
-                    order.push(Native::Script);
-                }
-                i += 1;
+                trying = match (known, trying) {
+                    (None, Native::DelIfEq) => Native::DelEx,
+                    _ => Native::Script,
+                };
             }
             Err(err) => return Err(err),
         }
@@ -101,7 +96,7 @@ pub fn plain(
     }
     // Missed. PLAIN_RELEASE says whether the lock is ours and marked; a
     // native delete does not, and RELEASE (with its own call marker) tells.
-    let maybe_marked = deleted == -1 || order[i] != Native::Script;
+    let maybe_marked = deleted == -1 || trying != Native::Script;
     if maybe_marked && release_on(pool, target, keys, token)? == 1 {
         return Ok(true);
     }

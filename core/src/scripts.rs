@@ -90,8 +90,9 @@ impl LockScript {
     pub fn key<T: ToRedisArgs>(&self, key: T) -> Invocation<'_> {
         Invocation {
             script: self,
-            keys: Vec::new(),
-            args: Vec::new(),
+            // Room for the most any script takes: no regrowing per call.
+            keys: Vec::with_capacity(8),
+            args: Vec::with_capacity(8),
         }
         .key(key)
     }
@@ -107,13 +108,13 @@ pub struct Invocation<'a> {
 impl Invocation<'_> {
     /// Adds a key (KEYS).
     pub fn key<T: ToRedisArgs>(mut self, key: T) -> Self {
-        self.keys.extend(key.to_redis_args());
+        key.write_redis_args(&mut self.keys);
         self
     }
 
     /// Adds an argument (ARGV).
     pub fn arg<T: ToRedisArgs>(mut self, arg: T) -> Self {
-        self.args.extend(arg.to_redis_args());
+        arg.write_redis_args(&mut self.args);
         self
     }
 

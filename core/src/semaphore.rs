@@ -778,7 +778,13 @@ mod tests {
         }
         let lock = crate::keys::LockKeys::new(b"lock:", b"a}b");
         for key in [&k.permits, &k.waiters, &k.queue] {
-            assert!(![&lock.lock, &lock.fence, &lock.waiters, &lock.queue].contains(&key));
+            assert!(![
+                lock.lock.clone(),
+                lock.fence(),
+                lock.waiters(),
+                lock.queue()
+            ]
+            .contains(key));
         }
         // The scripts derive the wake list from the permits key.
         let base = &k.permits[..k.permits.len() - b":permits".len()];

@@ -30,10 +30,10 @@ impl LockClient {
         let reply: Vec<i64> = self.run(|con| {
             scripts::ACQUIRE_READ
                 .key(&keys.lock)
-                .key(&keys.waiters)
-                .key(&keys.queue)
+                .key(keys.waiters())
+                .key(keys.queue())
                 .key(keys.wake(token))
-                .key(&keys.readers)
+                .key(keys.readers())
                 .arg(token)
                 .arg(ttl_ms)
                 .arg(wait_ms)
@@ -71,7 +71,7 @@ impl LockClient {
         let refreshed: i64 = self.run(|con| {
             scripts::REFRESH_READ
                 .key(&keys.lock)
-                .key(&keys.readers)
+                .key(keys.readers())
                 .arg(token)
                 .arg(millis(ttl))
                 .invoke(con)
@@ -85,7 +85,7 @@ impl LockClient {
         let left: i64 = self.run(|con| {
             scripts::OWNED_READ_TTL
                 .key(&keys.lock)
-                .key(&keys.readers)
+                .key(keys.readers())
                 .arg(token)
                 .invoke(con)
         })?;
@@ -113,11 +113,11 @@ pub(crate) fn release_read_on(
     pool.run(target, target.timeout, |con| {
         scripts::RELEASE_READ
             .key(&keys.lock)
-            .key(&keys.fence)
-            .key(&keys.waiters)
-            .key(&keys.queue)
+            .key(keys.fence())
+            .key(keys.waiters())
+            .key(keys.queue())
             .key(&marker)
-            .key(&keys.readers)
+            .key(keys.readers())
             .arg(token)
             .arg(window)
             .invoke(con)
