@@ -7,6 +7,8 @@
  *   php bench.php manykeys    IMPL PORT WORKERS SECONDS
  *   php bench.php rss         ext  PORT CYCLES
  *   php bench.php servercost  all  PORT CYCLES SERVER-LABEL
+ *   php bench.php loop        IMPL PORT CYCLES   (one many-keys worker, no output:
+ *                                                 run under valgrind by bench/run.sh)
  *
  * IMPL: ext (this extension), phpredis (SET NX PX + EVALSHA release, 1 ms
  * retry sleep), laravel (Illuminate\Cache\RedisStore lock over phpredis),
@@ -99,6 +101,41 @@ final class Phpredis implements Impl
     public function release(): bool
     {
         return (bool) $this->r->evalSha($this->sha, [$this->key, $this->token], 1);
+    }
+}
+
+/**
+ * phpredis userland sending what the extension sends on a free lock: SET NX
+ * PX with GET, a `lock:{name}` key, a 36-byte token (server time only: the
+ * anchor that tells what the extension's command shapes cost Redis).
+ */
+final class PhpredisShaped implements Impl
+{
+    private const RELEASE = "local v = redis.call('get', KEYS[1]) if v == ARGV[1] then return redis.call('del', KEYS[1]) end if v == ARGV[1] .. '\\0w' then return -1 end return 0";
+    private Redis $r;
+    private string $sha;
+    private string $key = '';
+    private string $token = '';
+
+    public function __construct(int $port)
+    {
+        $this->r = new Redis();
+        $this->r->connect('127.0.0.1', $port);
+        $this->sha = $this->r->script('load', self::RELEASE);
+    }
+
+    public function tryAcquire(string $key): bool
+    {
+        $this->key = 'lock:{' . $key . '}';
+        $this->token = bin2hex(random_bytes(18));
+        return $this->r->rawCommand('SET', $this->key, $this->token, 'NX', 'PX', TTL * 1000, 'GET') === false;
+    }
+
+    use RetriesEveryMillisecond;
+
+    public function release(): bool
+    {
+        return $this->r->evalSha($this->sha, [$this->key, $this->token], 1) === 1;
     }
 }
 
@@ -298,6 +335,12 @@ function native_delete(Redis $r): string
     return '';
 }
 
+/** One key name per servercost kind, all of one length (key length costs Redis time too). */
+function servercost_key(string $kind): string
+{
+    return 'bench:servercost:' . substr(md5($kind), 0, 8);
+}
+
 /** The server's main-thread CPU time so far, in seconds (INFO cpu). */
 function server_cpu(Redis $r): float
 {
@@ -447,12 +490,17 @@ switch ($mode) {
             'ext' => fn (Impl $l, string $k) => $l->tryAcquire($k),
             'ext-wait' => fn (Impl $l, string $k) => $l->acquire($k, 2.0),
             'phpredis' => fn (Impl $l, string $k) => $l->tryAcquire($k),
+            'phpredis-shaped' => fn (Impl $l, string $k) => $l->tryAcquire($k),
         ];
         $locks = [];
         foreach ($kinds as $kind => $acquire) {
-            $locks[$kind] = impl($kind === 'ext-wait' ? 'ext' : $kind, $port);
+            $locks[$kind] = match ($kind) {
+                'ext-wait' => impl('ext', $port),
+                'phpredis-shaped' => new PhpredisShaped($port),
+                default => impl($kind, $port),
+            };
             for ($i = 0; $i < 100; $i++) { // connect, load the scripts, detect the server
-                $acquire($locks[$kind], "bench:servercost:$kind") && $locks[$kind]->release();
+                $acquire($locks[$kind], servercost_key($kind)) && $locks[$kind]->release();
             }
         }
         $block = 1000;
@@ -463,7 +511,7 @@ switch ($mode) {
             $order = array_keys($kinds);
             shuffle($order);
             foreach ($order as $kind) {
-                [$lock, $acquire, $key] = [$locks[$kind], $kinds[$kind], "bench:servercost:$kind"];
+                [$lock, $acquire, $key] = [$locks[$kind], $kinds[$kind], servercost_key($kind)];
                 $admin->rawCommand('CONFIG', 'RESETSTAT');
                 $cpu0 = server_cpu($admin);
                 for ($i = 0; $i < $block; $i++) {
@@ -489,6 +537,23 @@ switch ($mode) {
                 'server_cpu_us_per_cycle' => $cpu[$kind] * 1e6 / $done,
                 'by_command' => array_map(fn ($u) => $u / $done, $usec[$kind]),
             ]);
+        }
+        break;
+
+    case 'loop':
+        // The many-keys loop in this one process, for counting the client's
+        // instructions per cycle (bench/run.sh, part instructions).
+        $impl = impl($name, $port);
+        $data = new Redis();
+        $data->connect('127.0.0.1', $port);
+        for ($i = 0; $i < (int) $argv[4]; $i++) {
+            if (!$impl->acquire('bench:key:loop', 30)) {
+                fwrite(STDERR, "$name: acquire failed\n");
+                exit(1);
+            }
+            $value = (int) $data->get('bench:counter:loop');
+            $data->set('bench:counter:loop', (string) ($value + 1));
+            $impl->release();
         }
         break;
 

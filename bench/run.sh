@@ -5,7 +5,8 @@
 #
 #   make bench                 (BENCH_QUICK=1 for a short smoke run)
 #   BENCH_ONLY=http bench/run.sh
-#       runs one part only (uncontended, contended, manykeys, rss or http),
+#       runs one part only (uncontended, servercost, contended, manykeys,
+#       instructions, deployments, readheavy, semaphore, rss or http),
 #       keeps the other parts' rows of bench/results.jsonl and rewrites the report
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,13 +19,13 @@ out="$root/bench/results.jsonl"
 only=${BENCH_ONLY:-}
 case "$only" in
 "") : >"$out" ;;
-uncontended | servercost | contended | manykeys | deployments | readheavy | semaphore | rss | http)
+uncontended | servercost | contended | manykeys | instructions | deployments | readheavy | semaphore | rss | http)
     # Drop that part's old rows only; the others stay as the last run left them.
     python3 -c 'import json, sys
 modes = {"deployments": ("deployment", "deployment-contended")}.get(sys.argv[2], (sys.argv[2],))
 rows = [l for l in open(sys.argv[1]) if l.strip() and json.loads(l)["mode"] not in modes]
 open(sys.argv[1], "w").writelines(rows)' "$out" "$only" ;;
-*) echo "BENCH_ONLY: one of uncontended, servercost, contended, manykeys, deployments, readheavy, semaphore, rss, http" >&2; exit 2 ;;
+*) echo "BENCH_ONLY: one of uncontended, servercost, contended, manykeys, instructions, deployments, readheavy, semaphore, rss, http" >&2; exit 2 ;;
 esac
 part() { [ -z "$only" ] || [ "$only" = "$1" ]; }
 if [ -n "${BENCH_QUICK:-}" ]; then
@@ -62,6 +63,15 @@ if part manykeys; then
     echo "== many keys: 16 workers, each on its own key, $reps rounds taking turns"
     for _ in $(seq "$reps"); do
         for impl in ext phpredis; do b manykeys "$impl" "$port" 16 "$seconds"; done
+    done
+fi
+if part instructions; then
+    # The clients' CPU per cycle without the noise of time: instructions the
+    # PHP process executes per many-keys cycle (valgrind callgrind, user space
+    # only), from two runs of different lengths, so start-up cancels out.
+    echo "== client instructions per many-keys cycle (valgrind callgrind, one worker)"
+    for impl in ext phpredis; do
+        python3 "$root/bench/callgrind.py" "$impl" "$port" "${php[@]}" | tee -a "$out"
     done
 fi
 if part deployments; then
