@@ -223,6 +223,7 @@ def many_keys_section():
             f"costs the machine {sum(e) / sum(p):.2f}x what phpredis userland's costs; with every core busy "
             f"that is what bounds the throughput, and single rounds vary by more than that (the rounds "
             f"column). The client instructions below say where the user time goes.\n")
+    lines.append("")
     return lines
 
 
@@ -254,9 +255,13 @@ def instructions_section():
         f"building it to the PHP value). Before the changes of 2026-11-24 (the pool no longer allocates "
         f"its key per command, a lock's other keys are made only when a script needs them, DSN-keyed maps "
         f"hash with FxHash, one allocation per plain-hold look-up) the extension counted 44.3k per cycle "
-        f"against 35.2k after them, memset included, on an idle machine. What is left would need a reply "
-        f"reader of our own in place of redis-rs's: not done, since redis-rs also carries TLS, Sentinel and "
-        f"the cluster here, behind one connection type.\n")
+        f"against 35.2k after them, memset included, on an idle machine. What is left is mostly redis-rs's "
+        f"reply reading. It was not replaced by a reader of our own: redis-rs also carries TLS, Sentinel and "
+        f"the cluster here, behind one connection type, and a second reply parser would be ours to keep "
+        f"right. Upstream work does not cover this case: redis-rs pull request #2185 (open; in no "
+        f"release, neither 1.8.1, which the extension uses, nor 2.0.0-rc.2) skips `combine` only for "
+        f"replies already in the buffer, i.e. pipelined ones; a lock call reads one reply per round trip, "
+        f"from an empty buffer.\n")
     return lines
 
 
@@ -315,7 +320,42 @@ def what_it_bought_section(by):
                      f"cycles/s against phpredis userland {p:.0f} ({e / p:.2f}x), with {cmds:.0f} Redis commands per "
                      "acquisition (the acquire script's) against 4 now.\n")
     lines.append(WHAT_IT_BOUGHT)
+    lines.extend(what_is_left(by))
+    lines.append(WHAT_IT_COSTS)
     return lines
+
+
+def what_is_left(by):
+    """On servers without a native compare-and-delete: the extension against phpredis userland and
+    against the anchor that sends the extension's command shapes from phpredis."""
+    rows_ = []
+    for server, impls in by.items():
+        if not all(i in impls for i in COST_IMPLS) or impls["phpredis"][0].get("native_delete"):
+            continue
+        m = {i: statistics.median(r["us_per_cycle"] for r in impls[i]) for i in COST_IMPLS}
+        rows_.append(f"| {server} | {m['ext'] / m['phpredis']:.2f}x | {m['ext-wait'] / m['phpredis']:.2f}x | "
+                     f"{m['phpredis-shaped'] / m['phpredis']:.2f}x | {m['ext'] / m['phpredis-shaped']:.2f}x | "
+                     f"{m['ext-wait'] / m['phpredis-shaped']:.2f}x | {m['ext'] / m['ext-wait']:.2f}x |")
+    if not rows_:
+        return []
+    return ["What is left on servers without a native command (Redis 7.0 and 8.0, Valkey 8.1): the extension "
+            "sends the same two commands as phpredis userland, a SET and an EVALSHA of a compare-and-delete, "
+            "in the shapes its design needs: the SET carries `GET` (so that a re-sent acquire, and a "
+            "same-owner one, see their own token), the key is `lock:{name}` (the braces keep all of a lock's "
+            "keys in one cluster slot), the token is 36 bytes of UUID text, and the script compares a second "
+            "time (the waiters' mark). The anchor row of each server sends exactly that from phpredis. Medians "
+            "of this run:\n",
+            "| server | try once vs phpredis | may wait vs phpredis | anchor vs phpredis | try once vs anchor | may wait vs anchor | try once vs may wait (the same commands) |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+            *rows_,
+            "\nWhere the extension is within about 1.0x of the anchor, what is left against phpredis userland "
+            "is those shapes, not anything else the extension does; the last column compares two "
+            "implementations that send identical commands, which shows how far apart this measurement "
+            "puts equal costs. Most of the shapes' cost is the SET's `GET` (the SET column of the table "
+            "above: the anchor against phpredis userland). It stays: without it, a try-once acquire that "
+            "finds the lock held would need a second round trip to tell its own lock (a re-send after a "
+            "lost reply, a same-owner acquire) from another's. Below 1.0x on these servers there needs a "
+            "server-side compare-and-delete, which is what the native commands give.\n"]
 
 
 WHAT_IT_BOUGHT = """The changes, and what each bought (per uncontended cycle, Redis 7.0 on this machine unless said):
@@ -336,17 +376,9 @@ WHAT_IT_BOUGHT = """The changes, and what each bought (per uncontended cycle, Re
 4. **Native compare-and-delete**, detected per server on the first release: on Valkey 9.1 the
    release is one `DELIFEQ`, no script at all (see the native delete column above).
 
-What is left on Redis 7.0 / 8.0 and Valkey 8.1 (no native command): the same two commands as
-phpredis userland, a SET and an EVALSHA of a compare-and-delete, within 0.98x - 1.06x of it in the
-table above (single rounds range about 0.9x - 1.1x). The remaining few percent are three small
-differences, each about 1 - 3 % in a one-off comparison of them alone (about as much as that
-comparison's own noise): the SET carries `GET` (so that a same-owner re-acquire, and a re-sent
-acquire, report the lock as the caller's), the key and token are a few bytes longer (`lock:{name}`,
-UUID text, against this benchmark's 25-byte key and 32-byte hex token for phpredis), and the
-script compares a second time when the lock is not plainly the caller's. Below 1.0x there needs a
-server-side compare-and-delete, which is what the native commands give.
+"""
 
-What it costs elsewhere: under contention each registration marks the lock once, one SET inside
+WHAT_IT_COSTS = """What it costs elsewhere: under contention each registration marks the lock once, one SET inside
 the acquire script (22.3 Redis commands per acquisition at K = 4 to 64 in the contended table,
 against 21.3 for the a4d9a90 build measured beside it on this machine). A waiting acquire on a
 lock that this process has not found held in the last second first tries the plain SET, so when
