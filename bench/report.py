@@ -215,14 +215,17 @@ def many_keys_section():
                      f"{server:.1f} | {user + system + server:.1f} | {cmds:.1f} | {'yes' if all(r['exact'] for r in rs) else 'NO'} |")
     if len(cpu) == 2 and all(sum(v) for v in cpu.values()):
         e, p = cpu["ext"], cpu["phpredis"]
+        compare = lambda a, b: "about the same as" if abs(a / b - 1) <= 0.05 else ("less than" if a < b else "more than")
         lines.append(
-            f"\nBoth send the same 4 commands per acquisition, and Redis spends about the same on them "
-            f"({e[2]:.1f} against {p[2]:.1f} us). The difference is the clients' user time: {e[0]:.1f} against "
-            f"{p[0]:.1f} us per cycle, while the extension spends less in the kernel ({e[1]:.1f} against "
-            f"{p[1]:.1f} us: fewer system calls per command than phpredis's poll-then-read). In all, a cycle "
-            f"costs the machine {sum(e) / sum(p):.2f}x what phpredis userland's costs; with every core busy "
-            f"that is what bounds the throughput, and single rounds vary by more than that (the rounds "
-            f"column). The client instructions below say where the user time goes.\n")
+            f"\nBoth send the same 4 commands per acquisition. Per cycle, Redis spends {e[2]:.1f} us on the "
+            f"extension's, {compare(e[2], p[2])} on phpredis userland's ({p[2]:.1f}); the workers spend "
+            f"{e[1]:.1f} us in the kernel, {compare(e[1], p[1])} phpredis userland's {p[1]:.1f} (per command the "
+            f"extension makes two system calls, a send and a read, and phpredis five: a peek that checks the "
+            f"connection, the send, a peek, a poll and the read; seen with strace), and {e[0]:.1f} us in user space, {compare(e[0], p[0])} phpredis userland's "
+            f"{p[0]:.1f}. In all, a cycle costs the two cores {sum(e) / sum(p):.2f}x what phpredis userland's "
+            f"costs; with every core busy that is what bounds the throughput, and single rounds vary by more "
+            f"than the difference (the rounds column). The client instructions below say where the user "
+            f"time goes.\n")
     lines.append("")
     return lines
 
