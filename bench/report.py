@@ -158,14 +158,14 @@ def server_cost_targets(by):
                        f"{ratio:.2f}x", ratio <= 0.5)
             elif redis:
                 target(f"server us per cycle <= 1.0x phpredis userland, {COST_NAMES[impl]}, {server}",
-                       f"{ratio:.2f}x", ratio <= 1.0)
+                       f"{ratio:.3f}x", ratio <= 1.0)
 
 
 def server_cost_plot(by, path):
     import matplotlib.pyplot as plt
 
     servers = list(by)
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig, ax = plt.subplots(figsize=(8, 5.2))
     width = 0.2
     for i, impl in enumerate(COST_IMPLS):
         values = [statistics.median(r["us_per_cycle"] for r in by[s][impl]) if impl in by[s] else 0 for s in servers]
@@ -175,7 +175,7 @@ def server_cost_plot(by, path):
     ax.set_ylabel("Redis server us per acquire + release")
     ax.set_title("Server time per uncontended cycle (INFO commandstats)")
     ax.grid(True, axis="y", alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -243,28 +243,29 @@ def instructions_section():
              "valgrind runs libc's memset as a loop of vector stores where this CPU runs `rep stosb`, so "
              "its count says little about its time (in a `perf` profile of the same loop it was about 1 % "
              "of the worker's user time); the last column leaves it out.\n",
-             "| implementation | instructions per cycle | of which memset | in redis-rs's reply reading | without memset | vs phpredis userland, without memset |",
+             "| implementation | instructions per cycle | of which memset | in redis-rs's reply reading (memset included) | without memset | vs phpredis userland, without memset |",
              "|---|---:|---:|---:|---:|---:|"]
     for name, r in counted.items():
         read = f"{r['redis_rs_read_per_cycle']:,}" if "redis_rs_read_per_cycle" in r else ""
         lines.append(f"| {name} | {r['instructions_per_cycle']:,} | {r['memset_per_cycle']:,} | {read} | "
                      f"{net(r):,} | {net(r) / net(p):.2f}x |")
     lines.append(
-        f"\nThe extension executes {net(e) - net(p):,} instructions more per cycle than phpredis userland, "
-        f"for two Redis commands: redis-rs reads each reply through its `combine` parser into a buffer "
-        f"that it zeroes (8 KB) before every read; the rest is the PHP method calls, the hold registry, "
-        f"building the commands, the pool and the statistics. phpredis spends about 3,000 instructions on "
-        f"a whole command (measured the same way: `Redis::set` 2.9k, `Redis::evalSha` 3.0k, from "
-        f"building it to the PHP value). Before the changes of 2026-11-24 (the pool no longer allocates "
-        f"its key per command, a lock's other keys are made only when a script needs them, DSN-keyed maps "
-        f"hash with FxHash, one allocation per plain-hold look-up) the extension counted 44.3k per cycle "
-        f"against 35.2k after them, memset included, on an idle machine. What is left is mostly redis-rs's "
-        f"reply reading. It was not replaced by a reader of our own: redis-rs also carries TLS, Sentinel and "
-        f"the cluster here, behind one connection type, and a second reply parser would be ours to keep "
-        f"right. Upstream work does not cover this case: redis-rs pull request #2185 (open; in no "
-        f"release, neither 1.8.1, which the extension uses, nor 2.0.0-rc.2) skips `combine` only for "
-        f"replies already in the buffer, i.e. pipelined ones; a lock call reads one reply per round trip, "
-        f"from an empty buffer.\n")
+        f"\nThe extension executes {net(e) - net(p):,} instructions more per cycle than phpredis userland "
+        f"(without memset), for two Redis commands. phpredis spends about 3,000 instructions on a whole "
+        f"command, from building it to the PHP value (`Redis::set` 2.9k, `Redis::evalSha` 3.0k, counted "
+        f"the same way). A one-off callgrind profile of a build with debug symbols (2026-11-24, the code "
+        f"measured here) splits the extension's two method calls, 19.8k instructions per cycle without "
+        f"memset: 5.5k in redis-rs sending the commands and reading the replies (its reader zeroes up to "
+        f"8 KB of buffer before every read: all of the memset), and 14.3k in the rest: building the "
+        f"commands with redis-rs's command API, the connection pool, the hold registry, the owner token, "
+        f"the statistics and the PHP arguments, none of which stands out. Before the changes of "
+        f"2026-11-24 (the pool no longer allocates its key per command, a lock's other keys are made only "
+        f"when a script needs them, DSN-keyed maps hash with FxHash, one allocation per plain-hold look-up) "
+        f"the extension counted 47.1k per cycle, against 38.8k after them (without memset 35.0k and "
+        f"26.7k; `bench/callgrind.py` on one idle machine, the build of commit aa0174d against the one "
+        f"measured here). What is left is spread thin; the next steps would be building the two hot "
+        f"commands' bytes once per lock instead of through redis-rs's generic command builder, and fewer "
+        f"process-wide maps on the hot path (the plain-hold record could travel with the hold).\n")
     return lines
 
 
@@ -331,14 +332,19 @@ def what_it_bought_section(by):
 def what_is_left(by):
     """On servers without a native compare-and-delete: the extension against phpredis userland and
     against the anchor that sends the extension's command shapes from phpredis."""
-    rows_ = []
+    rows_, ratios, anchored, same, sets = [], [], [], [], []
     for server, impls in by.items():
         if not all(i in impls for i in COST_IMPLS) or impls["phpredis"][0].get("native_delete"):
             continue
         m = {i: statistics.median(r["us_per_cycle"] for r in impls[i]) for i in COST_IMPLS}
+        st = {i: statistics.median(r["by_command"].get("set", 0.0) for r in impls[i]) for i in COST_IMPLS}
         rows_.append(f"| {server} | {m['ext'] / m['phpredis']:.2f}x | {m['ext-wait'] / m['phpredis']:.2f}x | "
                      f"{m['phpredis-shaped'] / m['phpredis']:.2f}x | {m['ext'] / m['phpredis-shaped']:.2f}x | "
                      f"{m['ext-wait'] / m['phpredis-shaped']:.2f}x | {m['ext'] / m['ext-wait']:.2f}x |")
+        ratios += [m["ext"] / m["phpredis"], m["ext-wait"] / m["phpredis"]]
+        anchored += [m["ext"] / m["phpredis-shaped"], m["ext-wait"] / m["phpredis-shaped"]]
+        same.append(abs(m["ext"] / m["ext-wait"] - 1))
+        sets.append(f"{st['phpredis-shaped']:.2f} against {st['phpredis']:.2f} us")
     if not rows_:
         return []
     return ["What is left on servers without a native command (Redis 7.0 and 8.0, Valkey 8.1): the extension "
@@ -351,14 +357,17 @@ def what_is_left(by):
             "| server | try once vs phpredis | may wait vs phpredis | anchor vs phpredis | try once vs anchor | may wait vs anchor | try once vs may wait (the same commands) |",
             "|---|---:|---:|---:|---:|---:|---:|",
             *rows_,
-            "\nWhere the extension is within about 1.0x of the anchor, what is left against phpredis userland "
-            "is those shapes, not anything else the extension does; the last column compares two "
-            "implementations that send identical commands, which shows how far apart this measurement "
-            "puts equal costs. Most of the shapes' cost is the SET's `GET` (the SET column of the table "
-            "above: the anchor against phpredis userland). It stays: without it, a try-once acquire that "
-            "finds the lock held would need a second round trip to tell its own lock (a re-send after a "
-            "lost reply, a same-owner acquire) from another's. Below 1.0x on these servers there needs a "
-            "server-side compare-and-delete, which is what the native commands give.\n"]
+            f"\nThe extension came within {min(ratios):.3f}x - {max(ratios):.3f}x of phpredis userland on these "
+            f"servers. The last column compares two implementations that send identical commands: they "
+            f"differ by up to {100 * max(same):.1f} % here, which is how far apart this measurement puts equal "
+            f"costs; the extension's largest excess over phpredis userland was {100 * (max(ratios) - 1):.1f} %. "
+            f"Against the anchor the extension came within {min(anchored):.3f}x - {max(anchored):.3f}x: what "
+            f"remains is the cost of those shapes, not anything else the extension does. The "
+            f"SET column shows the `GET` option's share, the anchor's SET against phpredis userland's "
+            f"({'; '.join(sets)}). It stays: without it, a try-once acquire that finds the lock held would "
+            f"need a second round trip to tell its own lock (a re-send after a lost reply, a same-owner "
+            f"acquire) from another's. Below 1.0x on these servers there needs a server-side "
+            f"compare-and-delete, which is what the native commands give.\n"]
 
 
 WHAT_IT_BOUGHT = """The changes, and what each bought (per uncontended cycle, Redis 7.0 on this machine unless said):
@@ -722,6 +731,13 @@ md.append("|---|---|---|")
 for name, value, verdict in targets:
     md.append(f"| {name} | {value} | {verdict} |")
 md.append(f"\nEvery contended and many-keys run ended with an exact counter: {'yes' if exact else 'NO'}.\n")
+md.append("Where the misses are explained, with their measurements: the uncontended time, the client CPU and "
+          "many keys under \"Many keys\" (CPU per cycle: the difference is the extension's user time) and "
+          "\"Client instructions per many-keys cycle\" (where that time goes); the server time on servers "
+          "without a native delete under \"What each change bought\" (the anchor that sends the "
+          "extension's command shapes from phpredis, and two implementations with identical commands); "
+          "Redlock under \"Deployments\" (the PING floors); the HTTP requests/s under its reading (one "
+          "key's ceiling); the K=16 throughput under \"Reading the results\".\n")
 reading = """## Reading the results
 
 - **Uncontended**, every implementation pays two round trips; what differs is client CPU and
