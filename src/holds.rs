@@ -112,17 +112,16 @@ impl Locker {
             Kind::Exclusive => self.client.acquire(name, token, ttl, wait),
             Kind::Shared => self.client.acquire_read(name, token, ttl, wait),
         };
-        let (fence, phantom) = match outcome {
-            Ok(AcquireOutcome::Acquired(hold)) => (hold.fence, false),
+        let (fence, acquired_at, phantom) = match outcome {
+            Ok(AcquireOutcome::Acquired(hold)) => (hold.fence, hold.acquired_at, false),
             Ok(AcquireOutcome::Conflicted) => return Ok(Acquired::Conflicted),
             Ok(AcquireOutcome::TimedOut) => return Ok(Acquired::TimedOut),
             Err(err) if self.fail_open && err.is_unavailable() => {
                 warn_unavailable(&err);
-                (None, true)
+                (None, Instant::now(), true)
             }
             Err(err) => return Err(from_core(&err)),
         };
-        let acquired_at = Instant::now();
         let watch = match self.watchdog_max {
             Some(max) if !phantom => match self.watch(kind, name, token, ttl, max, acquired_at) {
                 Ok(watch) => Some(watch),

@@ -31,6 +31,7 @@ use parking_lot::Mutex;
 use crate::dsn::Dsn;
 use crate::error::{Error, Result};
 use crate::keys::LockKeys;
+use crate::packed::Packed;
 use crate::plain_holds;
 use crate::pool::{Pool, Target};
 use crate::release;
@@ -304,8 +305,15 @@ impl LockClient {
         };
         let mut cleared_own_orphan = false;
         let mut registered = false;
+        let mut first = true;
         loop {
-            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            // The first attempt goes out as the acquire starts: no second clock read.
+            let now = if std::mem::take(&mut first) {
+                start
+            } else {
+                Instant::now()
+            };
+            let left = deadline.map(|d| d.saturating_duration_since(now));
             let will_wait = left.is_none_or(|l| !l.is_zero());
             let wait_ms = match left {
                 _ if !will_wait => Duration::ZERO,
@@ -419,8 +427,10 @@ impl LockClient {
     }
 
     pub(crate) fn acquired(&self, start: Instant, fence: Option<i64>) -> AcquireOutcome {
-        self.stats.lock().record_acquired(start.elapsed());
         let acquired_at = Instant::now();
+        self.stats
+            .lock()
+            .record_acquired(acquired_at.saturating_duration_since(start));
         AcquireOutcome::Acquired(Hold { fence, acquired_at })
     }
 
@@ -456,7 +466,7 @@ impl LockClient {
         for name in &names[1..] {
             call = call.key(&self.keys(name).lock);
         }
-        let call = call.arg(token).arg(millis(ttl));
+        let mut call = call.arg(token).arg(millis(ttl));
         Some(self.run(|con| call.invoke::<i64>(con)).map(|held| {
             usize::try_from(held)
                 .ok()
@@ -505,7 +515,7 @@ impl LockClient {
 
     /// Deletes lock `name` whoever holds it, granting it to the next waiter.
     pub fn force_release(&self, name: &[u8]) -> Result<bool> {
-        let force_release = force_release_script(&self.keys(name), &self.target);
+        let mut force_release = force_release_script(&self.keys(name), &self.target);
         let deleted: i64 = self.run(|con| force_release.invoke(con))?;
         Ok(deleted == 1)
     }
@@ -584,7 +594,7 @@ impl LockClient {
     fn attempt_plain(&self, keys: &LockKeys, token: &str, ttl_ms: u64) -> Result<Attempt> {
         let sent = Instant::now();
         let previous: Option<Vec<u8>> = self.run(|con| {
-            redis::cmd("SET")
+            Packed::cmd("SET", keys.lock.len() + token.len() + 32)
                 .arg(&keys.lock)
                 .arg(token)
                 .arg("NX")
@@ -770,7 +780,7 @@ pub(crate) fn release_on(
     keys: &LockKeys,
     token: &str,
 ) -> Result<i64> {
-    let release = release_script(keys, token, target);
+    let mut release = release_script(keys, token, target);
     pool.run(target, target.timeout, |con| release.invoke(con))
 }
 

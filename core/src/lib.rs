@@ -8,6 +8,7 @@
 //! - [`redlock`]: one lock over N independent masters;
 //! - [`locks`]: the operations every deployment offers ([`Locks`]);
 //! - [`multi`]: multi-locks, several names all or none;
+//! - [`packed`]: commands written straight into RESP bytes, one buffer each;
 //! - [`scripts`] and [`keys`]: what is stored in Redis and the Lua that changes it;
 //! - [`client`]: acquire / release / refresh and woken waits;
 //! - [`plain_holds`] and [`release`]: the cheap release of a lock taken by a plain `SET NX`
@@ -25,6 +26,7 @@ pub mod error;
 pub mod keys;
 pub mod locks;
 pub mod multi;
+pub mod packed;
 pub mod pid;
 pub mod plain_holds;
 pub mod pool;

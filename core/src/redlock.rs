@@ -90,16 +90,17 @@ pub struct Redlock {
     id: String,
 }
 
-/// One command for one master, and what to send instead on NOSCRIPT.
+/// One command for one master, and what to send instead on NOSCRIPT, as
+/// the bytes written to each master.
 struct Request {
-    cmd: Cmd,
-    on_noscript: Option<Cmd>,
+    cmd: Vec<u8>,
+    on_noscript: Option<Vec<u8>>,
 }
 
 impl From<Cmd> for Request {
     fn from(cmd: Cmd) -> Self {
         Request {
-            cmd,
+            cmd: cmd.get_packed_command(),
             on_noscript: None,
         }
     }
@@ -623,10 +624,8 @@ impl Redlock {
 }
 
 /// Writes `cmd` on the leased connection.
-fn send(lease: &mut Lease, cmd: &Cmd, timeout: Duration) -> redis::RedisResult<()> {
-    lease
-        .connection(timeout)?
-        .send_packed_command(&cmd.get_packed_command())
+fn send(lease: &mut Lease, cmd: &[u8], timeout: Duration) -> redis::RedisResult<()> {
+    lease.connection(timeout)?.send_packed_command(cmd)
 }
 
 /// Reads the reply to `request` by `deadline`; on NOSCRIPT sends the script
@@ -639,7 +638,7 @@ fn receive(lease: &mut Lease, request: &Request, deadline: Instant) -> redis::Re
     let value = con.recv_response()?.extract_error();
     match (&value, &request.on_noscript) {
         (Err(e), Some(eval)) if e.code() == Some("NOSCRIPT") => {
-            con.send_packed_command(&eval.get_packed_command())?;
+            con.send_packed_command(eval)?;
             con.recv_response()?.extract_error()
         }
         _ => value,

@@ -38,6 +38,7 @@ use rustc_hash::FxHashMap;
 use crate::client::release_on;
 use crate::error::{Error, Result};
 use crate::keys::LockKeys;
+use crate::packed::Packed;
 use crate::pool::{Pool, Target};
 use crate::scripts;
 
@@ -120,8 +121,11 @@ fn send(
     let result = pool.run(target, target.timeout, |con| {
         sends += 1;
         match native {
-            Native::DelIfEq => redis::cmd("DELIFEQ").arg(&keys.lock).arg(token).query(con),
-            Native::DelEx => redis::cmd("DELEX")
+            Native::DelIfEq => Packed::cmd("DELIFEQ", keys.lock.len() + token.len())
+                .arg(&keys.lock)
+                .arg(token)
+                .query(con),
+            Native::DelEx => Packed::cmd("DELEX", keys.lock.len() + token.len() + 4)
                 .arg(&keys.lock)
                 .arg("IFEQ")
                 .arg(token)

@@ -55,13 +55,15 @@
 //! re-send can come; a repeat returns that answer and does nothing.
 
 use once_cell::sync::Lazy;
+use redis::{ConnectionLike, FromRedisValue, RedisResult, ToRedisArgs};
+
+use crate::packed::Packed;
 
 /// Appended to the holder's token by a waiter that registers (see "The
 /// waiters mark"); the scripts spell it `'\0w'`. It starts with a NUL byte,
 /// which owner tokens (UUID text, an application's owner strings) do not
 /// end with.
 pub const WAITERS_MARK: &[u8] = b"\0w";
-use redis::{Cmd, ConnectionLike, FromRedisValue, RedisResult, ToRedisArgs};
 
 /// A Lua script, sent by EVALSHA.
 ///
@@ -90,61 +92,68 @@ impl LockScript {
     pub fn key<T: ToRedisArgs>(&self, key: T) -> Invocation<'_> {
         Invocation {
             script: self,
-            // Room for the most any script takes: no regrowing per call.
-            keys: Vec::with_capacity(8),
-            args: Vec::with_capacity(8),
+            // Room for the keys and arguments of a lock call: one allocation.
+            packed: Packed::with_capacity(256),
+            keys: 0,
         }
         .key(key)
     }
 }
 
-/// One call of a [`LockScript`]: its keys and arguments.
+/// One call of a [`LockScript`]: its keys and arguments, written as the
+/// tail of the command (see `packed`); `EVALSHA <sha> <number of keys>` (or
+/// `EVAL <source> …`) goes ahead of them when it is sent.
 pub struct Invocation<'a> {
     script: &'a LockScript,
-    keys: Vec<Vec<u8>>,
-    args: Vec<Vec<u8>>,
+    packed: Packed,
+    keys: usize,
 }
 
 impl Invocation<'_> {
-    /// Adds a key (KEYS).
+    /// Adds a key (KEYS); all keys come before the first argument.
     pub fn key<T: ToRedisArgs>(mut self, key: T) -> Self {
-        key.write_redis_args(&mut self.keys);
+        self.packed = self.packed.arg(key);
+        self.keys = self.packed.len();
         self
     }
 
     /// Adds an argument (ARGV).
     pub fn arg<T: ToRedisArgs>(mut self, arg: T) -> Self {
-        arg.write_redis_args(&mut self.args);
+        self.packed = self.packed.arg(arg);
         self
     }
 
     /// Runs it: EVALSHA, and on NOSCRIPT once more as EVAL.
-    pub fn invoke<T: FromRedisValue>(&self, con: &mut dyn ConnectionLike) -> RedisResult<T> {
-        match self.command("EVALSHA", &self.script.hash).query(con) {
-            Err(e) if e.code() == Some("NOSCRIPT") => {
-                self.command("EVAL", &self.script.source).query(con)
-            }
+    pub fn invoke<T: FromRedisValue>(&mut self, con: &mut dyn ConnectionLike) -> RedisResult<T> {
+        let mut keys = itoa::Buffer::new();
+        let keys = keys.format(self.keys).as_bytes();
+        let script = self.script;
+        match self
+            .packed
+            .query_with(&[b"EVALSHA", script.hash.as_bytes(), keys], con)
+        {
+            Err(e) if e.code() == Some("NOSCRIPT") => self
+                .packed
+                .query_with(&[b"EVAL", script.source.as_bytes(), keys], con),
             other => other,
         }
     }
 
-    /// The EVALSHA command, and the EVAL with the source to send instead
-    /// when a server answers NOSCRIPT, for callers that drive a connection
-    /// themselves (Redlock's fan-out).
-    pub(crate) fn commands(&self) -> (Cmd, Cmd) {
+    /// The EVALSHA command's bytes, and those of the EVAL with the source to
+    /// send instead when a server answers NOSCRIPT, for callers that drive a
+    /// connection themselves (Redlock's fan-out).
+    pub(crate) fn commands(mut self) -> (Vec<u8>, Vec<u8>) {
+        let mut keys = itoa::Buffer::new();
+        let keys = keys.format(self.keys).as_bytes();
+        let script = self.script;
         (
-            self.command("EVALSHA", &self.script.hash),
-            self.command("EVAL", &self.script.source),
+            self.packed
+                .bytes(&[b"EVALSHA", script.hash.as_bytes(), keys])
+                .into_owned(),
+            self.packed
+                .bytes(&[b"EVAL", script.source.as_bytes(), keys])
+                .into_owned(),
         )
-    }
-
-    fn command(&self, verb: &str, script: &str) -> Cmd {
-        let mut cmd = redis::cmd(verb);
-        cmd.arg(script)
-            .arg(self.keys.len())
-            .arg(&self.keys)
-            .arg(&self.args);
-        cmd
     }
 }
 

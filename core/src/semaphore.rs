@@ -607,7 +607,7 @@ impl Semaphores {
 
     fn release_keys(&self, keys: &SemaphoreKeys, token: &str) -> Result<bool> {
         // The call id is drawn once: a re-send by the pool is the same call.
-        let release = RELEASE
+        let mut release = RELEASE
             .key(&keys.permits)
             .key(&keys.waiters)
             .key(&keys.queue)
@@ -655,7 +655,7 @@ impl Semaphores {
     /// that were held.
     pub fn force_release(&self, name: &[u8]) -> Result<u64> {
         let keys = self.keys(name);
-        let force = FORCE_RELEASE
+        let mut force = FORCE_RELEASE
             .key(&keys.permits)
             .key(&keys.waiters)
             .key(&keys.queue)

@@ -7,8 +7,11 @@ use hdrhistogram::Histogram;
 use once_cell::sync::Lazy;
 use parking_lot::Mutex;
 
-/// Times are recorded in microseconds, up to an hour, to 3 significant digits.
+/// Times are recorded in microseconds, up to an hour, to 2 significant digits
+/// (within 1 %): a histogram then takes 27 KB rather than 190 KB, and a record
+/// touches less memory on a worker's hot path.
 const MAX_MICROS: u64 = 3_600_000_000;
+const SIGNIFICANT_DIGITS: u8 = 2;
 
 /// Counters and latency histograms. Reset in a child after `fork()`, so each
 /// worker reports only its own work.
@@ -85,8 +88,8 @@ impl Stats {
             releases: 0,
             releases_lost: 0,
             // Construction only fails for invalid bounds, which are constant.
-            wait: Histogram::new_with_bounds(1, MAX_MICROS, 3).ok(),
-            hold: Histogram::new_with_bounds(1, MAX_MICROS, 3).ok(),
+            wait: Histogram::new_with_bounds(1, MAX_MICROS, SIGNIFICANT_DIGITS).ok(),
+            hold: Histogram::new_with_bounds(1, MAX_MICROS, SIGNIFICANT_DIGITS).ok(),
         }
     }
 
