@@ -315,18 +315,21 @@ impl LockClient {
             };
             let left = deadline.map(|d| d.saturating_duration_since(now));
             let will_wait = left.is_none_or(|l| !l.is_zero());
-            let wait_ms = match left {
+            let wait_ms = millis(match left {
                 _ if !will_wait => Duration::ZERO,
                 Some(left) => left + WAIT_SLACK,
                 None => FOREVER_SLICE + WAIT_SLACK,
-            };
+            });
             let was_registered = registered;
             registered |= will_wait;
-            let pttl_ms =
-                match self.attempt(kind, keys, token, ttl_ms, millis(wait_ms), was_registered)? {
-                    Attempt::Acquired(fence) => return Ok(self.acquired(start, fence)),
-                    Attempt::Held { pttl_ms } => pttl_ms,
-                };
+            let attempt = match kind {
+                Kind::Exclusive => self.attempt(keys, token, ttl_ms, wait_ms, was_registered, now),
+                Kind::Shared => self.attempt_read(keys, token, ttl_ms, wait_ms, was_registered),
+            };
+            let pttl_ms = match attempt? {
+                Attempt::Acquired(fence) => return Ok(self.acquired(start, fence)),
+                Attempt::Held { pttl_ms } => pttl_ms,
+            };
             // The holder may be this process's own earlier acquire whose
             // reply was lost; the server just answered, so clear it now
             // rather than report a conflict with ourselves.
@@ -520,27 +523,27 @@ impl LockClient {
         Ok(deleted == 1)
     }
 
+    /// One attempt at a write lock, sent at `now` (see `acquire_inner`);
+    /// a waiting caller (`wait_ms` > 0) is registered when it finds it held.
     fn attempt(
         &self,
-        kind: Kind,
         keys: &LockKeys,
         token: &str,
         ttl_ms: u64,
         wait_ms: u64,
         registered: bool,
+        now: Instant,
     ) -> Result<Attempt> {
-        if kind == Kind::Shared {
-            return self.attempt_read(keys, token, ttl_ms, wait_ms, registered);
-        }
         // A caller not yet registered as a waiter first tries the plain
         // command: a free lock then costs Redis one SET, and a waiter
         // registers nothing. Only when the lock is held does a caller that
         // will wait go on to the script, which registers it (or, for a
         // caller that registered before, leaves the waiters).
-        let plain =
-            !registered && !self.fencing && (wait_ms == 0 || !self.recently_contended(keys, false));
+        let plain = !registered
+            && !self.fencing
+            && (wait_ms == 0 || !self.recently_contended(keys, now, false));
         if plain && !NO_SET_NX_GET.load(Ordering::Relaxed) {
-            match self.attempt_plain(keys, token, ttl_ms) {
+            match self.attempt_plain(keys, token, ttl_ms, now) {
                 Err(Error::Server { code, detail, .. })
                     if code == "ERR" && detail.contains("syntax error") =>
                 {
@@ -577,7 +580,7 @@ impl LockClient {
                 Ok(Attempt::Acquired(self.fencing.then_some(*fence)))
             }
             [0, pttl_ms] => {
-                self.recently_contended(keys, true);
+                self.recently_contended(keys, now, true);
                 Ok(Attempt::Held { pttl_ms: *pttl_ms })
             }
             other => Err(Error::Protocol {
@@ -591,8 +594,16 @@ impl LockClient {
     /// less than the script. `GET` returns the previous value: our own token
     /// means a retried send whose first reply was lost, or a caller that
     /// holds it already, so it is ours.
-    fn attempt_plain(&self, keys: &LockKeys, token: &str, ttl_ms: u64) -> Result<Attempt> {
-        let sent = Instant::now();
+    /// `now`: a time before it is sent (the lock expires no earlier than
+    /// that plus its TTL).
+    fn attempt_plain(
+        &self,
+        keys: &LockKeys,
+        token: &str,
+        ttl_ms: u64,
+        now: Instant,
+    ) -> Result<Attempt> {
+        let sent = now;
         let previous: Option<Vec<u8>> = self.run(|con| {
             Packed::cmd("SET", keys.lock.len() + token.len() + 32)
                 .arg(&keys.lock)
@@ -620,7 +631,7 @@ impl LockClient {
             Some(value) if is_own(&value, token) => Attempt::Acquired(None),
             // Not waiting: the holder's TTL is not needed.
             Some(_) => {
-                self.recently_contended(keys, true);
+                self.recently_contended(keys, now, true);
                 Attempt::Held { pttl_ms: 0 }
             }
         })
@@ -639,19 +650,18 @@ impl LockClient {
         })?;
         if popped.is_some() {
             plain_holds::forget(&self.target, keys, token);
-            self.recently_contended(keys, true);
+            self.recently_contended(keys, Instant::now(), true);
         }
         Ok(popped.map(|(_, fence)| fence))
     }
 
-    /// Whether this process found lock `keys` held within `CONTENDED_FOR`;
-    /// `now_held`: it just did (remembered, and true).
-    fn recently_contended(&self, keys: &LockKeys, now_held: bool) -> bool {
+    /// Whether this process found lock `keys` held within `CONTENDED_FOR`
+    /// of `now`; `now_held`: it just did (remembered, and true).
+    fn recently_contended(&self, keys: &LockKeys, now: Instant, now_held: bool) -> bool {
         let mut key = Vec::with_capacity(self.target.dsn.as_str().len() + 1 + keys.lock.len());
         key.extend_from_slice(self.target.dsn.as_str().as_bytes());
         key.push(0);
         key.extend_from_slice(&keys.lock);
-        let now = Instant::now();
         let mut contended = CONTENDED.lock();
         if !now_held {
             return contended
@@ -732,6 +742,9 @@ fn take_orphans(wanted: impl Fn(&Orphan) -> bool) -> Vec<Orphan> {
 
 /// Returns how many were still set and are now deleted.
 fn release_orphans(pool: &Pool, orphans: Vec<Orphan>) -> usize {
+    if orphans.is_empty() {
+        return 0; // the common case: no clock read
+    }
     let pid = crate::pid::current();
     let now = Instant::now();
     let mut later = Vec::new();
