@@ -253,19 +253,53 @@ def instructions_section():
         f"\nThe extension executes {net(e) - net(p):,} instructions more per cycle than phpredis userland "
         f"(without memset), for two Redis commands. phpredis spends about 3,000 instructions on a whole "
         f"command, from building it to the PHP value (`Redis::set` 2.9k, `Redis::evalSha` 3.0k, counted "
-        f"the same way). A one-off callgrind profile of a build with debug symbols (2026-11-24, the code "
-        f"measured here) splits the extension's two method calls, 19.8k instructions per cycle without "
-        f"memset: 5.5k in redis-rs sending the commands and reading the replies (its reader zeroes up to "
-        f"8 KB of buffer before every read: all of the memset), and 14.3k in the rest: building the "
-        f"commands with redis-rs's command API, the connection pool, the hold registry, the owner token, "
-        f"the statistics and the PHP arguments, none of which stands out. Before the changes of "
-        f"2026-11-24 (the pool no longer allocates its key per command, a lock's other keys are made only "
-        f"when a script needs them, DSN-keyed maps hash with FxHash, one allocation per plain-hold look-up) "
-        f"the extension counted 47.1k per cycle, against 38.8k after them (without memset 35.0k and "
-        f"26.7k; `bench/callgrind.py` on one idle machine, the build of commit aa0174d against the one "
-        f"measured here). What is left is spread thin; the next steps would be building the two hot "
-        f"commands' bytes once per lock instead of through redis-rs's generic command builder, and fewer "
-        f"process-wide maps on the hot path (the plain-hold record could travel with the hold).\n")
+        f"the same way). How the extension's count came down (counted the same way on one idle machine, "
+        f"memset included): 47.1k per cycle before commit f168741 (the pool no longer allocates its key "
+        f"per command, a lock's other keys are made only when a script needs them, DSN-keyed maps hash "
+        f"with FxHash, one allocation per plain-hold look-up), 38.8k after it, and 32.7k after commit "
+        f"bf882f7, which writes each command straight into the bytes Redis reads, in one buffer "
+        f"(`core/src/packed.rs`), where redis-rs's command builder grew a buffer per argument and packed "
+        f"them into a third: 14 allocations per cycle are left of about 40. The next section says what "
+        f"the rest costs in time.\n")
+    return lines
+
+
+def cpusplit_section():
+    split = {r["impl"]: r for r in rows if r["mode"] == "cpusplit"}
+    if "ext" not in split or "phpredis" not in split:
+        return []
+    e, p = split["ext"], split["phpredis"]
+    libraries = list(dict.fromkeys([*e["us_per_cycle"], *p["us_per_cycle"]]))
+    user = lambda r: sum(v for k, v in r["us_per_cycle"].items() if k != "kernel")
+    lines = ["## Where the many-keys workers' CPU goes\n",
+             "The many-keys loop (16 workers, 5 s, one run of each) under `perf record -e cpu-clock` "
+             "(`bench/cpu-split.py`: a software clock, so it works without hardware counters), its "
+             "samples' time split by library and divided by the cycles the run made: microseconds of "
+             "the workers' CPU per cycle, sampled (so with some noise), where the section above counts "
+             "instructions. perf slows the loop a little; the split, not the total, is the point.\n",
+             "| where | ext | phpredis userland |", "|---|---:|---:|"]
+    for lib in libraries:
+        lines.append(f"| {lib} | {e['us_per_cycle'].get(lib, 0):.2f} | {p['us_per_cycle'].get(lib, 0):.2f} |")
+    lines.append(f"| user space (all but the kernel) | {user(e):.2f} | {user(p):.2f} |")
+    lines.append(f"| in all | {sum(e['us_per_cycle'].values()):.2f} | {sum(p['us_per_cycle'].values()):.2f} |")
+    groups = e.get("extension_us_per_cycle", {})
+    if groups:
+        lines += ["", "The extension's own time per cycle, by what its functions belong to:\n",
+                  "| part of the extension | us per cycle |", "|---|---:|"]
+        lines += [f"| {g} | {v:.2f} |" for g, v in groups.items()]
+        redis_rs = groups.get("redis-rs reply parser", 0) + groups.get("redis-rs, the rest", 0)
+        ours = sum(v for g, v in groups.items() if not g.startswith("redis-rs"))
+        lines.append(
+            f"\nIn user space a cycle costs the extension's workers {user(e) - user(p):+.2f} us against phpredis "
+            f"userland's ({user(e):.2f} against {user(p):.2f}); in the kernel {e['us_per_cycle'].get('kernel', 0) - p['us_per_cycle'].get('kernel', 0):+.2f} us. "
+            f"Both loops run the same PHP around the lock (the loop, and the GET and SET of the counter through "
+            f"phpredis); phpredis userland's lock is PHP code and phpredis calls, in the PHP engine's and "
+            f"phpredis's rows. Of the extension's {groups and sum(groups.values()):.2f} us, {redis_rs:.2f} are "
+            f"redis-rs sending the commands and reading the replies (its reply parser, built on the "
+            f"`combine` parser library, alone {groups.get('redis-rs reply parser', 0):.2f}), and {ours:.2f} the "
+            f"rest: the lock code, the hash maps (connection pool, hold registries), the PHP glue and the PHP "
+            f"classes. No part stands out; a reply reader of our own would save most of redis-rs's part, but "
+            f"redis-rs also carries TLS, Sentinel and cluster connections, and the team keeps it.\n")
     return lines
 
 
@@ -601,6 +635,7 @@ for r in sorted(contended, key=lambda r: (list(NAMES).index(r["impl"]), r["worke
 md.append("\n![p99 wait against K](bench/p99-wait.png)\n")
 md.extend(many_keys_section())
 md.extend(instructions_section())
+md.extend(cpusplit_section())
 md.append("\n## Memory and connections\n")
 md.append("| implementation | cycles | RSS after 10 k | RSS at the end | connections |")
 md.append("|---|---:|---:|---:|---:|")

@@ -6,7 +6,7 @@
 #   make bench                 (BENCH_QUICK=1 for a short smoke run)
 #   BENCH_ONLY=http bench/run.sh
 #       runs one part only (uncontended, servercost, contended, manykeys,
-#       instructions, deployments, readheavy, semaphore, rss or http),
+#       instructions, cpusplit, deployments, readheavy, semaphore, rss or http),
 #       keeps the other parts' rows of bench/results.jsonl and rewrites the report
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,13 +19,13 @@ out="$root/bench/results.jsonl"
 only=${BENCH_ONLY:-}
 case "$only" in
 "") : >"$out" ;;
-uncontended | servercost | contended | manykeys | instructions | deployments | readheavy | semaphore | rss | http)
+uncontended | servercost | contended | manykeys | instructions | cpusplit | deployments | readheavy | semaphore | rss | http)
     # Drop that part's old rows only; the others stay as the last run left them.
     python3 -c 'import json, sys
 modes = {"deployments": ("deployment", "deployment-contended")}.get(sys.argv[2], (sys.argv[2],))
 rows = [l for l in open(sys.argv[1]) if l.strip() and json.loads(l)["mode"] not in modes]
 open(sys.argv[1], "w").writelines(rows)' "$out" "$only" ;;
-*) echo "BENCH_ONLY: one of uncontended, servercost, contended, manykeys, instructions, deployments, readheavy, semaphore, rss, http" >&2; exit 2 ;;
+*) echo "BENCH_ONLY: one of uncontended, servercost, contended, manykeys, instructions, cpusplit, deployments, readheavy, semaphore, rss, http" >&2; exit 2 ;;
 esac
 part() { [ -z "$only" ] || [ "$only" = "$1" ]; }
 if [ -n "${BENCH_QUICK:-}" ]; then
@@ -73,6 +73,18 @@ if part instructions; then
     for impl in ext phpredis; do
         python3 "$root/bench/callgrind.py" "$impl" "$port" "${php[@]}" | tee -a "$out"
     done
+fi
+if part cpusplit; then
+    # The same in time: the many-keys workers' CPU per cycle by library, from
+    # perf's software clock (bench/cpu-split.py). Needs perf; skipped without.
+    if command -v perf >/dev/null && perf record -q -e cpu-clock -o /dev/null -- true 2>/dev/null; then
+        echo "== where the many-keys workers' CPU goes (perf, cpu-clock), ${seconds}s each"
+        for impl in ext phpredis; do
+            python3 "$root/bench/cpu-split.py" "$impl" "$port" "$seconds" "${php[@]}" | tee -a "$out"
+        done
+    else
+        echo "cpusplit: perf is missing or not permitted here: skipped" >&2
+    fi
 fi
 if part deployments; then
     echo "== deployments: one node, cluster, Redlock"
