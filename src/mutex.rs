@@ -1,10 +1,9 @@
 //! `RedisLock\RedisMutex`: per-key locks held by one object, the shape a
 //! WordPress plugin or a script uses.
 
-use std::collections::HashMap;
-
 use ext_php_rs::prelude::*;
 use ext_php_rs::types::{ZendCallable, ZendHashTable, Zval};
+use foldhash::HashMap;
 use parking_lot::Mutex;
 use redis_lock_core::client::Ownership;
 use redis_lock_core::token::new_token;
@@ -50,7 +49,7 @@ impl RedisMutex {
                     fail_open: s.fail_open,
                     watchdog_max: s.watchdog_max,
                 },
-                holds: Mutex::new(HashMap::new()),
+                holds: Mutex::default(),
             })
         })
     }

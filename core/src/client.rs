@@ -20,8 +20,7 @@
 //! Pub/sub was the alternative; it needs a second connection per process
 //! and its messages are lost when no one is subscribed at that instant.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,7 +32,7 @@ use crate::error::{Error, Result};
 use crate::keys::LockKeys;
 use crate::packed::Packed;
 use crate::plain_holds;
-use crate::pool::{Pool, Target};
+use crate::pool::{Pool, PoolEntry, Target};
 use crate::release;
 use crate::scripts;
 use crate::stats::Stats;
@@ -147,12 +146,7 @@ struct Orphan {
 static ORPHANS: Lazy<Mutex<Vec<Orphan>>> = Lazy::new(|| Mutex::new(Vec::new()));
 
 /// Locks (DSN, NUL, lock key) this process found held, and when.
-static CONTENDED: Lazy<Mutex<HashMap<Vec<u8>, Instant>>> = Lazy::new(|| Mutex::new(HashMap::new()));
-
-/// Set once a server refuses `SET … NX GET` as a syntax error (Redis before
-/// 7.0): from then on every acquire goes through the script. Any other error
-/// (a replica's READONLY, LOADING, …) is reported and leaves the fast path on.
-static NO_SET_NX_GET: AtomicBool = AtomicBool::new(false);
+static CONTENDED: Lazy<Mutex<foldhash::HashMap<Vec<u8>, Instant>>> = Lazy::new(Mutex::default);
 
 /// Lock operations against one Redis server with one set of options.
 ///
@@ -160,6 +154,8 @@ static NO_SET_NX_GET: AtomicBool = AtomicBool::new(false);
 #[derive(Clone)]
 pub struct LockClient {
     pub(crate) pool: Arc<Pool>,
+    /// `target`'s entry in `pool`, looked up once.
+    pub(crate) entry: Arc<PoolEntry>,
     pub(crate) stats: Arc<Mutex<Stats>>,
     pub(crate) target: Target,
     prefix: Vec<u8>,
@@ -181,6 +177,7 @@ impl LockClient {
         options: ClientOptions,
     ) -> Self {
         LockClient {
+            entry: pool.entry(&dsn),
             pool,
             stats,
             target: Target {
@@ -198,6 +195,7 @@ impl LockClient {
     /// renewals never take a connection a caller is using).
     pub fn on_pool(&self, pool: Arc<Pool>) -> LockClient {
         LockClient {
+            entry: pool.entry(&self.target.dsn),
             pool,
             ..self.clone()
         }
@@ -398,7 +396,7 @@ impl LockClient {
         // connection, and the lock may have been set by another one (a grant
         // by a release): so first a write of our own, the owner-checked TTL
         // reset, in the same op so that a re-sent op re-does both.
-        let confirmed = self.pool.run(&self.target, timeout * 2, |con| {
+        let confirmed = self.entry.run(&self.target, timeout * 2, |con| {
             let still_ours: i64 = match kind {
                 Kind::Exclusive => scripts::REFRESH.key(&keys.lock),
                 Kind::Shared => scripts::REFRESH_READ.key(&keys.lock).key(keys.readers()),
@@ -423,7 +421,7 @@ impl LockClient {
             Err(err) => err,
         };
         plain_holds::forget(&self.target, &keys, token);
-        if release_kind_on(kind, &self.pool, &self.target, &keys, token).is_err() {
+        if release_kind_on(kind, &self.entry, &self.target, &keys, token).is_err() {
             self.remember_orphan(kind, keys, token, ttl);
         }
         Err(failure)
@@ -444,8 +442,8 @@ impl LockClient {
         let plain = plain_holds::take(&self.target, &keys, token)
             .filter(|_| self.target.dsn.cluster().is_none());
         let released = match plain {
-            Some(expires) => release::plain(&self.pool, &self.target, &keys, token, expires)?,
-            None => release_on(&self.pool, &self.target, &keys, token)? == 1,
+            Some(expires) => release::plain(&self.entry, &self.target, &keys, token, expires)?,
+            None => release_on(&self.entry, &self.target, &keys, token)? == 1,
         };
         self.stats
             .lock()
@@ -542,12 +540,17 @@ impl LockClient {
         let plain = !registered
             && !self.fencing
             && (wait_ms == 0 || !self.recently_contended(keys, now, false));
-        if plain && !NO_SET_NX_GET.load(Ordering::Relaxed) {
+        // A server that refuses `SET … NX GET` as a syntax error (Redis
+        // before 7.0) is served by the script from then on. Any other error
+        // (a replica's READONLY, LOADING, …) is reported and leaves the fast
+        // path on.
+        let no_set_nx_get = &self.entry.server.no_set_nx_get;
+        if plain && !no_set_nx_get.load(Ordering::Relaxed) {
             match self.attempt_plain(keys, token, ttl_ms, now) {
                 Err(Error::Server { code, detail, .. })
                     if code == "ERR" && detail.contains("syntax error") =>
                 {
-                    NO_SET_NX_GET.store(true, Ordering::Relaxed)
+                    no_set_nx_get.store(true, Ordering::Relaxed)
                 }
                 Ok(Attempt::Held { .. }) if wait_ms > 0 => {}
                 other => return other,
@@ -645,7 +648,7 @@ impl LockClient {
         let seconds = format!("{:.3}", block.as_secs_f64());
         let read_timeout = block + self.target.timeout;
         let wake = keys.wake(token);
-        let popped: Option<(Vec<u8>, i64)> = self.pool.run(&self.target, read_timeout, |con| {
+        let popped: Option<(Vec<u8>, i64)> = self.entry.run(&self.target, read_timeout, |con| {
             redis::cmd("BLPOP").arg(&wake).arg(&seconds).query(con)
         })?;
         if popped.is_some() {
@@ -681,7 +684,7 @@ impl LockClient {
         &self,
         op: impl FnMut(&mut dyn redis::ConnectionLike) -> std::result::Result<T, redis::RedisError>,
     ) -> Result<T> {
-        self.pool.run(&self.target, self.target.timeout, op)
+        self.entry.run(&self.target, self.target.timeout, op)
     }
 
     fn remember_orphan(&self, kind: Kind, keys: LockKeys, token: &str, ttl: Duration) {
@@ -763,7 +766,7 @@ fn release_orphans(pool: &Pool, orphans: Vec<Orphan>) -> usize {
         attempts += 1;
         match release_kind_on(
             orphan.kind,
-            pool,
+            &pool.entry(&orphan.target.dsn),
             &orphan.target,
             &orphan.keys,
             &orphan.token,
@@ -788,13 +791,13 @@ fn release_orphans(pool: &Pool, orphans: Vec<Orphan>) -> usize {
 /// The call id is drawn once, so a re-send by the pool is recognised as the
 /// same call (see `scripts`, "Safe to run twice").
 pub(crate) fn release_on(
-    pool: &Pool,
+    entry: &PoolEntry,
     target: &Target,
     keys: &LockKeys,
     token: &str,
 ) -> Result<i64> {
     let mut release = release_script(keys, token, target);
-    pool.run(target, target.timeout, |con| release.invoke(con))
+    entry.run(target, target.timeout, |con| release.invoke(con))
 }
 
 /// One call of the release script for `token` on `target`, with its own
@@ -832,14 +835,14 @@ pub(crate) fn force_release_script(
 /// Runs the release script of a `kind` hold for `token` (see [`release_on`]).
 fn release_kind_on(
     kind: Kind,
-    pool: &Pool,
+    entry: &PoolEntry,
     target: &Target,
     keys: &LockKeys,
     token: &str,
 ) -> Result<i64> {
     match kind {
-        Kind::Exclusive => release_on(pool, target, keys, token),
-        Kind::Shared => crate::shared::release_read_on(pool, target, keys, token),
+        Kind::Exclusive => release_on(entry, target, keys, token),
+        Kind::Shared => crate::shared::release_read_on(entry, target, keys, token),
     }
 }
 

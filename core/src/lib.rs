@@ -44,6 +44,6 @@ pub use client::{AcquireOutcome, ClientOptions, Hold, Kind, LockClient, Wait};
 pub use dsn::{Deployment, Dsn};
 pub use error::{Error, Result};
 pub use locks::Locks;
-pub use pool::Pool;
+pub use pool::{Pool, PoolEntry};
 pub use semaphore::{Permits, Semaphores};
 pub use stats::{Stats, StatsSnapshot};

@@ -8,9 +8,9 @@
 //! TTL later), which tells what a re-sent release's "not ours any more"
 //! means (see `release`, "Re-sends").
 
-use std::collections::HashMap;
 use std::time::Instant;
 
+use foldhash::HashMap;
 use once_cell::sync::Lazy;
 use parking_lot::Mutex;
 
@@ -25,7 +25,7 @@ const MAX_RECORDS: usize = 4096;
 /// allocation per look-up; the two lengths keep it unambiguous).
 type Key = Vec<u8>;
 
-static HOLDS: Lazy<Mutex<HashMap<Key, Instant>>> = Lazy::new(|| Mutex::new(HashMap::new()));
+static HOLDS: Lazy<Mutex<HashMap<Key, Instant>>> = Lazy::new(Mutex::default);
 
 fn key(target: &Target, keys: &LockKeys, token: &str) -> Key {
     let dsn = target.dsn.as_str().as_bytes();

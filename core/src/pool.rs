@@ -6,6 +6,7 @@
 //! out mid-reply is dropped: a late reply left in its socket would otherwise
 //! be read as the answer to the next command (phpredis issue 614).
 
+use std::sync::atomic::{AtomicBool, AtomicU8};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -45,12 +46,31 @@ struct Pooled {
     read_timeout: Option<Duration>,
 }
 
-/// Open connections, keyed by DSN text. A DSN's entry stays when its
-/// connection is checked out (None), so that checking it in again does not
-/// allocate the key on every command.
+/// Each DSN's [`PoolEntry`], keyed by DSN text.
 #[derive(Default)]
 pub struct Pool {
-    idle: Mutex<FxHashMap<String, Option<Pooled>>>,
+    entries: Mutex<FxHashMap<String, Arc<PoolEntry>>>,
+}
+
+/// One DSN's entry in a pool: its idle connection, if any (None while it is
+/// checked out), and what its server was found to offer. A client looks its
+/// entry up once, when it is made, so that a command costs no look-up by
+/// DSN text.
+#[derive(Default)]
+pub struct PoolEntry {
+    idle: Mutex<Option<Pooled>>,
+    /// Found out on first use; a fork's child inherits them (same server).
+    pub(crate) server: ServerFacts,
+}
+
+/// What a server offers beyond Redis 7.0's commands, or lacks of them.
+#[derive(Default)]
+pub(crate) struct ServerFacts {
+    /// Its compare-and-delete, as `release` encodes it (0: not known yet).
+    pub(crate) native_delete: AtomicU8,
+    /// It refused `SET … NX GET` as a syntax error (Redis before 7.0): every
+    /// acquire goes through the script.
+    pub(crate) no_set_nx_get: AtomicBool,
 }
 
 static GLOBAL: Lazy<Arc<Pool>> = Lazy::new(|| Arc::new(Pool::default()));
@@ -61,6 +81,36 @@ impl Pool {
         Arc::clone(&GLOBAL)
     }
 
+    /// `dsn`'s entry in this pool, made on first use.
+    pub fn entry(&self, dsn: &Dsn) -> Arc<PoolEntry> {
+        let mut entries = self.entries.lock();
+        if let Some(entry) = entries.get(dsn.as_str()) {
+            return Arc::clone(entry);
+        }
+        let entry = Arc::new(PoolEntry::default());
+        entries.insert(dsn.as_str().to_owned(), Arc::clone(&entry));
+        entry
+    }
+
+    /// [`PoolEntry::run`] on `target`'s entry.
+    pub fn run<T>(
+        &self,
+        target: &Target,
+        read_timeout: Duration,
+        op: impl FnMut(&mut dyn ConnectionLike) -> std::result::Result<T, RedisError>,
+    ) -> Result<T> {
+        self.entry(&target.dsn).run(target, read_timeout, op)
+    }
+
+    /// Whether this process holds a working connection to `dsn` (one that
+    /// failed is never kept).
+    pub fn is_connected(&self, dsn: &Dsn) -> bool {
+        let entry = self.entries.lock().get(dsn.as_str()).cloned();
+        entry.is_some_and(|entry| entry.is_connected())
+    }
+}
+
+impl PoolEntry {
     /// Runs `op` on this process's connection to `target`, connecting first
     /// if there is none. `read_timeout` bounds the reply (a blocking command
     /// passes its own block time plus the command timeout).
@@ -105,7 +155,7 @@ impl Pool {
             };
             match result {
                 Ok(value) => {
-                    self.checkin(target, pooled);
+                    self.checkin(pooled);
                     return Ok(value);
                 }
                 Err(e) if e.code().is_some() => {
@@ -121,7 +171,7 @@ impl Pool {
                         // Sentinels, or the cluster's seeds, again.
                         drop(pooled);
                     } else {
-                        self.checkin(target, pooled);
+                        self.checkin(pooled);
                     }
                     return Err(err);
                 }
@@ -139,15 +189,10 @@ impl Pool {
         }
     }
 
-    /// Whether this process holds a working connection to `dsn` (one that
-    /// failed is never kept).
-    pub fn is_connected(&self, dsn: &Dsn) -> bool {
+    /// Whether this process's connection is here (not checked out).
+    fn is_connected(&self) -> bool {
         let pid = crate::pid::current();
-        self.idle
-            .lock()
-            .get(dsn.as_str())
-            .and_then(Option::as_ref)
-            .is_some_and(|p| p.pid == pid)
+        self.idle.lock().as_ref().is_some_and(|p| p.pid == pid)
     }
 
     /// This process's connection to `target`, or a new one (true). A new
@@ -155,11 +200,7 @@ impl Pool {
     /// `connect_timeout`.
     fn checkout(&self, target: &Target, within: Option<Instant>) -> Result<(Pooled, bool)> {
         let pid = crate::pid::current();
-        let existing = self
-            .idle
-            .lock()
-            .get_mut(target.dsn.as_str())
-            .and_then(Option::take);
+        let existing = self.idle.lock().take();
         if let Some(pooled) = existing {
             if pooled.pid == pid {
                 return Ok((pooled, false));
@@ -172,18 +213,10 @@ impl Pool {
         Ok((connect(target, pid, within)?, true))
     }
 
-    fn checkin(&self, target: &Target, pooled: Pooled) {
-        let mut idle = self.idle.lock();
+    fn checkin(&self, pooled: Pooled) {
         // Concurrent users (threads in tests) may have made a second
         // connection; keep one.
-        match idle.get_mut(target.dsn.as_str()) {
-            Some(slot) => {
-                slot.get_or_insert(pooled);
-            }
-            None => {
-                idle.insert(target.dsn.as_str().to_owned(), Some(pooled));
-            }
-        }
+        self.idle.lock().get_or_insert(pooled);
     }
 }
 
@@ -222,13 +255,13 @@ impl Pool {
     /// This process's connection to the single server `target`, or a new
     /// one made within `connect_timeout`.
     pub(crate) fn lease(&self, target: &Target) -> Result<Lease> {
-        let (pooled, fresh) = self.checkout(target, None)?;
+        let (pooled, fresh) = self.entry(&target.dsn).checkout(target, None)?;
         Ok(Lease { pooled, fresh })
     }
 
     /// Returns a leased connection whose replies were all read.
     pub(crate) fn give_back(&self, target: &Target, lease: Lease) {
-        self.checkin(target, lease.pooled);
+        self.entry(&target.dsn).checkin(lease.pooled);
     }
 }
 

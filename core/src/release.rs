@@ -14,7 +14,7 @@
 //! release is [`scripts::RELEASE`].
 //!
 //! Which command a server has is found out on its first such release and
-//! kept per DSN: a server that answers "unknown command" is served by the
+//! kept with its connection (`PoolEntry`): a server that answers "unknown command" is served by the
 //! script from then on; any other error (LOADING, READONLY, …) is the
 //! caller's and changes nothing.
 //!
@@ -31,50 +31,58 @@
 
 use std::time::Instant;
 
-use once_cell::sync::Lazy;
-use parking_lot::Mutex;
-use rustc_hash::FxHashMap;
+use std::sync::atomic::Ordering;
 
 use crate::client::release_on;
 use crate::error::{Error, Result};
 use crate::keys::LockKeys;
 use crate::packed::Packed;
-use crate::pool::{Pool, Target};
+use crate::pool::{PoolEntry, Target};
 use crate::scripts;
 
-/// The compare-and-delete a server offers.
+/// The compare-and-delete a server offers (kept in its `ServerFacts` as
+/// the discriminant; 0 there: not known yet).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
 enum Native {
     /// Valkey 9: `DELIFEQ key value`.
-    DelIfEq,
+    DelIfEq = 1,
     /// Redis 8.4: `DELEX key IFEQ value`.
-    DelEx,
+    DelEx = 2,
     /// Neither: the script `PLAIN_RELEASE`.
-    Script,
+    Script = 3,
 }
 
-/// What each server (by DSN) was found to offer; absent: not known yet.
-static NATIVE: Lazy<Mutex<FxHashMap<String, Native>>> = Lazy::new(Mutex::default);
+impl Native {
+    fn from_u8(found: u8) -> Option<Native> {
+        match found {
+            1 => Some(Native::DelIfEq),
+            2 => Some(Native::DelEx),
+            3 => Some(Native::Script),
+            _ => None,
+        }
+    }
+}
 
 /// Releases `token`'s plainly taken lock: true if it held it (now freed or
 /// granted on). `expires`: when the lock expires at the earliest.
 pub fn plain(
-    pool: &Pool,
+    entry: &PoolEntry,
     target: &Target,
     keys: &LockKeys,
     token: &str,
     expires: Instant,
 ) -> Result<bool> {
-    let dsn = target.dsn.as_str();
-    let known = NATIVE.lock().get(dsn).copied();
+    let found = &entry.server.native_delete;
+    let known = Native::from_u8(found.load(Ordering::Relaxed));
     // Not known yet: the newest first, the script last.
     let mut trying = known.unwrap_or(Native::DelIfEq);
     let mut resent = false;
     let deleted = loop {
-        match send(pool, target, keys, token, trying, &mut resent) {
+        match send(entry, target, keys, token, trying, &mut resent) {
             Ok(deleted) => {
                 if known != Some(trying) {
-                    NATIVE.lock().insert(dsn.to_owned(), trying);
+                    found.store(trying as u8, Ordering::Relaxed);
                 }
                 break deleted;
             }
@@ -98,7 +106,7 @@ pub fn plain(
     // Missed. PLAIN_RELEASE says whether the lock is ours and marked; a
     // native delete does not, and RELEASE (with its own call marker) tells.
     let maybe_marked = deleted == -1 || trying != Native::Script;
-    if maybe_marked && release_on(pool, target, keys, token)? == 1 {
+    if maybe_marked && release_on(entry, target, keys, token)? == 1 {
         return Ok(true);
     }
     // A re-send that found the lock gone while it could not yet have
@@ -110,7 +118,7 @@ pub fn plain(
 /// twice. 1 if it deleted the lock, -1 if the lock is ours with the waiters
 /// mark (`PLAIN_RELEASE` only), else 0.
 fn send(
-    pool: &Pool,
+    entry: &PoolEntry,
     target: &Target,
     keys: &LockKeys,
     token: &str,
@@ -118,7 +126,7 @@ fn send(
     resent: &mut bool,
 ) -> Result<i64> {
     let mut sends = 0;
-    let result = pool.run(target, target.timeout, |con| {
+    let result = entry.run(target, target.timeout, |con| {
         sends += 1;
         match native {
             Native::DelIfEq => Packed::cmd("DELIFEQ", keys.lock.len() + token.len())

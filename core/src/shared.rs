@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crate::client::{millis, resend_window_ms, Attempt, LockClient, Ownership};
 use crate::error::{Error, Result};
 use crate::keys::LockKeys;
-use crate::pool::{Pool, Target};
+use crate::pool::{PoolEntry, Target};
 use crate::scripts;
 use crate::token::new_token;
 
@@ -58,7 +58,7 @@ impl LockClient {
         token: &str,
         acquired_at: Option<Instant>,
     ) -> Result<bool> {
-        let released = release_read_on(&self.pool, &self.target, &self.keys(name), token)? == 1;
+        let released = release_read_on(&self.entry, &self.target, &self.keys(name), token)? == 1;
         self.stats
             .lock()
             .record_release(released, acquired_at.map(|t| t.elapsed()));
@@ -103,14 +103,14 @@ impl LockClient {
 /// orphan's): 1 if it was a reader. The call id is drawn once, so a re-send
 /// by the pool is the same call.
 pub(crate) fn release_read_on(
-    pool: &Pool,
+    entry: &PoolEntry,
     target: &Target,
     keys: &LockKeys,
     token: &str,
 ) -> Result<i64> {
     let marker = keys.call(&new_token());
     let window = resend_window_ms(target);
-    pool.run(target, target.timeout, |con| {
+    entry.run(target, target.timeout, |con| {
         scripts::RELEASE_READ
             .key(&keys.lock)
             .key(keys.fence())
