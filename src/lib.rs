@@ -50,7 +50,7 @@ extern "C" fn request_shutdown(_ty: i32, _module_number: i32) -> i32 {
     // A panic must not unwind into the engine from this raw hook.
     let _ = catch_unwind(|| {
         holds::end_request();
-        redis_lock_core::client::clean_up_all_orphans(&redis_lock_core::Pool::global());
+        redis_lock_core::orphans::clean_up_all(&redis_lock_core::Pool::global());
     });
     0
 }

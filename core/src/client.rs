@@ -30,6 +30,7 @@ use parking_lot::Mutex;
 use crate::dsn::Dsn;
 use crate::error::{Error, Result};
 use crate::keys::LockKeys;
+use crate::orphans;
 use crate::packed::Packed;
 use crate::plain_holds;
 use crate::pool::{Pool, PoolEntry, Target};
@@ -53,11 +54,6 @@ pub(crate) const WAIT_RETRY_PAUSE: Duration = Duration::from_millis(20);
 const CONTENDED_FOR: Duration = Duration::from_secs(1);
 /// Locks remembered as contended at most.
 const MAX_CONTENDED: usize = 1024;
-/// Orphans kept for clean-up at most; more than that are left to their TTL.
-const MAX_ORPHANS: usize = 1024;
-/// Orphans released per clean-up, so that one call after a long outage does
-/// not pay for all of them.
-const ORPHANS_PER_CLEAN_UP: usize = 16;
 
 /// Connection and key settings of a [`LockClient`].
 #[derive(Clone, Debug)]
@@ -131,19 +127,6 @@ pub(crate) enum Attempt {
     Acquired(Option<i64>),
     Held { pttl_ms: i64 },
 }
-
-/// An acquire whose outcome is unknown (its command timed out or the
-/// connection broke after sending): the lock may be set under its token.
-struct Orphan {
-    target: Target,
-    keys: LockKeys,
-    kind: Kind,
-    token: String,
-    pid: u32,
-    gone_by: Instant,
-}
-
-static ORPHANS: Lazy<Mutex<Vec<Orphan>>> = Lazy::new(|| Mutex::new(Vec::new()));
 
 /// Locks (DSN, NUL, lock key) this process found held, and when.
 static CONTENDED: Lazy<Mutex<foldhash::HashMap<Vec<u8>, Instant>>> = Lazy::new(Mutex::default);
@@ -265,11 +248,11 @@ impl LockClient {
                     // An earlier failed acquire with this token (a Lock object
                     // keeps its owner) left an orphan of this very hold: it
                     // is live again, not to be freed.
-                    self.forget_orphans_of(&keys, token);
+                    orphans::forget(&self.target, &keys, token);
                 }
                 // Only once the server has answered: a stalled server must not
                 // cost a second timeout on top of the caller's own.
-                self.clean_up_orphans();
+                orphans::clean_up_server(&self.pool, &self.target);
                 if acquired && self.replicas > 0 {
                     self.confirm_replicas(kind, keys, token, ttl)?;
                 }
@@ -279,7 +262,7 @@ impl LockClient {
                 // An acquire sent, or a wait registered, before the failure may
                 // have left the lock set (or later granted) under this token.
                 if err.outcome_unknown() {
-                    self.remember_orphan(kind, keys, token, ttl);
+                    orphans::remember(&self.target, kind, keys, token, ttl);
                 }
                 Err(err)
             }
@@ -331,7 +314,7 @@ impl LockClient {
             // The holder may be this process's own earlier acquire whose
             // reply was lost; the server just answered, so clear it now
             // rather than report a conflict with ourselves.
-            if !cleared_own_orphan && self.clean_up_orphans_of(keys) {
+            if !cleared_own_orphan && orphans::clean_up_lock(&self.pool, &self.target, keys) {
                 cleared_own_orphan = true;
                 continue;
             }
@@ -422,7 +405,7 @@ impl LockClient {
         };
         plain_holds::forget(&self.target, &keys, token);
         if release_kind_on(kind, &self.entry, &self.target, &keys, token).is_err() {
-            self.remember_orphan(kind, keys, token, ttl);
+            orphans::remember(&self.target, kind, keys, token, ttl);
         }
         Err(failure)
     }
@@ -686,103 +669,6 @@ impl LockClient {
     ) -> Result<T> {
         self.entry.run(&self.target, self.target.timeout, op)
     }
-
-    fn remember_orphan(&self, kind: Kind, keys: LockKeys, token: &str, ttl: Duration) {
-        let mut orphans = ORPHANS.lock();
-        let now = Instant::now();
-        orphans.retain(|o| o.gone_by > now);
-        if orphans.len() < MAX_ORPHANS {
-            orphans.push(Orphan {
-                target: self.target.clone(),
-                keys,
-                kind,
-                token: token.to_owned(),
-                pid: crate::pid::current(),
-                gone_by: now + ttl,
-            });
-        }
-    }
-
-    /// Releases this process's orphans on lock `keys`; true if one was still set.
-    fn clean_up_orphans_of(&self, keys: &LockKeys) -> bool {
-        let dsn = self.target.dsn.as_str();
-        let mine = take_orphans(|o| o.target.dsn.as_str() == dsn && o.keys.lock == keys.lock);
-        !mine.is_empty() && release_orphans(&self.pool, mine) > 0
-    }
-
-    fn forget_orphans_of(&self, keys: &LockKeys, token: &str) {
-        let dsn = self.target.dsn.as_str();
-        take_orphans(|o| {
-            o.target.dsn.as_str() == dsn && o.keys.lock == keys.lock && o.token == token
-        });
-    }
-
-    fn clean_up_orphans(&self) {
-        let dsn = self.target.dsn.as_str();
-        let _ = release_orphans(&self.pool, take_orphans(|o| o.target.dsn.as_str() == dsn));
-    }
-}
-
-/// Deletes, where they are still set under their token, the locks of
-/// acquires whose outcome was unknown, so none stays orphaned until its TTL.
-/// Called after acquires that reached the server and at PHP request shutdown;
-/// there only for servers this process is connected to again, so that a
-/// request ending while Redis is down does not wait on a connect.
-pub fn clean_up_all_orphans(pool: &Pool) {
-    let _ = release_orphans(pool, take_orphans(|o| pool.is_connected(&o.target.dsn)));
-}
-
-/// Removes and returns the orphans `wanted` selects.
-fn take_orphans(wanted: impl Fn(&Orphan) -> bool) -> Vec<Orphan> {
-    let mut orphans = ORPHANS.lock();
-    if orphans.is_empty() {
-        return Vec::new();
-    }
-    let (taken, rest) = orphans.drain(..).partition(|o| wanted(o));
-    *orphans = rest;
-    taken
-}
-
-/// Returns how many were still set and are now deleted.
-fn release_orphans(pool: &Pool, orphans: Vec<Orphan>) -> usize {
-    if orphans.is_empty() {
-        return 0; // the common case: no clock read
-    }
-    let pid = crate::pid::current();
-    let now = Instant::now();
-    let mut later = Vec::new();
-    let mut attempts = 0;
-    let mut failed = false;
-    let mut deleted = 0;
-    for orphan in orphans {
-        if orphan.pid != pid || orphan.gone_by <= now {
-            continue; // another process's, or expired by itself already
-        }
-        // After a failure the server is likely still down: keep the rest.
-        if failed || attempts == ORPHANS_PER_CLEAN_UP {
-            later.push(orphan);
-            continue;
-        }
-        attempts += 1;
-        match release_kind_on(
-            orphan.kind,
-            &pool.entry(&orphan.target.dsn),
-            &orphan.target,
-            &orphan.keys,
-            &orphan.token,
-        ) {
-            Ok(1) => deleted += 1,
-            Ok(_) => {}
-            Err(_) => {
-                failed = true;
-                later.push(orphan);
-            }
-        }
-    }
-    if !later.is_empty() {
-        ORPHANS.lock().extend(later);
-    }
-    deleted
 }
 
 /// Runs the release script for `token` (a caller's own release, or an
@@ -833,7 +719,7 @@ pub(crate) fn force_release_script(
 }
 
 /// Runs the release script of a `kind` hold for `token` (see [`release_on`]).
-fn release_kind_on(
+pub(crate) fn release_kind_on(
     kind: Kind,
     entry: &PoolEntry,
     target: &Target,

@@ -11,6 +11,7 @@
 //! - [`packed`]: commands written straight into RESP bytes, one buffer each;
 //! - [`scripts`] and [`keys`]: what is stored in Redis and the Lua that changes it;
 //! - [`client`]: acquire / release / refresh and woken waits;
+//! - [`orphans`]: locks an acquire with an unknown outcome may have left set, released later;
 //! - [`plain_holds`] and [`release`]: the cheap release of a lock taken by a plain `SET NX`
 //!   (native compare-and-delete where the server has one);
 //! - [`semaphore`]: counting semaphores (at most N holders), their scripts and keys;
@@ -26,6 +27,7 @@ pub mod error;
 pub mod keys;
 pub mod locks;
 pub mod multi;
+pub mod orphans;
 pub mod packed;
 pub mod pid;
 pub mod plain_holds;
