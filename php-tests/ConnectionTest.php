@@ -110,16 +110,7 @@ final class ConnectionTest extends TestCase
         $master = RedisServer::start();
         $replica = RedisServer::start();
         try {
-            $master->client()->config('SET', 'repl-diskless-sync-delay', '0');
-            $replica->client()->rawCommand('REPLICAOF', '127.0.0.1', (string) $master->port);
-            $deadline = microtime(true) + 10;
-            // Online on both sides: Valkey 9's master shows the replica online
-            // while the replica is still loading the sync.
-            while (!str_contains($master->client()->rawCommand('INFO', 'replication'), 'state=online')
-                || !str_contains($replica->client()->rawCommand('INFO', 'replication'), 'master_link_status:up')) {
-                $this->assertLessThan($deadline, microtime(true), 'the replica came online');
-                usleep(20_000);
-            }
+            $replica->replicaOf($master);
             $lm = new LockManager($master->dsn(), ['replicas' => 1, 'timeout' => 0.5]);
             $lock = $lm->createLock('k', 10);
             $this->assertTrue($lock->acquire());

@@ -119,16 +119,7 @@ final class TlsTest extends TestCase
                 . ' --cluster-replicas 0 --cluster-yes 2>&1';
             exec($cmd, $out, $code);
             $this->assertSame(0, $code, implode("\n", $out));
-            $deadline = microtime(true) + 20;
-            foreach ($nodes as $node) {
-                $info = '';
-                while (!str_contains($info, 'cluster_state:ok') && microtime(true) < $deadline) {
-                    usleep(100_000);
-                    $info = (string) shell_exec(escapeshellarg($cli) . ' --tls --cacert ' . escapeshellarg($files[2])
-                        . " -p {$node->port} cluster info 2>&1");
-                }
-                $this->assertStringContainsString('cluster_state:ok', $info);
-            }
+            RedisServer::waitForCluster($nodes);
             $seeds = implode(',', array_map(fn (RedisServer $n) => "127.0.0.1:{$n->port}", $nodes));
             // Names on every master: each node is reached and verified.
             $code = <<<PHP

@@ -258,7 +258,7 @@ final class WatchdogTest extends TestCase
             fgets(STDIN);
             exit(0);
         }
-        echo "parent ", getmypid(), "\n";
+        echo "parent " . getmypid() . "\n"; // one write: the child writes to the same pipe
         fgets(STDIN);
         PHP);
         $lines = [$this->readLine($h), $this->readLine($h)];

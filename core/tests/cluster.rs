@@ -156,14 +156,23 @@ impl Cluster {
             eventually_for(Duration::from_secs(20), || cluster_ok(&ports)),
             "cluster_state did not become ok"
         );
-        // Replicas in sync, so that a manual failover can start at once.
-        assert!(eventually_for(Duration::from_secs(20), || {
-            ports.iter().all(|&p| {
-                try_cmd::<String>(p, redis::cmd("INFO").arg("replication")).is_ok_and(|info| {
-                    info.contains("role:master") || info.contains("master_link_status:up")
-                })
-            })
-        }));
+        assert!(
+            eventually_for(Duration::from_secs(20), || slot_map_agreed(&ports)),
+            "the nodes did not agree on one slot map: {:?}",
+            ports.iter().map(|&p| slot_map(p)).collect::<Vec<_>>()
+        );
+        // Replicas in sync, so that a manual failover can start at once: each
+        // master's replica acknowledges a write (FLUSHALL: nothing is stored
+        // yet, and it needs no key of the master's slots).
+        let mut flush = redis::cmd("FLUSHALL");
+        flush.arg("SYNC");
+        for node in cluster_nodes(ports[0]).unwrap().iter().filter(|n| n.master) {
+            assert!(
+                common::replicas_acknowledge(node.port, 1, &flush, Duration::from_secs(20)),
+                "the replica of master {} did not acknowledge",
+                node.port
+            );
+        }
         cluster
     }
 
@@ -194,6 +203,35 @@ fn cluster_ok(ports: &[u16]) -> bool {
             info.contains("cluster_state:ok") && info.contains("cluster_slots_ok:16384")
         })
     })
+}
+
+/// The slot map as the node on `port` sees it: (first slot, last slot, the
+/// master's port) for each range, sorted; None while it does not answer.
+fn slot_map(port: u16) -> Option<Vec<(u16, u16, u16)>> {
+    let nodes = cluster_nodes(port).ok()?;
+    let mut map: Vec<(u16, u16, u16)> = nodes
+        .iter()
+        .filter(|n| n.master && !n.failed)
+        .flat_map(|n| n.slots.iter().map(move |&(a, b)| (a, b, n.port)))
+        .collect();
+    map.sort_unstable();
+    Some(map)
+}
+
+/// Every node in `ports` knows all the others (no handshake left) and sees
+/// the same slot map, covering all 16384 slots: what a client that asks any
+/// node, and is redirected to any other, needs.
+fn slot_map_agreed(ports: &[u16]) -> bool {
+    let maps: Vec<Option<Vec<(u16, u16, u16)>>> = ports.iter().map(|&p| slot_map(p)).collect();
+    let Some(Some(first)) = maps.first() else {
+        return false;
+    };
+    let covered: u32 = first.iter().map(|&(a, b, _)| u32::from(b - a) + 1).sum();
+    let known = ports.iter().all(|&p| {
+        try_cmd::<String>(p, redis::cmd("CLUSTER").arg("INFO"))
+            .is_ok_and(|info| info.contains(&format!("cluster_known_nodes:{}", ports.len())))
+    });
+    covered == 16384 && known && maps.iter().all(|m| m.as_ref() == Some(first))
 }
 
 fn eventually_for(limit: Duration, mut check: impl FnMut() -> bool) -> bool {

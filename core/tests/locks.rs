@@ -771,46 +771,11 @@ fn a_release_whose_reply_was_lost_acts_once_and_reports_it() {
 fn with_replicas_an_acquire_returns_once_the_replica_holds_it_else_gives_it_back() {
     let master = RedisServer::start();
     let replica = RedisServer::start();
+    common::attach_replica(&master, &replica);
     let mut on_master = master.raw();
-    // The first sync would otherwise wait 5 s for more replicas to join.
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("repl-diskless-sync-delay")
-        .arg("0")
-        .query(&mut on_master)
-        .unwrap();
     let mut on_replica = replica.raw();
-    let _: () = redis::cmd("REPLICAOF")
-        .arg("127.0.0.1")
-        .arg(master.port)
-        .query(&mut on_replica)
-        .unwrap();
-    // Online on both sides: Valkey 9's master shows the replica online while
-    // the replica is still loading the sync, when it acknowledges nothing.
-    assert!(common::eventually(|| {
-        let on_master: String = redis::cmd("INFO")
-            .arg("replication")
-            .query(&mut on_master)
-            .unwrap();
-        let on_replica: String = redis::cmd("INFO")
-            .arg("replication")
-            .query(&mut on_replica)
-            .unwrap();
-        on_master.contains("state=online") && on_replica.contains("master_link_status:up")
-    }));
     let timeout = Duration::from_millis(500);
-    let c = redis_lock_core::LockClient::with_pool(
-        Arc::new(redis_lock_core::Pool::default()),
-        Arc::new(Mutex::new(redis_lock_core::Stats::new())),
-        redis_lock_core::Dsn::parse(&master.dsn()).unwrap(),
-        redis_lock_core::ClientOptions {
-            prefix: b"test:".to_vec(),
-            connect_timeout: timeout,
-            timeout,
-            fencing: false,
-            replicas: 1,
-        },
-    );
+    let c = replicated_client(&master.dsn(), 1, timeout);
 
     let t = new_token();
     assert!(acquired(c.acquire(b"k", &t, TTL, Wait::No).unwrap()));
@@ -869,6 +834,88 @@ fn with_replicas_an_acquire_returns_once_the_replica_holds_it_else_gives_it_back
         .query(&mut on_master)
         .unwrap();
     assert_eq!(left, 0, "the unconfirmed lock was given back");
+}
+
+/// A client of `dsn` that asks `replicas` replicas to confirm each lock.
+fn replicated_client(dsn: &str, replicas: u32, timeout: Duration) -> redis_lock_core::LockClient {
+    redis_lock_core::LockClient::with_pool(
+        Arc::new(redis_lock_core::Pool::default()),
+        Arc::new(Mutex::new(redis_lock_core::Stats::new())),
+        redis_lock_core::Dsn::parse(dsn).unwrap(),
+        redis_lock_core::ClientOptions {
+            prefix: b"test:".to_vec(),
+            connect_timeout: timeout,
+            timeout,
+            fencing: false,
+            replicas,
+        },
+    )
+}
+
+#[test]
+fn with_replicas_a_just_attached_replica_counts_from_its_first_acknowledgement() {
+    // The documented rule (README, "replicas"): a replica that has just
+    // (re)connected confirms nothing until it has synced and acknowledged;
+    // until then an acquire fails within `timeout` as NotReplicated and
+    // gives the lock back. It does not wait longer than `timeout` for the
+    // sync, and it does not count a replica that has not confirmed.
+    let master = RedisServer::start();
+    let replica = RedisServer::start();
+    let mut on_master = master.raw();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("repl-diskless-sync-delay")
+        .arg("0")
+        .query(&mut on_master)
+        .unwrap();
+    let timeout = Duration::from_millis(300);
+    let c = replicated_client(&master.dsn(), 1, timeout);
+    let mut on_replica = replica.raw();
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(master.port)
+        .query(&mut on_replica)
+        .unwrap();
+    // At once, with no readiness wait: the replica has acknowledged nothing.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (mut refused, mut attempts) = (0, 0);
+    let (name, token) = loop {
+        assert!(Instant::now() < deadline, "never confirmed in 20 s");
+        attempts += 1;
+        let name = format!("k{attempts}");
+        let t = new_token();
+        let start = Instant::now();
+        let outcome = c.acquire(name.as_bytes(), &t, TTL, Wait::No);
+        let took = start.elapsed();
+        // The bound: the timeout, plus a margin for a loaded 2-core machine.
+        assert!(took < timeout + Duration::from_millis(700), "took {took:?}");
+        match outcome {
+            Ok(o) => {
+                assert!(acquired(o));
+                break (name, t);
+            }
+            Err(redis_lock_core::Error::NotReplicated {
+                wanted: 1,
+                confirmed: 0,
+                ..
+            }) => {
+                refused += 1;
+                let left: i64 = redis::cmd("EXISTS")
+                    .arg(format!("test:{{{name}}}"))
+                    .query(&mut on_master)
+                    .unwrap();
+                assert_eq!(left, 0, "an unconfirmed lock is given back");
+            }
+            Err(e) => panic!("attempt {attempts}: {e}"),
+        }
+    };
+    println!("confirmed at attempt {attempts}, after {refused} refusals");
+    // Confirmed means the replica holds it when acquire returns.
+    let held: Option<String> = redis::cmd("GET")
+        .arg(format!("test:{{{name}}}"))
+        .query(&mut on_replica)
+        .unwrap();
+    assert_eq!(held.as_deref(), Some(token.as_str()), "after {refused} refusals");
 }
 
 #[test]

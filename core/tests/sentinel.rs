@@ -177,15 +177,14 @@ impl Deployment {
             let sentinel = Sentinel::start(&deployment.dir, deployment.master.port);
             deployment.sentinels.push(sentinel);
         }
-        wait_until("the replicas are in sync", Duration::from_secs(10), || {
-            deployment.replicas.iter().all(|r| {
-                let info: String = redis::cmd("INFO")
-                    .arg("replication")
-                    .query(&mut r.raw())
-                    .unwrap_or_default();
-                info.contains("master_link_status:up")
-            })
-        });
+        // In sync: both replicas acknowledge a write (`master_link_status:up`
+        // can show before a replica acknowledges anything).
+        let mut probe = redis::cmd("INCR");
+        probe.arg("redis-lock-test:replication-probe");
+        assert!(
+            common::replicas_acknowledge(deployment.master.port, 2, &probe, Duration::from_secs(20)),
+            "the replicas did not acknowledge their master's writes"
+        );
         wait_until(
             "the sentinels know each other and the replicas",
             Duration::from_secs(15),
@@ -353,12 +352,15 @@ fn locks_through_sentinel_survive_a_failover() {
     let t = new_token();
     let before = fence_of(a.acquire(b"fenced", &t, TTL, Wait::No).unwrap());
     assert!(a.release(b"fenced", &t, None).unwrap());
-    let acked: i64 = redis::cmd("WAIT")
-        .arg(2)
-        .arg(1000)
-        .query(&mut d.master.raw())
-        .unwrap();
-    assert_eq!(acked, 2, "both replicas hold the fencing counter");
+    // A write made after the fencing counter's, acknowledged by both: they
+    // hold the counter too (the replication stream is in order). A WAIT on
+    // a connection that wrote nothing would count them whatever they hold.
+    let mut probe = redis::cmd("INCR");
+    probe.arg("redis-lock-test:replication-probe");
+    assert!(
+        common::replicas_acknowledge(d.master.port, 2, &probe, Duration::from_secs(5)),
+        "both replicas hold the fencing counter"
+    );
 
     struct Call {
         started: Instant,

@@ -111,16 +111,84 @@ final class RedisServer
         if ($code !== 0) {
             throw new \RuntimeException("$cli --cluster create failed: " . implode("\n", $out));
         }
-        $deadline = microtime(true) + 20;
-        foreach ($nodes as $node) {
-            while (!str_contains((string) $node->client()->rawCommand('CLUSTER', 'INFO'), 'cluster_state:ok')) {
-                if (microtime(true) > $deadline) {
-                    throw new \RuntimeException("cluster on {$node->port} did not become ok");
+        self::waitForCluster($nodes);
+        return $nodes;
+    }
+
+    /**
+     * Returns once every node of $nodes says cluster_state:ok, knows all the
+     * others (no handshake left) and sees the same slot map covering all
+     * 16384 slots: cluster_state:ok on one node says nothing of what the
+     * node a client is redirected to believes.
+     *
+     * @param list<self> $nodes
+     */
+    public static function waitForCluster(array $nodes, float $limit = 20.0): void
+    {
+        $deadline = microtime(true) + $limit;
+        while (true) {
+            $seen = [];
+            foreach ($nodes as $node) {
+                try {
+                    $client = $node->client();
+                    $info = (string) $client->rawCommand('CLUSTER', 'INFO');
+                    $ranges = [];
+                    foreach ((array) $client->rawCommand('CLUSTER', 'SLOTS') as $range) {
+                        $ranges[] = "{$range[0]}-{$range[1]}@{$range[2][1]}";
+                    }
+                    sort($ranges);
+                    $ok = str_contains($info, 'cluster_state:ok')
+                        && str_contains($info, 'cluster_known_nodes:' . count($nodes) . "\r\n");
+                    $seen[$node->port] = ($ok ? 'ok ' : 'not ok ') . implode(' ', $ranges);
+                } catch (\RedisException $e) {
+                    $seen[$node->port] = 'no answer: ' . $e->getMessage();
                 }
-                usleep(50_000);
+            }
+            $maps = array_unique($seen);
+            if (count($maps) === 1 && str_starts_with(reset($maps), 'ok ') && self::covered(reset($maps)) === 16384) {
+                return;
+            }
+            if (microtime(true) > $deadline) {
+                throw new \RuntimeException('the cluster did not agree on one slot map: ' . json_encode($seen));
+            }
+            usleep(50_000);
+        }
+    }
+
+    /** How many slots the ranges of a map line ("ok 0-5460@port ...") cover. */
+    private static function covered(string $map): int
+    {
+        $slots = 0;
+        foreach (array_slice(explode(' ', $map), 1) as $range) {
+            [$from, $to] = explode('-', explode('@', $range)[0]);
+            $slots += (int) $to - (int) $from + 1;
+        }
+        return $slots;
+    }
+
+    /**
+     * Makes this server a replica of $master and returns once it has
+     * acknowledged a write the master made after the link came up.
+     * `state=online` on the master and `master_link_status:up` here are not
+     * enough: on redis-server 7.0 both can show while the replica has
+     * acknowledged nothing, and a `WAIT 1 300` then answers 0 after 300 ms.
+     */
+    public function replicaOf(self $master, float $limit = 20.0): void
+    {
+        $master->client()->config('SET', 'repl-diskless-sync-delay', '0');
+        $this->client()->rawCommand('REPLICAOF', '127.0.0.1', (string) $master->port);
+        $deadline = microtime(true) + $limit;
+        $probe = $master->client();
+        // WAIT counts acknowledgements of this connection's own last write.
+        while (true) {
+            $probe->incr('redis-lock-test:replication-probe');
+            if ($probe->rawCommand('WAIT', '1', '100') >= 1) {
+                return;
+            }
+            if (microtime(true) > $deadline) {
+                throw new \RuntimeException("the replica on {$this->port} did not acknowledge its master {$master->port}");
             }
         }
-        return $nodes;
     }
 
     public function dsn(): string
@@ -137,7 +205,12 @@ final class RedisServer
     public function client(): \Redis
     {
         $redis = new \Redis();
-        $redis->connect('127.0.0.1', $this->port, 2.0);
+        if ($this->tls) {
+            $redis->connect('tls://127.0.0.1', $this->port, 2.0, null, 0, 0,
+                ['stream' => ['verify_peer' => false, 'verify_peer_name' => false]]);
+        } else {
+            $redis->connect('127.0.0.1', $this->port, 2.0);
+        }
         return $redis;
     }
 
@@ -153,8 +226,9 @@ final class RedisServer
         stream_set_timeout($socket, 1);
         $reply = fgets($socket);
         fclose($socket);
-        // Any reply means it is up (a server with ACLs answers -NOAUTH).
-        return is_string($reply) && $reply !== '';
+        // PONG, or -NOAUTH from a server with ACLs, means it serves
+        // commands; -LOADING means it is still loading a dump.
+        return is_string($reply) && (str_starts_with($reply, '+PONG') || str_starts_with($reply, '-NOAUTH'));
     }
 
     public function pause(): void

@@ -54,7 +54,16 @@ for i in 1 2 3 4 5; do
     dsns+=("redis://10.201.$net.1:$port")
 done
 list=$(IFS=,; echo "${dsns[*]}")
-sleep 0.5
+# Every master answers PING before the worker starts (10 s at most each).
+for dsn in "${dsns[@]}"; do
+    hostport=${dsn#redis://}
+    for _ in $(seq 200); do
+        [ "$(redis-cli -h "${hostport%:*}" -p "${hostport##*:}" ping 2>/dev/null)" = PONG ] && break
+        sleep 0.05
+    done
+    [ "$(redis-cli -h "${hostport%:*}" -p "${hostport##*:}" ping 2>/dev/null)" = PONG ] \
+        || { echo "netns: the master at $hostport does not answer" >&2; exit 1; }
+done
 
 out="$state/worker.jsonl"
 events="$state/events"

@@ -28,7 +28,8 @@ mariadb-install-db --no-defaults --datadir="$dir/db" --auth-root-authentication-
     --skip-test-db --user=root >"$dir/mysql-install.log" 2>&1
 mariadbd --no-defaults --datadir="$dir/db" --socket="$dir/mysql.sock" --skip-networking --user=root \
     --pid-file="$dir/mysql.pid" --log-error="$dir/mysql.err" &
-for _ in $(seq 200); do [ -S "$dir/mysql.sock" ] && break; sleep 0.05; done
+# Ready when it answers (the socket file can appear before it serves).
+for _ in $(seq 400); do mariadb-admin --no-defaults -S "$dir/mysql.sock" -u root ping >/dev/null 2>&1 && break; sleep 0.05; done
 mariadb --no-defaults -S "$dir/mysql.sock" -u root \
     -e "CREATE DATABASE wp; CREATE USER wp@localhost IDENTIFIED BY 'wp'; GRANT ALL ON wp.* TO wp@localhost;"
 

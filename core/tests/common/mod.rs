@@ -101,15 +101,20 @@ impl RedisServer {
             .spawn()
             .unwrap_or_else(|e| panic!("{} must be installed: {e}", server_binary()));
         let mut server = RedisServer { port, child, dir };
-        // Ready once a real handshake and INFO succeed (a bare TCP connect can
-        // succeed before, or against someone else's server); and whoever
-        // answers must be the server we started.
+        // Ready once a real handshake, PING and INFO succeed (a bare TCP
+        // connect can succeed before, or against someone else's server; INFO
+        // alone answers while a server is still loading a dump, when PING and
+        // every lock command get -LOADING); and whoever answers must be the
+        // server we started.
         let ours = format!("process_id:{}", server.pid());
         let deadline = Instant::now() + Duration::from_secs(10);
         let info = loop {
             let info: redis::RedisResult<String> = redis::Client::open(server.dsn())
                 .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(1)))
-                .and_then(|mut con| redis::cmd("INFO").arg("server").query(&mut con));
+                .and_then(|mut con| {
+                    redis::cmd("PING").query::<String>(&mut con)?;
+                    redis::cmd("INFO").arg("server").query(&mut con)
+                });
             if let Ok(info) = info {
                 break info;
             }
@@ -166,6 +171,63 @@ pub fn client_for(dsn: &str, fencing: bool, timeout: Duration) -> LockClient {
             replicas: 0,
         },
     )
+}
+
+/// Makes `replica` a replica of `master` and returns once it has
+/// acknowledged a write the master made after the link came up: the state in
+/// which a `WAIT` for one replica answers at once. `state=online` on the
+/// master and `master_link_status:up` on the replica are not enough: on
+/// redis-server 7.0 both can show while the replica has acknowledged nothing,
+/// and a `WAIT 1 300` then answers 0 after the whole 300 ms.
+pub fn attach_replica(master: &RedisServer, replica: &RedisServer) {
+    let mut on_master = master.raw();
+    // The first sync would otherwise wait 5 s for more replicas to join.
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("repl-diskless-sync-delay")
+        .arg("0")
+        .query(&mut on_master)
+        .unwrap();
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(master.port)
+        .query(&mut replica.raw())
+        .unwrap();
+    let mut probe = redis::cmd("INCR");
+    probe.arg("redis-lock-test:replication-probe");
+    assert!(
+        replicas_acknowledge(master.port, 1, &probe, Duration::from_secs(20)),
+        "the replica on {} did not acknowledge its master {} within 20 s",
+        replica.port,
+        master.port
+    );
+}
+
+/// Whether, within `limit`, `replicas` replicas of the master on `port`
+/// acknowledge a write made on it: `write` is sent, then `WAIT replicas
+/// 100` on the same connection (WAIT counts the acknowledgements of the
+/// connection's own last write), again until enough answer. `write` must
+/// be a write the master propagates: a `SET`/`INCR` of a key it serves, or
+/// `FLUSHALL` before a test has stored anything (a cluster master serves
+/// only its own slots).
+pub fn replicas_acknowledge(port: u16, replicas: i64, write: &redis::Cmd, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        let acked: redis::RedisResult<i64> = redis::Client::open(format!("redis://127.0.0.1:{port}"))
+            .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(1)))
+            .and_then(|mut con| {
+                con.set_read_timeout(Some(Duration::from_secs(2)))?;
+                write.query::<redis::Value>(&mut con)?;
+                redis::cmd("WAIT").arg(replicas).arg(100).query(&mut con)
+            });
+        if acked.is_ok_and(|n| n >= replicas) {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Whether `check` becomes true within 2 s (for effects Redis applies asynchronously).
