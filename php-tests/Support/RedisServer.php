@@ -53,17 +53,35 @@ final class RedisServer
 
     /**
      * Starts a server; with $tls = [cert, key, ca] it listens only on a TLS port.
+     * Without $port, a free one; if another process takes it first, another.
      */
     public static function start(?int $port = null, array $args = [], ?array $tls = null): self
     {
-        $port ??= self::freePort();
+        for ($attempt = 1; ; $attempt++) {
+            $server = self::startOn($port ?? self::freePort(), $args, $tls);
+            if ($server !== null) {
+                return $server;
+            }
+            if ($port !== null || $attempt >= 20) {
+                throw new \RuntimeException(self::binary() . ' could not have port ' . ($port ?? 'after 20 tries')
+                    . ': another process holds it');
+            }
+        }
+    }
+
+    /** The started server, or null when another process holds the port. */
+    private static function startOn(int $port, array $args, ?array $tls): ?self
+    {
         if ($tls !== null) {
             [$cert, $key, $ca] = $tls;
             $args = array_merge($args, ['--tls-port', (string) $port, '--tls-cert-file', $cert,
                 '--tls-key-file', $key, '--tls-ca-cert-file', $ca, '--tls-auth-clients', 'no']);
         }
-        $dir = sys_get_temp_dir() . "/redis-lock-test-$port";
+        // Per process: another process's server on the same port keeps its files.
+        $dir = sys_get_temp_dir() . "/redis-lock-test-$port-" . getmypid();
         @mkdir($dir);
+        @unlink("$dir/redis.pid");
+        @unlink("$dir/redis.log");
         $cmd = sprintf(
             '%s --port %d --bind 127.0.0.1 --save "" --appendonly no --daemonize yes --pidfile %s --logfile %s --dir %s %s',
             escapeshellarg(self::binary()),
@@ -78,14 +96,32 @@ final class RedisServer
             throw new \RuntimeException(self::binary() . " failed to start: " . implode("\n", $out));
         }
         $server = new self($port, $dir, $tls !== null);
+        // Ready when our server answers PING: a server that could not bind
+        // exits before it writes its pid file, and whoever answers on the
+        // port then is another process's server.
         $deadline = microtime(true) + 10;
-        while (!$server->answers()) {
+        while (true) {
+            if (str_contains((string) @file_get_contents("$dir/redis.log"), 'Address already in use')) {
+                $server->stopped = true;
+                return null;
+            }
+            $reply = $server->ping();
+            if ($reply === '+PONG' || $reply === '-NOAUTH') {
+                $pid = $server->pid();
+                if ($pid > 0 && ($reply === '-NOAUTH' || $server->processId() === $pid)) {
+                    return $server;
+                }
+                if ($pid > 0) {
+                    $server->stopped = true; // a pid file of ours, another's server: not ours to stop
+                    return null;
+                }
+            }
             if (microtime(true) > $deadline) {
-                throw new \RuntimeException(self::binary() . " on $port did not start");
+                throw new \RuntimeException(self::binary() . " on $port did not start: "
+                    . @file_get_contents("$dir/redis.log"));
             }
             usleep(20_000);
         }
-        return $server;
     }
 
     /**
@@ -168,10 +204,12 @@ final class RedisServer
 
     /**
      * Makes this server a replica of $master and returns once it has
-     * acknowledged a write the master made after the link came up.
-     * `state=online` on the master and `master_link_status:up` here are not
-     * enough: on redis-server 7.0 both can show while the replica has
-     * acknowledged nothing, and a `WAIT 1 300` then answers 0 after 300 ms.
+     * acknowledged the master's offset after a write made once the link was
+     * up. `state=online` on the master and `master_link_status:up` here are
+     * not enough, nor is a bare WAIT: while the master's offset is still 0
+     * WAIT counts every online replica at once, and on redis-server 7.0 a
+     * replica can go on acknowledging offset 0 for about a second after it
+     * shows online (a `WAIT 1 300` then answers 0 after 300 ms).
      */
     public function replicaOf(self $master, float $limit = 20.0): void
     {
@@ -179,15 +217,19 @@ final class RedisServer
         $this->client()->rawCommand('REPLICAOF', '127.0.0.1', (string) $master->port);
         $deadline = microtime(true) + $limit;
         $probe = $master->client();
-        // WAIT counts acknowledgements of this connection's own last write.
         while (true) {
             $probe->incr('redis-lock-test:replication-probe');
-            if ($probe->rawCommand('WAIT', '1', '100') >= 1) {
+            $info = (string) $probe->rawCommand('INFO', 'replication');
+            $wanted = preg_match('/^master_repl_offset:(\d+)/m', $info, $m) ? (int) $m[1] : 0;
+            $probe->rawCommand('WAIT', '1', '100'); // asks the replica for its offset
+            $info = (string) $probe->rawCommand('INFO', 'replication');
+            if ($wanted > 0 && preg_match('/^slave\d+:.*state=online,offset=(\d+)/m', $info, $m) && (int) $m[1] >= $wanted) {
                 return;
             }
             if (microtime(true) > $deadline) {
-                throw new \RuntimeException("the replica on {$this->port} did not acknowledge its master {$master->port}");
+                throw new \RuntimeException("the replica on {$this->port} did not acknowledge its master {$master->port}: $info");
             }
+            usleep(20_000);
         }
     }
 
@@ -214,21 +256,37 @@ final class RedisServer
         return $redis;
     }
 
+    /** Whether the server on this port serves commands (PONG, or -NOAUTH with ACLs; not -LOADING). */
     public function answers(): bool
+    {
+        return in_array($this->ping(), ['+PONG', '-NOAUTH'], true);
+    }
+
+    /** The first word of the port's reply to PING, or null without one. */
+    private function ping(): ?string
     {
         $context = stream_context_create(['ssl' => ['verify_peer' => false, 'verify_peer_name' => false]]);
         $scheme = $this->tls ? 'tls' : 'tcp';
         $socket = @stream_socket_client("$scheme://127.0.0.1:{$this->port}", $errno, $errstr, 0.5, STREAM_CLIENT_CONNECT, $context);
         if ($socket === false) {
-            return false;
+            return null;
         }
         fwrite($socket, "PING\r\n");
         stream_set_timeout($socket, 1);
         $reply = fgets($socket);
         fclose($socket);
-        // PONG, or -NOAUTH from a server with ACLs, means it serves
-        // commands; -LOADING means it is still loading a dump.
-        return is_string($reply) && (str_starts_with($reply, '+PONG') || str_starts_with($reply, '-NOAUTH'));
+        return is_string($reply) && $reply !== '' ? strtok(rtrim($reply), ' ') : null;
+    }
+
+    /** The process_id INFO gives for the server on this port, 0 if none. */
+    private function processId(): int
+    {
+        try {
+            $info = (string) $this->client()->rawCommand('INFO', 'server');
+        } catch (\RedisException) {
+            return 0;
+        }
+        return preg_match('/^process_id:(\d+)/m', $info, $m) ? (int) $m[1] : 0;
     }
 
     public function pause(): void

@@ -204,23 +204,39 @@ pub fn attach_replica(master: &RedisServer, replica: &RedisServer) {
 }
 
 /// Whether, within `limit`, `replicas` replicas of the master on `port`
-/// acknowledge a write made on it: `write` is sent, then `WAIT replicas
-/// 100` on the same connection (WAIT counts the acknowledgements of the
-/// connection's own last write), again until enough answer. `write` must
-/// be a write the master propagates: a `SET`/`INCR` of a key it serves, or
-/// `FLUSHALL` before a test has stored anything (a cluster master serves
-/// only its own slots).
-pub fn replicas_acknowledge(port: u16, replicas: i64, write: &redis::Cmd, limit: Duration) -> bool {
+/// acknowledge a write made on it: `write` is sent, then the master's
+/// replication offset read, and the replicas' acknowledged offsets (INFO
+/// replication on the master) compared with it, again until enough have it.
+/// A bare `WAIT` is not enough: while the master's offset is still 0 (no
+/// write propagated yet) it counts every online replica at once, and on
+/// redis-server 7.0 a replica can then go on acknowledging offset 0 for
+/// about a second (its first acknowledgement waits for its cron tick).
+/// `write` must be a write the master propagates: a `SET`/`INCR` of a key it
+/// serves, or `FLUSHALL` before a test has stored anything (a cluster
+/// master serves only its own slots).
+pub fn replicas_acknowledge(port: u16, replicas: usize, write: &redis::Cmd, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;
     loop {
-        let acked: redis::RedisResult<i64> = redis::Client::open(format!("redis://127.0.0.1:{port}"))
+        let acked: redis::RedisResult<bool> = redis::Client::open(format!("redis://127.0.0.1:{port}"))
             .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(1)))
             .and_then(|mut con| {
                 con.set_read_timeout(Some(Duration::from_secs(2)))?;
                 write.query::<redis::Value>(&mut con)?;
-                redis::cmd("WAIT").arg(replicas).arg(100).query(&mut con)
+                let info: String = redis::cmd("INFO").arg("replication").query(&mut con)?;
+                let wanted = replication_field(&info, "master_repl_offset").unwrap_or(0);
+                // Asks the replicas for their offsets and waits for them a little.
+                let _: i64 = redis::cmd("WAIT").arg(replicas).arg(100).query(&mut con)?;
+                let info: String = redis::cmd("INFO").arg("replication").query(&mut con)?;
+                let holding = info
+                    .lines()
+                    .filter(|l| l.starts_with("slave") && l.contains("state=online"))
+                    .filter_map(|l| l.split(',').find_map(|f| f.strip_prefix("offset=")))
+                    .filter_map(|o| o.trim().parse::<u64>().ok())
+                    .filter(|&o| o >= wanted)
+                    .count();
+                Ok(wanted > 0 && holding >= replicas)
             });
-        if acked.is_ok_and(|n| n >= replicas) {
+        if acked.unwrap_or(false) {
             return true;
         }
         if Instant::now() > deadline {
@@ -228,6 +244,13 @@ pub fn replicas_acknowledge(port: u16, replicas: i64, write: &redis::Cmd, limit:
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The number after `field:` in an INFO reply.
+fn replication_field(info: &str, field: &str) -> Option<u64> {
+    info.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// Whether `check` becomes true within 2 s (for effects Redis applies asynchronously).
