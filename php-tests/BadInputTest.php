@@ -96,6 +96,8 @@ final class BadInputTest extends TestCase
         yield 'synchronized not callable' => [fn ($m) => $m->synchronized('k', 'no_such_function'), \TypeError::class, 'callback'];
         yield 'executeWithLock not callable' => [fn ($m, $lm) => $lm->executeWithLock('k', 42), \TypeError::class, 'callback'];
         yield 'restoreLock empty owner' => [fn ($m, $lm) => $lm->restoreLock('k', ''), \ValueError::class, 'Argument #2 ($owner)'];
+        yield 'restoreLock owner with NUL' => [fn ($m, $lm) => $lm->restoreLock('k', "abc\0r"), \ValueError::class, 'Argument #2 ($owner)'];
+        yield 'restoreSemaphore owner with NUL' => [fn ($m, $lm) => $lm->restoreSemaphore('k', 2, "abc\0w"), \ValueError::class, 'Argument #3 ($owner)'];
         yield 'restoreLock owner array' => [fn ($m, $lm) => $lm->restoreLock('k', []), \TypeError::class, 'Argument #2 ($owner)'];
 
         $dsns = [

@@ -59,6 +59,53 @@ final class RequestEndTest extends TestCase
         $this->assertGreaterThan(50_000, $this->redis->pTtl('lock:{kept}'));
     }
 
+    /**
+     * A request that ends holding 20 locks (of each kind) on a stalled Redis
+     * gives the server up after its first failed release: it ends within
+     * about one timeout (0.5 s here), not 20 (10 s before).
+     */
+    public function testARequestEndingOnAStalledRedisWaitsAboutOneTimeoutNotOnePerLock(): void
+    {
+        $server = RedisServer::start();
+        $stamp = tempnam(sys_get_temp_dir(), 'rl-end');
+        try {
+            $dsn = $server->dsn();
+            $pid = $server->pid();
+            $started = microtime(true);
+            [$code, $out, $err] = self::runPhp(<<<PHP
+            <?php
+            \$lm = new RedisLock\\LockManager('$dsn', ['timeout' => 0.5]);
+            \$m = new RedisLock\\RedisMutex('$dsn', ['timeout' => 0.5]);
+            \$keep = [];
+            for (\$i = 0; \$i < 8; \$i++) {
+                \$keep[] = \$l = \$lm->createLock("l\$i", 60);
+                \$l->acquire() or exit(3);
+                \$m->acquire("m\$i", 60) or exit(3);
+            }
+            \$keep[] = \$r = \$lm->createLock('read', 60);
+            \$r->acquireRead() or exit(3);
+            \$keep[] = \$ml = \$lm->createMultiLock(['a', 'b'], 60);
+            \$ml->acquire() or exit(3);
+            \$keep[] = \$s = \$lm->createSemaphore('s', 3, 60);
+            \$s->acquire() or exit(3);
+            \$GLOBALS['keep'] = \$keep;
+            posix_kill($pid, SIGSTOP);
+            echo "held\\n";
+            file_put_contents('$stamp', (string) microtime(true));
+            PHP);
+            $ended = microtime(true);
+            $this->assertSame(0, $code, $err);
+            $this->assertSame("held\n", $out, $err);
+            $endTook = $ended - (float) file_get_contents($stamp);
+            // One timeout, and a margin for a loaded machine; 20 would be 10 s.
+            $this->assertLessThan(2.0, $endTook, sprintf('the request end took %.3f s (whole run %.3f s)', $endTook, $ended - $started));
+        } finally {
+            $server->resume();
+            $server->stop();
+            @unlink($stamp);
+        }
+    }
+
     public function testACallbacksExceptionPropagatesAfterRelease(): void
     {
         $dsn = $this->dsn();

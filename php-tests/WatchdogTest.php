@@ -313,6 +313,23 @@ final class WatchdogTest extends TestCase
         $this->assertTrue($m->release('mutex'));
     }
 
+    /** The same for a semaphore's permit and a multi-lock: renewed to the new TTL, not the old one. */
+    public function testRefreshChangesTheTtlTheWatchdogRenewsToForPermitsAndMultiLocks(): void
+    {
+        $lm = new LockManager($this->dsn(), ['watchdog' => true]);
+        $semaphore = $lm->createSemaphore('sem', 2, 0.3);
+        $this->assertTrue($semaphore->acquire());
+        $multi = $lm->createMultiLock(['a', 'b'], 0.3);
+        $this->assertTrue($multi->acquire());
+        $this->assertTrue($semaphore->refresh(30));
+        $this->assertTrue($multi->refresh(30));
+        usleep(500_000); // more than the old TTL: renewals to it would have landed by now
+        $this->assertGreaterThan(25, $semaphore->getRemainingLifetime());
+        $this->assertGreaterThan(25, $multi->getRemainingLifetime());
+        $this->assertTrue($semaphore->release());
+        $this->assertTrue($multi->release());
+    }
+
     /** Off by default, and released locks are no longer renewed. */
     public function testReleasedLocksAreNotRenewed(): void
     {

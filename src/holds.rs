@@ -22,6 +22,7 @@ use ext_php_rs::flags::ErrorType;
 use once_cell::sync::Lazy;
 use parking_lot::Mutex;
 use redis_lock_core::watchdog::{self, LockRenewal, WatchId};
+use redis_lock_core::release_all::{release_all, release_one, GivenUp, Pending};
 use redis_lock_core::{AcquireOutcome, Kind, Locks, Wait};
 use rustc_hash::FxHashMap;
 
@@ -45,6 +46,9 @@ pub struct Held {
     pub fence: Option<i64>,
     /// When it was had.
     pub acquired_at: Instant,
+    /// Its TTL (the last one set by its owner): how long a release that
+    /// could not be sent is remembered for later at most.
+    pub ttl: Duration,
     /// Granted without Redis under `on_unavailable = open`: nothing to release.
     pub phantom: bool,
     /// Release at request end (false for a `Lock` made with `$autoRelease = false`).
@@ -56,6 +60,9 @@ pub struct Held {
 
 static HELD: Lazy<Mutex<FxHashMap<HoldId, Held>>> = Lazy::new(Mutex::default);
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+/// The servers this request gave up releasing to (destructors and request
+/// end; see core `release_all`); forgotten at request end.
+static GIVEN_UP: Lazy<Mutex<GivenUp>> = Lazy::new(Mutex::default);
 /// Whether this request has already warned that it runs without locks.
 static WARNED_UNAVAILABLE: AtomicBool = AtomicBool::new(false);
 
@@ -142,6 +149,7 @@ impl Locker {
             kind,
             fence,
             acquired_at,
+            ttl,
             phantom,
             auto_release,
             watch,
@@ -178,7 +186,16 @@ impl Locker {
 /// it): the watchdog renews to that from now on. Call before the refresh
 /// (see `Watchdog::retime`).
 pub fn retime(id: HoldId, ttl: Duration) {
-    let watch = get(id).and_then(|h| h.watch);
+    let watch = {
+        let mut held = HELD.lock();
+        let held = held
+            .get_mut(&id)
+            .filter(|h| h.pid == redis_lock_core::pid::current());
+        held.and_then(|h| {
+            h.ttl = ttl;
+            h.watch
+        })
+    };
     if let (Some(watch), Some(dog)) = (watch, watchdog::existing()) {
         dog.retime(watch, ttl);
     }
@@ -206,10 +223,25 @@ pub fn release_core(id: HoldId) -> Result<bool, redis_lock_core::Error> {
 }
 
 /// Releases hold `id` from a destructor: errors are swallowed, there is no
-/// one to throw them to, and the TTL bounds what is left behind.
+/// one to throw them to. A server found unavailable is given up for the
+/// rest of the request (destructors and request end): what cannot be sent
+/// is remembered and released once the server answers again.
 pub fn release_quietly(id: HoldId) {
     if let Some(held) = take(id) {
-        let _ = release_held(&held);
+        if !held.phantom {
+            release_one(pending(&held), &mut GIVEN_UP.lock());
+        }
+    }
+}
+
+fn pending(held: &Held) -> Pending<'_> {
+    Pending {
+        client: &*held.client,
+        kind: held.kind,
+        name: &held.name,
+        token: &held.token,
+        ttl: held.ttl,
+        acquired_at: Some(held.acquired_at),
     }
 }
 
@@ -221,18 +253,29 @@ pub fn forget(id: HoldId) {
 /// Request shutdown: releases this process's auto-release holds and forgets
 /// the rest (holds inherited from a parent, and `autoRelease = false` locks,
 /// whose objects die with the request).
+///
+/// A server that fails as unavailable is given up after its first failed
+/// release: its other holds are remembered and released once it answers
+/// again (core `release_all`), so a stalled Redis costs a request end one
+/// `timeout`, not one per hold.
 pub fn end_request() {
     let drained: Vec<Held> = HELD.lock().drain().map(|(_, h)| h).collect();
     let pid = redis_lock_core::pid::current();
-    for held in drained.iter().filter(|h| h.pid == pid) {
-        // Also the holds kept past their objects (`autoRelease = false`):
-        // no one is left in this process to release them, so they are not
-        // renewed past the request either.
+    let mine: Vec<&Held> = drained.iter().filter(|h| h.pid == pid).collect();
+    // Also the holds kept past their objects (`autoRelease = false`): no
+    // one is left in this process to release them, so they are not renewed
+    // past the request either.
+    for held in &mine {
         unwatch(held);
-        if held.auto_release {
-            let _ = release_held(held);
-        }
     }
+    let mut given_up = GIVEN_UP.lock();
+    release_all(
+        mine.iter()
+            .filter(|h| h.auto_release && !h.phantom)
+            .map(|h| pending(h)),
+        &mut given_up,
+    );
+    given_up.clear();
     WARNED_UNAVAILABLE.store(false, Ordering::Relaxed);
 }
 

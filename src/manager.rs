@@ -352,5 +352,10 @@ fn owner_token(owner: &Zval, param: Param) -> PhpResult<String> {
     if owner.is_empty() || owner.len() > args::MAX_NAME_BYTES {
         return Err(param.invalid("must be an owner token"));
     }
+    // The scripts store markers after a NUL (`\0r`, `\0w`) in values; a
+    // token made by this extension never has one.
+    if owner.contains('\0') {
+        return Err(param.invalid("must be an owner token (it contains a NUL byte)"));
+    }
     Ok(owner)
 }

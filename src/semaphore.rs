@@ -171,6 +171,10 @@ impl Semaphore {
             if self.is_phantom() {
                 return Ok(true);
             }
+            // Before the refresh: no renewal to the old TTL may land after it.
+            if let Some(id) = *self.hold.lock() {
+                holds::retime(id, ttl);
+            }
             let refreshed = self
                 .locker
                 .client

@@ -129,7 +129,16 @@ pub(crate) enum Attempt {
 }
 
 /// Locks (DSN, NUL, lock key) this process found held, and when.
-static CONTENDED: Lazy<Mutex<foldhash::HashMap<Vec<u8>, Instant>>> = Lazy::new(Mutex::default);
+pub(crate) static CONTENDED: Lazy<Mutex<foldhash::HashMap<Vec<u8>, Instant>>> = Lazy::new(Mutex::default);
+
+/// After `fork()`, in the child: see `fork`.
+///
+/// # Safety
+/// Only from the `fork()` child handler.
+pub(crate) unsafe fn repair_after_fork() {
+    // SAFETY: as the caller's.
+    unsafe { crate::fork::repair_lazy(&CONTENDED) };
+}
 
 /// Lock operations against one Redis server with one set of options.
 ///
@@ -198,6 +207,18 @@ impl LockClient {
     }
 
     /// The Redis keys of lock `name`.
+    /// The server's DSN, as given: see [`crate::Locks::server`].
+    pub fn server(&self) -> &str {
+        self.target.dsn.as_str()
+    }
+
+    /// Remembers `token`'s `kind` hold of `name` for a later release (see
+    /// [`crate::Locks::release_later`]).
+    pub fn release_later(&self, kind: Kind, name: &[u8], token: &str, ttl: Duration) {
+        plain_holds::forget(&self.target, &self.keys(name), token);
+        orphans::remember(&self.target, kind, self.keys(name), token, ttl);
+    }
+
     pub fn keys(&self, name: &[u8]) -> LockKeys {
         LockKeys::new(&self.prefix, name)
     }

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::client::{AcquireOutcome, ClientOptions, LockClient, Ownership, Wait};
+use crate::client::{AcquireOutcome, ClientOptions, Kind, LockClient, Ownership, Wait};
 use crate::dsn::Deployment;
 use crate::error::{Error, Result};
 use crate::pool::Pool;
@@ -54,6 +54,16 @@ pub trait Locks: Send + Sync {
     fn read_ownership(&self, name: &[u8], token: &str) -> Result<Ownership>;
     /// The same operations on another pool (the watchdog's own, so that its
     /// renewals never take a connection a caller is using).
+    /// Where this client's locks live, as one text (DSNs as given): a
+    /// request end gives up, for the rest of its releases, on a server that
+    /// failed as unavailable once (see `release_all`).
+    fn server(&self) -> &str;
+    /// Remembers `token`'s `kind` hold of `name`, whose release could not be
+    /// sent now, to be released where it is still `token`'s once the server
+    /// answers again (the next acquire on it, or a request end that finds it
+    /// connected), for at most `ttl`: as the locks of acquires whose outcome
+    /// was unknown are (`orphans`).
+    fn release_later(&self, kind: Kind, name: &[u8], token: &str, ttl: Duration);
     fn on_pool(&self, pool: Arc<Pool>) -> Arc<dyn Locks>;
     /// The same operations counted in other metrics (a multi-lock's names
     /// are not locks of their own in `stats()`).
@@ -106,6 +116,12 @@ macro_rules! delegate_locks {
         }
         fn force_release(&self, name: &[u8]) -> Result<bool> {
             <$type>::force_release(self, name)
+        }
+        fn server(&self) -> &str {
+            <$type>::server(self)
+        }
+        fn release_later(&self, kind: Kind, name: &[u8], token: &str, ttl: Duration) {
+            <$type>::release_later(self, kind, name, token, ttl)
         }
         fn on_pool(&self, pool: Arc<Pool>) -> Arc<dyn Locks> {
             Arc::new(<$type>::on_pool(self, pool))

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use once_cell::sync::Lazy;
 use parking_lot::Mutex;
 
-use crate::client::{AcquireOutcome, Hold, Ownership, Wait};
+use crate::client::{AcquireOutcome, Hold, Kind, Ownership, Wait};
 use crate::error::{Error, Result};
 use crate::locks::Locks;
 use crate::pool::Pool;
@@ -73,7 +73,22 @@ pub fn decode(encoded: &[u8]) -> Result<Vec<Vec<u8>>> {
 }
 
 /// This process's multi-lock metrics (`stats()['multi']`).
+/// How long names whose release could not be sent are remembered for a
+/// later release when their TTL is not known here: a release is
+/// owner-checked, so remembering one too long costs at most a command that
+/// finds nothing; the registry is bounded (`orphans`).
+const LATER_AT_MOST: Duration = Duration::from_secs(3600);
+
 static GLOBAL_STATS: Lazy<Arc<Mutex<Stats>>> = Lazy::new(|| Arc::new(Mutex::new(Stats::new())));
+
+/// After `fork()`, in the child: see `fork`.
+///
+/// # Safety
+/// Only from the `fork()` child handler.
+pub(crate) unsafe fn repair_after_fork() {
+    // SAFETY: as the caller's.
+    unsafe { crate::fork::repair_stats(&GLOBAL_STATS) };
+}
 
 /// Multi-locks over a deployment's [`Locks`]; each "name" is [`encode`]d.
 pub struct MultiLocks {
@@ -199,17 +214,51 @@ impl Locks for MultiLocks {
         }
     }
 
+    /// Releases every name, also after one failed: an error other than
+    /// "unavailable" on one name leaves the others to be released (the
+    /// first error is returned at the end). A server found unavailable is
+    /// not asked again for the names after: they, and the name that failed,
+    /// are remembered for a later release (`release_later`), so one stalled
+    /// server costs one timeout, not one per name.
     fn release(&self, encoded: &[u8], token: &str, acquired_at: Option<Instant>) -> Result<bool> {
         let mut all = true;
+        let mut first_error = None;
         // Last name first: the waiter that the first name is handed to (it
         // waited on that one) then finds the others free already.
-        for name in decode(encoded)?.into_iter().rev() {
-            all &= self.names.release(&name, token, None)?;
+        let names: Vec<Vec<u8>> = decode(encoded)?.into_iter().rev().collect();
+        for (i, name) in names.iter().enumerate() {
+            match self.names.release(name, token, None) {
+                Ok(released) => all &= released,
+                Err(err) if err.is_unavailable() => {
+                    for rest in &names[i..] {
+                        self.names
+                            .release_later(Kind::Exclusive, rest, token, LATER_AT_MOST);
+                    }
+                    return Err(err);
+                }
+                Err(err) => {
+                    all = false;
+                    first_error.get_or_insert(err);
+                }
+            }
+        }
+        if let Some(err) = first_error {
+            return Err(err);
         }
         self.stats
             .lock()
             .record_release(all, acquired_at.map(|t| t.elapsed()));
         Ok(all)
+    }
+
+    fn server(&self) -> &str {
+        self.names.server()
+    }
+
+    fn release_later(&self, _kind: Kind, encoded: &[u8], token: &str, ttl: Duration) {
+        for name in decode(encoded).unwrap_or_default() {
+            self.names.release_later(Kind::Exclusive, &name, token, ttl);
+        }
     }
 
     fn refresh(&self, encoded: &[u8], token: &str, ttl: Duration) -> Result<bool> {

@@ -6,7 +6,10 @@
 //! the next acquire on that server, and at PHP request shutdown for servers
 //! it is connected to again.
 //!
-//! Redlock keeps its own list (see `redlock`): its orphans span masters.
+//! The same registry keeps holds whose release could not be sent (a request
+//! end that found the server unavailable, `release_all`), semaphore permits
+//! among them. Redlock keeps its own list (see `redlock`): its orphans span
+//! masters.
 
 use std::time::{Duration, Instant};
 
@@ -23,17 +26,37 @@ const MAX_ORPHANS: usize = 1024;
 /// not pay for all of them.
 const ORPHANS_PER_CLEAN_UP: usize = 16;
 
-/// An acquire whose outcome is unknown.
-struct Orphan {
+/// An acquire whose outcome is unknown, or a hold whose release could not
+/// be sent.
+pub(crate) struct Orphan {
     target: Target,
-    keys: LockKeys,
-    kind: Kind,
+    /// The lock's main key: what `forget` and `clean_up_lock` match on.
+    lock: Vec<u8>,
+    undo: Undo,
     token: String,
     pid: u32,
     gone_by: Instant,
 }
 
-static ORPHANS: Lazy<Mutex<Vec<Orphan>>> = Lazy::new(|| Mutex::new(Vec::new()));
+/// How an orphan is released.
+enum Undo {
+    /// A lock or a read lock: by the release script of its kind.
+    Lock(Kind, LockKeys),
+    /// Another kind of hold (a semaphore's permit): its own release, which
+    /// answers whether the hold was still there.
+    Release(Box<dyn Fn() -> crate::error::Result<bool> + Send>),
+}
+
+pub(crate) static ORPHANS: Lazy<Mutex<Vec<Orphan>>> = Lazy::new(|| Mutex::new(Vec::new()));
+
+/// After `fork()`, in the child: see `fork`.
+///
+/// # Safety
+/// Only from the `fork()` child handler.
+pub(crate) unsafe fn repair_after_fork() {
+    // SAFETY: as the caller's.
+    unsafe { crate::fork::repair_lazy(&ORPHANS) };
+}
 
 /// Remembers that `token`'s acquire of a `kind` hold on `keys` may have left
 /// the lock set, for at most `ttl`.
@@ -41,11 +64,11 @@ pub(crate) fn remember(target: &Target, kind: Kind, keys: LockKeys, token: &str,
     let mut orphans = ORPHANS.lock();
     let now = Instant::now();
     orphans.retain(|o| o.gone_by > now);
-    if orphans.len() < MAX_ORPHANS {
+    if orphans.len() < MAX_ORPHANS && !known(&orphans, target, &keys.lock, token) {
         orphans.push(Orphan {
             target: target.clone(),
-            keys,
-            kind,
+            lock: keys.lock.clone(),
+            undo: Undo::Lock(kind, keys),
             token: token.to_owned(),
             pid: crate::pid::current(),
             gone_by: now + ttl,
@@ -53,18 +76,51 @@ pub(crate) fn remember(target: &Target, kind: Kind, keys: LockKeys, token: &str,
     }
 }
 
+/// Remembers a hold of another kind on `lock` (its main key) of `target`'s
+/// server, which `release` frees where it is still `token`'s, for at most
+/// `ttl`: released like the orphans of locks.
+pub(crate) fn remember_release(
+    target: &Target,
+    lock: Vec<u8>,
+    token: &str,
+    ttl: Duration,
+    release: Box<dyn Fn() -> crate::error::Result<bool> + Send>,
+) {
+    let mut orphans = ORPHANS.lock();
+    let now = Instant::now();
+    orphans.retain(|o| o.gone_by > now);
+    if orphans.len() < MAX_ORPHANS && !known(&orphans, target, &lock, token) {
+        orphans.push(Orphan {
+            target: target.clone(),
+            lock,
+            undo: Undo::Release(release),
+            token: token.to_owned(),
+            pid: crate::pid::current(),
+            gone_by: now + ttl,
+        });
+    }
+}
+
+/// Whether `token`'s hold on `lock` of `target`'s server is remembered
+/// already (a multi-lock's release and the request end may both hand it in).
+fn known(orphans: &[Orphan], target: &Target, lock: &[u8], token: &str) -> bool {
+    orphans
+        .iter()
+        .any(|o| o.lock == lock && o.token == token && o.target.dsn.as_str() == target.dsn.as_str())
+}
+
 /// `token` now holds lock `keys` after all (an acquire with the same token
 /// succeeded): its orphan is live again, not to be freed.
 pub(crate) fn forget(target: &Target, keys: &LockKeys, token: &str) {
     let dsn = target.dsn.as_str();
-    take(|o| o.target.dsn.as_str() == dsn && o.keys.lock == keys.lock && o.token == token);
+    take(|o| o.target.dsn.as_str() == dsn && o.lock == keys.lock && o.token == token);
 }
 
 /// Releases this process's orphans on lock `keys` of `target`'s server;
 /// true if one was still set.
 pub(crate) fn clean_up_lock(pool: &Pool, target: &Target, keys: &LockKeys) -> bool {
     let dsn = target.dsn.as_str();
-    let mine = take(|o| o.target.dsn.as_str() == dsn && o.keys.lock == keys.lock);
+    let mine = take(|o| o.target.dsn.as_str() == dsn && o.lock == keys.lock);
     !mine.is_empty() && release(pool, mine) > 0
 }
 
@@ -117,13 +173,17 @@ fn release(pool: &Pool, orphans: Vec<Orphan>) -> usize {
             continue;
         }
         attempts += 1;
-        match release_kind_on(
-            orphan.kind,
-            &pool.entry(&orphan.target.dsn),
-            &orphan.target,
-            &orphan.keys,
-            &orphan.token,
-        ) {
+        let released = match &orphan.undo {
+            Undo::Lock(kind, keys) => release_kind_on(
+                *kind,
+                &pool.entry(&orphan.target.dsn),
+                &orphan.target,
+                keys,
+                &orphan.token,
+            ),
+            Undo::Release(release) => release().map(i64::from),
+        };
+        match released {
             Ok(1) => deleted += 1,
             Ok(_) => {}
             Err(_) => {

@@ -22,6 +22,7 @@ extern "C" {
 
 extern "C" fn forget_in_child() {
     PID.store(0, Ordering::Relaxed);
+    crate::fork::repair_in_child();
 }
 
 /// The current process id.
@@ -31,8 +32,9 @@ pub fn current() -> u32 {
         return cached;
     }
     REGISTER.call_once(|| {
-        // SAFETY: registers a handler that only stores to an atomic, which
-        // is async-signal-safe as fork() requires of child handlers.
+        // SAFETY: registers a handler that stores to an atomic and unlocks
+        // the mutexes a thread that is not in the child held (`fork`): no
+        // allocation, no lock another thread could hold.
         unsafe {
             pthread_atfork(None, None, Some(forget_in_child));
         }

@@ -25,7 +25,16 @@ const MAX_RECORDS: usize = 4096;
 /// allocation per look-up; the two lengths keep it unambiguous).
 type Key = Vec<u8>;
 
-static HOLDS: Lazy<Mutex<HashMap<Key, Instant>>> = Lazy::new(Mutex::default);
+pub(crate) static HOLDS: Lazy<Mutex<HashMap<Key, Instant>>> = Lazy::new(Mutex::default);
+
+/// After `fork()`, in the child: see `fork`.
+///
+/// # Safety
+/// Only from the `fork()` child handler.
+pub(crate) unsafe fn repair_after_fork() {
+    // SAFETY: as the caller's.
+    unsafe { crate::fork::repair_lazy(&HOLDS) };
+}
 
 fn key(target: &Target, keys: &LockKeys, token: &str) -> Key {
     let dsn = target.dsn.as_str().as_bytes();

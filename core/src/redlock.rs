@@ -78,6 +78,18 @@ struct Orphan {
 
 static ORPHANS: Lazy<Mutex<Vec<Orphan>>> = Lazy::new(|| Mutex::new(Vec::new()));
 
+/// After `fork()`, in the child: see `fork`.
+///
+/// # Safety
+/// Only from the `fork()` child handler.
+pub(crate) unsafe fn repair_after_fork() {
+    // SAFETY: as the caller's.
+    unsafe {
+        crate::fork::repair_lazy(&SKIPPED);
+        crate::fork::repair_lazy(&ORPHANS);
+    }
+}
+
 /// Lock operations over N independent masters.
 #[derive(Clone)]
 pub struct Redlock {
@@ -377,6 +389,18 @@ impl Redlock {
         let keys = self.keys(name);
         let answers = self.ask_quorum(|target| force_release_script(&keys, target).into())?;
         Ok(answers.replies::<i64>().filter(|n| *n == 1).count() >= self.quorum())
+    }
+
+    /// The masters' DSNs as given: see [`crate::Locks::server`].
+    pub fn server(&self) -> &str {
+        &self.id
+    }
+
+    /// Remembers `token`'s lock `name` for a later release on every master
+    /// (see [`crate::Locks::release_later`]); Redlock has no read locks, so
+    /// `_kind` is always exclusive.
+    pub fn release_later(&self, _kind: crate::client::Kind, name: &[u8], token: &str, ttl: Duration) {
+        self.remember_orphan(&self.keys(name), token, ttl);
     }
 
     fn remember_orphan(&self, keys: &LockKeys, token: &str, ttl: Duration) {

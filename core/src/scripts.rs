@@ -655,3 +655,22 @@ return redis.call('PTTL', KEYS[1])
 ",
     )
 });
+
+/// Builds every lock script now (see `fork::before_threads`).
+pub(crate) fn build_all() {
+    for script in [
+        &ACQUIRE,
+        &PLAIN_RELEASE,
+        &RELEASE,
+        &FORCE_RELEASE,
+        &ACQUIRE_READ,
+        &RELEASE_READ,
+        &REFRESH_READ,
+        &OWNED_READ_TTL,
+        &ACQUIRE_ALL,
+        &REFRESH,
+        &OWNED_TTL,
+    ] {
+        Lazy::force(script);
+    }
+}

@@ -383,6 +383,22 @@ return redis.call('ZCOUNT', KEYS[1], '(' .. now_ms(), '+inf')
 
 static GLOBAL_STATS: Lazy<Arc<Mutex<Stats>>> = Lazy::new(|| Arc::new(Mutex::new(Stats::new())));
 
+/// After `fork()`, in the child: see `fork`.
+///
+/// # Safety
+/// Only from the `fork()` child handler.
+pub(crate) unsafe fn repair_after_fork() {
+    // SAFETY: as the caller's.
+    unsafe { crate::fork::repair_stats(&GLOBAL_STATS) };
+}
+
+/// Builds the semaphore scripts now (see `fork::before_threads`).
+pub(crate) fn build_scripts() {
+    for script in [&ACQUIRE, &RELEASE, &FORCE_RELEASE, &REFRESH, &OWNED_TTL, &HOLDERS] {
+        Lazy::force(script);
+    }
+}
+
 /// Semaphore operations against one node (a server, a Sentinel master or a
 /// cluster) with one set of options. Cheap to create: connections live in
 /// the shared [`Pool`].
@@ -454,11 +470,39 @@ impl Semaphores {
         wait: Wait,
     ) -> Result<AcquireOutcome> {
         let keys = self.keys(name);
-        let outcome = self.acquire_inner(&keys, limit, token, ttl, wait)?;
+        let outcome = match self.acquire_inner(&keys, limit, token, ttl, wait) {
+            Ok(outcome) => outcome,
+            Err(err) => {
+                // Sent, then no answer: the permit may be taken under
+                // `token`. Released once the server answers again, as a
+                // lock's orphan is, rather than lost until its TTL.
+                if err.outcome_unknown() {
+                    self.remember_orphan(keys, token, ttl);
+                }
+                return Err(err);
+            }
+        };
+        // Only once the server has answered: a stalled server must not cost
+        // a second timeout.
+        crate::orphans::clean_up_server(&self.pool, &self.target);
         if matches!(outcome, AcquireOutcome::Acquired(_)) && self.replicas > 0 {
             self.confirm_replicas(&keys, token, ttl)?;
         }
         Ok(outcome)
+    }
+
+    /// Remembers `token`'s permit on `keys` for a release once the server
+    /// answers again (core `orphans`).
+    fn remember_orphan(&self, keys: SemaphoreKeys, token: &str, ttl: Duration) {
+        let lock = keys.permits.clone();
+        let (semaphores, owner) = (self.clone(), token.to_owned());
+        crate::orphans::remember_release(
+            &self.target,
+            lock,
+            token,
+            ttl,
+            Box::new(move || semaphores.release_keys(&keys, &owner)),
+        );
     }
 
     fn acquire_inner(
@@ -735,6 +779,14 @@ impl Locks for Permits {
     }
     fn read_ownership(&self, _: &[u8], _: &str) -> Result<Ownership> {
         Ok(Ownership::NotMine)
+    }
+    fn server(&self) -> &str {
+        self.semaphores.target.dsn.as_str()
+    }
+    /// A permit is kept in the orphans registry with its own release.
+    fn release_later(&self, _kind: crate::client::Kind, name: &[u8], token: &str, ttl: Duration) {
+        self.semaphores
+            .remember_orphan(self.semaphores.keys(name), token, ttl);
     }
     fn with_stats(&self, stats: Arc<Mutex<Stats>>) -> Arc<dyn Locks> {
         let semaphores = Semaphores {

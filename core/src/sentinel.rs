@@ -45,6 +45,15 @@ use crate::pool::{bound_by, connect_bare, open, OpenError, Target};
 /// Per DSN text: the index of the Sentinel that last named a verified master.
 static PREFERRED: Lazy<Mutex<HashMap<String, usize>>> = Lazy::new(|| Mutex::new(HashMap::new()));
 
+/// After `fork()`, in the child: see `fork`.
+///
+/// # Safety
+/// Only from the `fork()` child handler.
+pub(crate) unsafe fn repair_after_fork() {
+    // SAFETY: as the caller's.
+    unsafe { crate::fork::repair_lazy(&PREFERRED) };
+}
+
 /// A connection to the master that the Sentinels of `sentinels` name, with
 /// AUTH/SELECT done, verified by `ROLE`, all before `deadline`.
 pub(crate) fn connect_master(

@@ -70,6 +70,15 @@ pub struct StatsSnapshot {
 
 static GLOBAL: Lazy<Arc<Mutex<Stats>>> = Lazy::new(|| Arc::new(Mutex::new(Stats::new())));
 
+/// After `fork()`, in the child: see `fork`.
+///
+/// # Safety
+/// Only from the `fork()` child handler.
+pub(crate) unsafe fn repair_after_fork() {
+    // SAFETY: as the caller's.
+    unsafe { crate::fork::repair_stats(&GLOBAL) };
+}
+
 impl Default for Stats {
     fn default() -> Self {
         Self::new()

@@ -244,6 +244,8 @@ impl Watchdog {
             });
         }
         if state.thread.is_none() {
+            // No lazy build may be under way in the thread when PHP forks.
+            crate::fork::before_threads();
             let me = Arc::clone(self);
             let thread = std::thread::Builder::new()
                 .name("redis_lock-watchdog".into())

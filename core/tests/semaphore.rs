@@ -395,6 +395,31 @@ fn an_acquire_whose_reply_was_lost_takes_one_permit() {
 }
 
 #[test]
+fn an_acquire_with_an_unknown_outcome_does_not_lose_a_permit_until_its_ttl() {
+    // The server stalls with the acquire sent: the call fails, and the
+    // server takes the permit when it runs again. The next call that finds
+    // the server answering gives it back, long before its TTL (60 s).
+    let redis = RedisServer::start();
+    let s = semaphores(&redis);
+    let warm = new_token();
+    assert!(acquired(s.acquire(b"warm", 1, &warm, TTL, Wait::No).unwrap()));
+    assert!(s.release(b"warm", &warm, None).unwrap());
+    redis.signal("-STOP");
+    let lost = s.acquire(b"k", 1, &new_token(), Duration::from_secs(60), Wait::No);
+    redis.signal("-CONT");
+    let err = lost.unwrap_err();
+    assert!(err.outcome_unknown(), "{err}");
+    assert!(
+        common::eventually(|| s.holders(b"k").unwrap() == 1),
+        "the server ran the acquire once it was let go"
+    );
+    // Any call that finds the server answering cleans up.
+    assert!(acquired(s.acquire(b"other", 1, &new_token(), TTL, Wait::No).unwrap()));
+    assert_eq!(s.holders(b"k").unwrap(), 0, "the orphaned permit was given back");
+    assert!(acquired(s.acquire(b"k", 1, &new_token(), TTL, Wait::No).unwrap()));
+}
+
+#[test]
 fn semaphores_and_locks_of_one_name_are_apart() {
     let redis = RedisServer::start();
     let s = semaphores(&redis);
