@@ -82,6 +82,19 @@ pub enum Wait {
     Forever,
 }
 
+impl Wait {
+    /// When a wait that starts at `start` ends: None for no end, which is
+    /// also a wait too long for the clock to express (`Wait::For` of years:
+    /// `Instant + Duration` would overflow and panic).
+    pub fn deadline_from(self, start: Instant) -> Option<Instant> {
+        match self {
+            Wait::No => Some(start),
+            Wait::For(d) => start.checked_add(d),
+            Wait::Forever => None,
+        }
+    }
+}
+
 /// Which hold an acquire asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -300,11 +313,7 @@ impl LockClient {
     ) -> Result<AcquireOutcome> {
         let start = Instant::now();
         let ttl_ms = millis(ttl);
-        let deadline = match wait {
-            Wait::No => Some(start),
-            Wait::For(d) => Some(start + d),
-            Wait::Forever => None,
-        };
+        let deadline = wait.deadline_from(start);
         let mut cleared_own_orphan = false;
         let mut registered = false;
         let mut first = true;

@@ -126,11 +126,24 @@ impl MultiLocks {
     ) -> Result<Option<usize>> {
         // One node: all or none in one step.
         if let Some(all) = self.names.acquire_all(names, token, ttl) {
-            let held = all?;
-            if let (Some(_), Some(g)) = (held, granted) {
-                self.give_back(names, &[g], token);
-            }
-            return Ok(held);
+            return match all {
+                Ok(held) => {
+                    if let (Some(_), Some(g)) = (held, granted) {
+                        self.give_back(names, &[g], token);
+                    }
+                    Ok(held)
+                }
+                Err(err) => {
+                    if err.outcome_unknown() {
+                        // The script may have run: every name may be held.
+                        let all: Vec<usize> = (0..names.len()).collect();
+                        self.abandon(names, &all, token, ttl, &err);
+                    } else if let Some(g) = granted {
+                        self.abandon(names, &[g], token, ttl, &err);
+                    }
+                    Err(err)
+                }
+            };
         }
         let mut taken: Vec<usize> = granted.into_iter().collect();
         for (i, name) in names.iter().enumerate() {
@@ -144,12 +157,28 @@ impl MultiLocks {
                     return Ok(Some(i));
                 }
                 Err(err) => {
-                    self.give_back(names, &taken, token);
+                    if err.outcome_unknown() {
+                        taken.push(i); // the failed acquire may have taken it
+                    }
+                    self.abandon(names, &taken, token, ttl, &err);
                     return Err(err);
                 }
             }
         }
         Ok(None)
+    }
+
+    /// Gives back the names at `taken` after `err` ended an acquire: at once
+    /// if the server answers, else (unavailable) remembered for a release
+    /// once it answers again, without a timeout per name now.
+    fn abandon(&self, names: &[Vec<u8>], taken: &[usize], token: &str, ttl: Duration, err: &Error) {
+        if err.is_unavailable() {
+            for &i in taken {
+                self.names.release_later(Kind::Exclusive, &names[i], token, ttl);
+            }
+        } else {
+            self.give_back(names, taken, token);
+        }
     }
 
     /// Releases the names at `taken` (best effort: what cannot be released
@@ -171,11 +200,7 @@ impl Locks for MultiLocks {
     ) -> Result<AcquireOutcome> {
         let names = decode(encoded)?;
         let start = Instant::now();
-        let deadline = match wait {
-            Wait::No => Some(start),
-            Wait::For(d) => Some(start + d),
-            Wait::Forever => None,
-        };
+        let deadline = wait.deadline_from(start);
         let mut granted = None;
         loop {
             let Some(held) = self.try_all(&names, token, ttl, granted)? else {

@@ -242,11 +242,7 @@ impl Redlock {
     ) -> Result<AcquireOutcome> {
         let keys = self.keys(name);
         let start = Instant::now();
-        let deadline = match wait {
-            Wait::No => Some(start),
-            Wait::For(d) => Some(start + d),
-            Wait::Forever => None,
-        };
+        let deadline = wait.deadline_from(start);
         let ttl_ms = millis(ttl);
         let mut cleared_own_orphan = false;
         loop {

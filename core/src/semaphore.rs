@@ -514,11 +514,7 @@ impl Semaphores {
         wait: Wait,
     ) -> Result<AcquireOutcome> {
         let start = Instant::now();
-        let deadline = match wait {
-            Wait::No => Some(start),
-            Wait::For(d) => Some(start + d),
-            Wait::Forever => None,
-        };
+        let deadline = wait.deadline_from(start);
         let mut registered = false;
         loop {
             let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));

@@ -938,3 +938,37 @@ fn a_failed_acquire_does_not_later_free_the_same_owners_new_lock() {
         "the new hold was taken for an orphan and freed"
     );
 }
+
+#[test]
+fn a_wait_too_long_for_the_clock_is_a_wait_without_end_not_a_panic() {
+    // `Instant + Duration::MAX` overflows: every kind treats such a wait as
+    // one without end.
+    let redis = RedisServer::start();
+    let huge = Wait::For(Duration::MAX);
+    let c = redis.client(false);
+    let t = new_token();
+    assert!(acquired(c.acquire(b"k", &t, TTL, huge).unwrap()));
+    let waiter = {
+        let c = c.clone();
+        std::thread::spawn(move || c.acquire(b"k", &new_token(), TTL, huge).unwrap())
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(c.release(b"k", &t, None).unwrap());
+    assert!(acquired(waiter.join().unwrap()), "granted by the release");
+
+    let options = || redis_lock_core::ClientOptions {
+        prefix: b"test:".to_vec(),
+        connect_timeout: Duration::from_millis(500),
+        timeout: Duration::from_millis(500),
+        fencing: false,
+        replicas: 0,
+    };
+    let dsn = || redis_lock_core::Dsn::parse(&redis.dsn()).unwrap();
+    let semaphores = redis_lock_core::Semaphores::new(dsn(), options());
+    assert!(acquired(semaphores.acquire(b"s", 2, &new_token(), TTL, huge).unwrap()));
+    let multi = redis_lock_core::multi::MultiLocks::new(&c, Arc::new(Mutex::new(redis_lock_core::Stats::new())));
+    let names = redis_lock_core::multi::encode(&[b"m1".to_vec(), b"m2".to_vec()]);
+    assert!(acquired(redis_lock_core::Locks::acquire(&multi, &names, &new_token(), TTL, huge).unwrap()));
+    let redlock = redis_lock_core::redlock::Redlock::new(vec![dsn()], options());
+    assert!(acquired(redlock.acquire(b"r", &new_token(), TTL, huge).unwrap()));
+}

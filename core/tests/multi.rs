@@ -122,3 +122,39 @@ fn eight_threads_in_different_orders_count_exactly() {
         .sum();
     assert_eq!(total, 8 * 30 * 3);
 }
+
+#[test]
+fn an_acquire_with_an_unknown_outcome_leaves_no_name_held_until_its_ttl() {
+    // The server stalls with the one-node multi-lock script sent: the call
+    // fails, and the server takes every name when it runs again. The next
+    // call that finds the server answering gives them back, long before
+    // their TTL (60 s).
+    let redis = RedisServer::start();
+    let m = multi(&redis);
+    let plain = redis.client(false);
+    let names = encode(&[b"a".to_vec(), b"b".to_vec()]);
+    let warm = new_token();
+    assert!(matches!(
+        m.acquire(&names, &warm, TTL, Wait::No).unwrap(),
+        AcquireOutcome::Acquired(_)
+    ));
+    assert!(m.release(&names, &warm, None).unwrap());
+    redis.signal("-STOP");
+    let lost = m.acquire(&names, &new_token(), Duration::from_secs(60), Wait::No);
+    redis.signal("-CONT");
+    let err = lost.unwrap_err();
+    assert!(err.outcome_unknown(), "{err}");
+    assert!(
+        common::eventually(|| plain.is_locked(b"a").unwrap() && plain.is_locked(b"b").unwrap()),
+        "the server ran the script once it was let go"
+    );
+    let probe = new_token();
+    assert!(matches!(
+        plain.acquire(b"probe", &probe, TTL, Wait::No).unwrap(),
+        AcquireOutcome::Acquired(_)
+    ));
+    assert!(
+        !plain.is_locked(b"a").unwrap() && !plain.is_locked(b"b").unwrap(),
+        "the names were given back"
+    );
+}
