@@ -656,19 +656,12 @@ impl LockClient {
     /// Blocks until a release grants this waiter the lock (its fencing
     /// token, -1 without fencing) or `block` passes (None).
     fn wait_for_grant(&self, keys: &LockKeys, token: &str, block: Duration) -> Result<Option<i64>> {
-        // BLPOP 0 would block forever: never send less than a millisecond.
-        let block = block.max(Duration::from_millis(1));
-        let seconds = format!("{:.3}", block.as_secs_f64());
-        let read_timeout = block + self.target.timeout;
-        let wake = keys.wake(token);
-        let popped: Option<(Vec<u8>, i64)> = self.entry.run(&self.target, read_timeout, |con| {
-            redis::cmd("BLPOP").arg(&wake).arg(&seconds).query(con)
-        })?;
+        let popped: Option<i64> = self.entry.pop_wake(&self.target, &keys.wake(token), block)?;
         if popped.is_some() {
             plain_holds::forget(&self.target, keys, token);
             self.recently_contended(keys, Instant::now(), true);
         }
-        Ok(popped.map(|(_, fence)| fence))
+        Ok(popped)
     }
 
     /// Whether this process found lock `keys` held within `CONTENDED_FOR`

@@ -189,6 +189,35 @@ impl PoolEntry {
         }
     }
 
+    /// `BLPOP key block` (a waiter's wait for its grant): the popped value,
+    /// or None when `block` ran out. `block` is at least a millisecond
+    /// (`BLPOP 0` would block for ever) and the reply may take `timeout`
+    /// more.
+    ///
+    /// Never sent twice: where [`PoolEntry::run`] would re-send (a pooled
+    /// connection broke before the reply), the first BLPOP may have popped
+    /// the grant and lost its answer, and a second would block for the whole
+    /// of `block` while the caller already holds what it waits for. None is
+    /// answered instead: the caller's next attempt finds the grant, or
+    /// registers and waits again.
+    pub(crate) fn pop_wake<T: redis::FromRedisValue>(
+        &self,
+        target: &Target,
+        key: &[u8],
+        block: Duration,
+    ) -> Result<Option<T>> {
+        let block = block.max(Duration::from_millis(1));
+        let seconds = format!("{:.3}", block.as_secs_f64());
+        let mut sent = false;
+        let popped: Option<(Vec<u8>, T)> = self.run(target, block + target.timeout, |con| {
+            if std::mem::replace(&mut sent, true) {
+                return Ok(None);
+            }
+            redis::cmd("BLPOP").arg(key).arg(&seconds).query(con)
+        })?;
+        Ok(popped.map(|(_, value)| value))
+    }
+
     /// Whether this process's connection is here (not checked out).
     fn is_connected(&self) -> bool {
         let pid = crate::pid::current();

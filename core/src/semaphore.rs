@@ -579,15 +579,10 @@ impl Semaphores {
 
     /// Blocks until a grant lands on this waiter's list (true) or `block` passes.
     fn wait_for_grant(&self, keys: &SemaphoreKeys, token: &str, block: Duration) -> Result<bool> {
-        // BLPOP 0 would block forever: never send less than a millisecond.
-        let block = block.max(Duration::from_millis(1));
-        let seconds = format!("{:.3}", block.as_secs_f64());
-        let wake = keys.wake(token);
-        let popped: Option<(Vec<u8>, Vec<u8>)> =
-            self.pool
-                .run(&self.target, block + self.target.timeout, |con| {
-                    redis::cmd("BLPOP").arg(&wake).arg(&seconds).query(con)
-                })?;
+        let popped: Option<Vec<u8>> = self
+            .pool
+            .entry(&self.target.dsn)
+            .pop_wake(&self.target, &keys.wake(token), block)?;
         Ok(popped.is_some())
     }
 

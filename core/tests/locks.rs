@@ -607,23 +607,34 @@ fn a_waiter_whose_connection_broke_does_not_keep_a_lock_granted_to_it() {
             (t, out)
         })
     };
-    // Kill the waiter's connection while it blocks, and the one it retries on.
+    // Kill the waiter's connection while it blocks, with writes paused: a
+    // broken wait is not sent again (it may have popped a grant); the
+    // waiter's next attempt, a script, then times out in the pause.
     let deadline = Instant::now() + Duration::from_secs(5);
-    while !waiter.is_finished() {
-        assert!(Instant::now() < deadline, "the waiter never failed");
+    let mut killed = false;
+    while !killed {
+        assert!(Instant::now() < deadline, "the waiter never blocked");
         let clients: String = redis::cmd("CLIENT").arg("LIST").query(&mut raw).unwrap();
         for line in clients.lines().filter(|l| l.contains("cmd=blpop")) {
             if let Some(id) = line.split(' ').find_map(|f| f.strip_prefix("id=")) {
+                let _: () = redis::cmd("CLIENT")
+                    .arg("PAUSE")
+                    .arg(1500)
+                    .arg("WRITE")
+                    .query(&mut raw)
+                    .unwrap();
                 let _: redis::RedisResult<i64> = redis::cmd("CLIENT")
                     .arg("KILL")
                     .arg("ID")
                     .arg(id)
                     .query(&mut raw);
+                killed = true;
             }
         }
         std::thread::sleep(Duration::from_millis(20));
     }
     let (t, out) = waiter.join().unwrap();
+    let _: () = redis::cmd("CLIENT").arg("UNPAUSE").query(&mut raw).unwrap();
     assert!(out.unwrap_err().is_unavailable());
     // Still registered: the release grants it the lock, which nobody uses.
     assert!(c.release(b"k", &holder, None).unwrap());
@@ -765,6 +776,46 @@ fn a_release_whose_reply_was_lost_acts_once_and_reports_it() {
     assert!(acquired(waiters.next().unwrap().join().unwrap()));
     assert!(redis.client(false).release(b"k", &tokens[0], None).unwrap());
     assert!(acquired(waiters.next().unwrap().join().unwrap()));
+}
+
+#[test]
+fn a_waiter_whose_grant_reply_was_lost_holds_the_lock_without_waiting_another_slice() {
+    // The waiter's BLPOP pops the grant, its reply is lost with the
+    // connection. A re-sent BLPOP would block for the rest of the slice
+    // (the holder's 10 s TTL) while the waiter already holds the lock.
+    let redis = RedisServer::start();
+    let proxy = ReplyDropper::start(redis.port);
+    let mut raw = redis.raw();
+    let holder = redis.client(false);
+    let h = new_token();
+    assert!(acquired(holder.acquire(b"k", &h, TTL, Wait::No).unwrap()));
+    let via_proxy = pooled_client_through(&proxy);
+    let w = new_token();
+    let waiter = {
+        let w = w.clone();
+        std::thread::spawn(move || {
+            let outcome = via_proxy
+                .acquire(b"k", &w, TTL, Wait::For(Duration::from_secs(20)))
+                .unwrap();
+            (outcome, Instant::now())
+        })
+    };
+    assert!(common::eventually(|| {
+        let queued: i64 = redis::cmd("LLEN").arg("test:{k}:queue").query(&mut raw).unwrap();
+        queued == 1
+    }));
+    std::thread::sleep(Duration::from_millis(100)); // in its BLPOP by now
+    proxy.drop_next_reply();
+    let released_at = Instant::now();
+    assert!(holder.release(b"k", &h, None).unwrap());
+    let (outcome, at) = waiter.join().unwrap();
+    assert!(acquired(outcome));
+    let owner: String = redis::cmd("GET").arg("test:{k}").query(&mut raw).unwrap();
+    assert_eq!(owner, w);
+    let took = at.duration_since(released_at);
+    // Well under the 10 s slice a re-sent BLPOP would wait (margin for a
+    // loaded machine).
+    assert!(took < Duration::from_secs(3), "took {took:?}");
 }
 
 #[test]
