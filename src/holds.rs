@@ -21,8 +21,8 @@ use ext_php_rs::exception::PhpException;
 use ext_php_rs::flags::ErrorType;
 use once_cell::sync::Lazy;
 use parking_lot::Mutex;
-use redis_lock_core::watchdog::{self, LockRenewal, WatchId};
 use redis_lock_core::release_all::{release_all, release_one, GivenUp, Pending};
+use redis_lock_core::watchdog::{self, LockRenewal, WatchId};
 use redis_lock_core::{AcquireOutcome, Kind, Locks, Wait};
 use rustc_hash::FxHashMap;
 

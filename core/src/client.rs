@@ -142,7 +142,8 @@ pub(crate) enum Attempt {
 }
 
 /// Locks (DSN, NUL, lock key) this process found held, and when.
-pub(crate) static CONTENDED: Lazy<Mutex<foldhash::HashMap<Vec<u8>, Instant>>> = Lazy::new(Mutex::default);
+pub(crate) static CONTENDED: Lazy<Mutex<foldhash::HashMap<Vec<u8>, Instant>>> =
+    Lazy::new(Mutex::default);
 
 /// After `fork()`, in the child: see `fork`.
 ///
@@ -656,7 +657,9 @@ impl LockClient {
     /// Blocks until a release grants this waiter the lock (its fencing
     /// token, -1 without fencing) or `block` passes (None).
     fn wait_for_grant(&self, keys: &LockKeys, token: &str, block: Duration) -> Result<Option<i64>> {
-        let popped: Option<i64> = self.entry.pop_wake(&self.target, &keys.wake(token), block)?;
+        let popped: Option<i64> = self
+            .entry
+            .pop_wake(&self.target, &keys.wake(token), block)?;
         if popped.is_some() {
             plain_holds::forget(&self.target, keys, token);
             self.recently_contended(keys, Instant::now(), true);

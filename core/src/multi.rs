@@ -174,7 +174,8 @@ impl MultiLocks {
     fn abandon(&self, names: &[Vec<u8>], taken: &[usize], token: &str, ttl: Duration, err: &Error) {
         if err.is_unavailable() {
             for &i in taken {
-                self.names.release_later(Kind::Exclusive, &names[i], token, ttl);
+                self.names
+                    .release_later(Kind::Exclusive, &names[i], token, ttl);
             }
         } else {
             self.give_back(names, taken, token);

@@ -395,7 +395,13 @@ impl Redlock {
     /// Remembers `token`'s lock `name` for a later release on every master
     /// (see [`crate::Locks::release_later`]); Redlock has no read locks, so
     /// `_kind` is always exclusive.
-    pub fn release_later(&self, _kind: crate::client::Kind, name: &[u8], token: &str, ttl: Duration) {
+    pub fn release_later(
+        &self,
+        _kind: crate::client::Kind,
+        name: &[u8],
+        token: &str,
+        ttl: Duration,
+    ) {
         self.remember_orphan(&self.keys(name), token, ttl);
     }
 

@@ -113,7 +113,10 @@ pub fn release_one(hold: Pending<'_>, given_up: &mut GivenUp) -> Outcome {
 /// release fails as unavailable, no more releases are sent to that server
 /// (the rest of its holds are remembered for later); other servers' holds
 /// are released as usual.
-pub fn release_all<'a>(holds: impl IntoIterator<Item = Pending<'a>>, given_up: &mut GivenUp) -> Released {
+pub fn release_all<'a>(
+    holds: impl IntoIterator<Item = Pending<'a>>,
+    given_up: &mut GivenUp,
+) -> Released {
     let mut done = Released::default();
     for hold in holds {
         match release_one(hold, given_up) {

@@ -394,7 +394,14 @@ pub(crate) unsafe fn repair_after_fork() {
 
 /// Builds the semaphore scripts now (see `fork::before_threads`).
 pub(crate) fn build_scripts() {
-    for script in [&ACQUIRE, &RELEASE, &FORCE_RELEASE, &REFRESH, &OWNED_TTL, &HOLDERS] {
+    for script in [
+        &ACQUIRE,
+        &RELEASE,
+        &FORCE_RELEASE,
+        &REFRESH,
+        &OWNED_TTL,
+        &HOLDERS,
+    ] {
         Lazy::force(script);
     }
 }
@@ -579,10 +586,10 @@ impl Semaphores {
 
     /// Blocks until a grant lands on this waiter's list (true) or `block` passes.
     fn wait_for_grant(&self, keys: &SemaphoreKeys, token: &str, block: Duration) -> Result<bool> {
-        let popped: Option<Vec<u8>> = self
-            .pool
-            .entry(&self.target.dsn)
-            .pop_wake(&self.target, &keys.wake(token), block)?;
+        let popped: Option<Vec<u8>> =
+            self.pool
+                .entry(&self.target.dsn)
+                .pop_wake(&self.target, &keys.wake(token), block)?;
         Ok(popped.is_some())
     }
 

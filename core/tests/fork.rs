@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::RedisServer;
 use redis_lock_core::token::new_token;
-use redis_lock_core::{AcquireOutcome, ClientOptions, Dsn, LockClient, Wait};
+use redis_lock_core::{AcquireOutcome, Dsn, LockClient, Wait};
 
 extern "C" {
     fn fork() -> i32;
@@ -25,13 +25,7 @@ fn a_child_forked_while_a_thread_holds_the_process_mutexes_takes_and_releases_lo
     // The process-wide pool and metrics, as the PHP layer uses them.
     let client = LockClient::new(
         Dsn::parse(&redis.dsn()).unwrap(),
-        ClientOptions {
-            prefix: b"test:".to_vec(),
-            connect_timeout: Duration::from_millis(500),
-            timeout: Duration::from_millis(500),
-            fencing: false,
-            replicas: 0,
-        },
+        common::options(Duration::from_millis(500)),
     );
     let ttl = Duration::from_secs(10);
     let warm = new_token();

@@ -801,7 +801,10 @@ fn a_waiter_whose_grant_reply_was_lost_holds_the_lock_without_waiting_another_sl
         })
     };
     assert!(common::eventually(|| {
-        let queued: i64 = redis::cmd("LLEN").arg("test:{k}:queue").query(&mut raw).unwrap();
+        let queued: i64 = redis::cmd("LLEN")
+            .arg("test:{k}:queue")
+            .query(&mut raw)
+            .unwrap();
         queued == 1
     }));
     std::thread::sleep(Duration::from_millis(100)); // in its BLPOP by now
@@ -913,20 +916,10 @@ fn with_replicas_a_just_attached_replica_counts_from_its_first_acknowledgement()
     let master = RedisServer::start();
     let replica = RedisServer::start();
     let mut on_master = master.raw();
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("repl-diskless-sync-delay")
-        .arg("0")
-        .query(&mut on_master)
-        .unwrap();
+    let mut on_replica = replica.raw();
     let timeout = Duration::from_millis(300);
     let c = replicated_client(&master.dsn(), 1, timeout);
-    let mut on_replica = replica.raw();
-    let _: () = redis::cmd("REPLICAOF")
-        .arg("127.0.0.1")
-        .arg(master.port)
-        .query(&mut on_replica)
-        .unwrap();
+    common::start_replication(&master, &replica);
     // At once, with no readiness wait: the replica has acknowledged nothing.
     let deadline = Instant::now() + Duration::from_secs(20);
     let (mut refused, mut attempts) = (0, 0);
@@ -966,7 +959,11 @@ fn with_replicas_a_just_attached_replica_counts_from_its_first_acknowledgement()
         .arg(format!("test:{{{name}}}"))
         .query(&mut on_replica)
         .unwrap();
-    assert_eq!(held.as_deref(), Some(token.as_str()), "after {refused} refusals");
+    assert_eq!(
+        held.as_deref(),
+        Some(token.as_str()),
+        "after {refused} refusals"
+    );
 }
 
 #[test]
@@ -1016,10 +1013,21 @@ fn a_wait_too_long_for_the_clock_is_a_wait_without_end_not_a_panic() {
     };
     let dsn = || redis_lock_core::Dsn::parse(&redis.dsn()).unwrap();
     let semaphores = redis_lock_core::Semaphores::new(dsn(), options());
-    assert!(acquired(semaphores.acquire(b"s", 2, &new_token(), TTL, huge).unwrap()));
-    let multi = redis_lock_core::multi::MultiLocks::new(&c, Arc::new(Mutex::new(redis_lock_core::Stats::new())));
+    assert!(acquired(
+        semaphores
+            .acquire(b"s", 2, &new_token(), TTL, huge)
+            .unwrap()
+    ));
+    let multi = redis_lock_core::multi::MultiLocks::new(
+        &c,
+        Arc::new(Mutex::new(redis_lock_core::Stats::new())),
+    );
     let names = redis_lock_core::multi::encode(&[b"m1".to_vec(), b"m2".to_vec()]);
-    assert!(acquired(redis_lock_core::Locks::acquire(&multi, &names, &new_token(), TTL, huge).unwrap()));
+    assert!(acquired(
+        redis_lock_core::Locks::acquire(&multi, &names, &new_token(), TTL, huge).unwrap()
+    ));
     let redlock = redis_lock_core::redlock::Redlock::new(vec![dsn()], options());
-    assert!(acquired(redlock.acquire(b"r", &new_token(), TTL, huge).unwrap()));
+    assert!(acquired(
+        redlock.acquire(b"r", &new_token(), TTL, huge).unwrap()
+    ));
 }

@@ -12,22 +12,10 @@ use parking_lot::Mutex;
 use redis_lock_core::release_all::{release_all, GivenUp, Pending, Released};
 use redis_lock_core::semaphore::{Permits, Semaphores};
 use redis_lock_core::token::new_token;
-use redis_lock_core::{
-    AcquireOutcome, ClientOptions, Dsn, Kind, LockClient, Locks, Pool, Stats, Wait,
-};
+use redis_lock_core::{AcquireOutcome, Dsn, Kind, LockClient, Locks, Pool, Stats, Wait};
 
 const TTL: Duration = Duration::from_secs(60);
 const TIMEOUT: Duration = Duration::from_millis(300);
-
-fn options() -> ClientOptions {
-    ClientOptions {
-        prefix: b"test:".to_vec(),
-        connect_timeout: TIMEOUT,
-        timeout: TIMEOUT,
-        fencing: false,
-        replicas: 0,
-    }
-}
 
 fn acquired(outcome: AcquireOutcome) -> bool {
     matches!(outcome, AcquireOutcome::Acquired(_))
@@ -44,7 +32,7 @@ fn a_stalled_server_is_given_up_once_and_its_holds_are_released_once_it_answers(
             Arc::clone(&pool),
             Arc::clone(&stats),
             Dsn::parse(&server.dsn()).unwrap(),
-            options(),
+            common::options(TIMEOUT),
         )
     };
     let (locks, elsewhere) = (client(&stalled), client(&healthy));
@@ -52,7 +40,7 @@ fn a_stalled_server_is_given_up_once_and_its_holds_are_released_once_it_answers(
         Arc::clone(&pool),
         Arc::clone(&stats),
         Dsn::parse(&stalled.dsn()).unwrap(),
-        options(),
+        common::options(TIMEOUT),
     ));
     let permits = Permits::new(Arc::clone(&semaphores), 3);
 
@@ -60,12 +48,20 @@ fn a_stalled_server_is_given_up_once_and_its_holds_are_released_once_it_answers(
     let names: Vec<String> = (0..20).map(|i| format!("k{i}")).collect();
     let tokens: Vec<String> = names.iter().map(|_| new_token()).collect();
     for (name, token) in names.iter().zip(&tokens) {
-        assert!(acquired(locks.acquire(name.as_bytes(), token, TTL, Wait::No).unwrap()));
+        assert!(acquired(
+            locks
+                .acquire(name.as_bytes(), token, TTL, Wait::No)
+                .unwrap()
+        ));
     }
     let permit = new_token();
-    assert!(acquired(permits.acquire(b"sem", &permit, TTL, Wait::No).unwrap()));
+    assert!(acquired(
+        permits.acquire(b"sem", &permit, TTL, Wait::No).unwrap()
+    ));
     let other = new_token();
-    assert!(acquired(elsewhere.acquire(b"o", &other, TTL, Wait::No).unwrap()));
+    assert!(acquired(
+        elsewhere.acquire(b"o", &other, TTL, Wait::No).unwrap()
+    ));
 
     stalled.signal("-STOP");
     let start = Instant::now();
@@ -114,7 +110,10 @@ fn a_stalled_server_is_given_up_once_and_its_holds_are_released_once_it_answers(
     // would be 21 x 0.3 s.
     assert!(took < TIMEOUT * 4, "took {took:?}");
     let mut raw = healthy.raw();
-    let left: i64 = redis::cmd("EXISTS").arg("test:{o}").query(&mut raw).unwrap();
+    let left: i64 = redis::cmd("EXISTS")
+        .arg("test:{o}")
+        .query(&mut raw)
+        .unwrap();
     assert_eq!(left, 0, "the healthy server's hold was released at once");
 
     // Once the stalled server answers again, the next calls on it release
@@ -127,12 +126,18 @@ fn a_stalled_server_is_given_up_once_and_its_holds_are_released_once_it_answers(
         }
         exists.query(raw).unwrap()
     };
-    assert_eq!(held(&mut raw), 20, "still held while the server was stalled");
+    assert_eq!(
+        held(&mut raw),
+        20,
+        "still held while the server was stalled"
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     while held(&mut raw) > 0 || semaphores.holders(b"sem").unwrap() > 0 {
         assert!(Instant::now() < deadline, "{} locks left", held(&mut raw));
         let probe = new_token();
-        assert!(acquired(locks.acquire(b"probe", &probe, TTL, Wait::No).unwrap()));
+        assert!(acquired(
+            locks.acquire(b"probe", &probe, TTL, Wait::No).unwrap()
+        ));
         assert!(locks.release(b"probe", &probe, None).unwrap());
     }
 }

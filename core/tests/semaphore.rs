@@ -402,7 +402,9 @@ fn an_acquire_with_an_unknown_outcome_does_not_lose_a_permit_until_its_ttl() {
     let redis = RedisServer::start();
     let s = semaphores(&redis);
     let warm = new_token();
-    assert!(acquired(s.acquire(b"warm", 1, &warm, TTL, Wait::No).unwrap()));
+    assert!(acquired(
+        s.acquire(b"warm", 1, &warm, TTL, Wait::No).unwrap()
+    ));
     assert!(s.release(b"warm", &warm, None).unwrap());
     redis.signal("-STOP");
     let lost = s.acquire(b"k", 1, &new_token(), Duration::from_secs(60), Wait::No);
@@ -414,9 +416,17 @@ fn an_acquire_with_an_unknown_outcome_does_not_lose_a_permit_until_its_ttl() {
         "the server ran the acquire once it was let go"
     );
     // Any call that finds the server answering cleans up.
-    assert!(acquired(s.acquire(b"other", 1, &new_token(), TTL, Wait::No).unwrap()));
-    assert_eq!(s.holders(b"k").unwrap(), 0, "the orphaned permit was given back");
-    assert!(acquired(s.acquire(b"k", 1, &new_token(), TTL, Wait::No).unwrap()));
+    assert!(acquired(
+        s.acquire(b"other", 1, &new_token(), TTL, Wait::No).unwrap()
+    ));
+    assert_eq!(
+        s.holders(b"k").unwrap(),
+        0,
+        "the orphaned permit was given back"
+    );
+    assert!(acquired(
+        s.acquire(b"k", 1, &new_token(), TTL, Wait::No).unwrap()
+    ));
 }
 
 #[test]

@@ -142,22 +142,10 @@ fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
 impl Deployment {
     fn start() -> Self {
         let master = RedisServer::start();
-        let mut raw = master.raw();
-        // The default (5 s in Redis 7) delays each replica's first sync.
-        let _: () = redis::cmd("CONFIG")
-            .arg("SET")
-            .arg("repl-diskless-sync-delay")
-            .arg("0")
-            .query(&mut raw)
-            .unwrap();
         let replicas: Vec<RedisServer> = (0..2)
             .map(|_| {
                 let replica = RedisServer::start();
-                let _: () = redis::cmd("REPLICAOF")
-                    .arg("127.0.0.1")
-                    .arg(master.port)
-                    .query(&mut replica.raw())
-                    .unwrap();
+                common::start_replication(&master, &replica);
                 replica
             })
             .collect();
@@ -182,7 +170,12 @@ impl Deployment {
         let mut probe = redis::cmd("INCR");
         probe.arg("redis-lock-test:replication-probe");
         assert!(
-            common::replicas_acknowledge(deployment.master.port, 2, &probe, Duration::from_secs(20)),
+            common::replicas_acknowledge(
+                deployment.master.port,
+                2,
+                &probe,
+                Duration::from_secs(20)
+            ),
             "the replicas did not acknowledge their master's writes"
         );
         wait_until(

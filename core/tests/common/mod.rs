@@ -158,6 +158,18 @@ impl RedisServer {
     }
 }
 
+/// The tests' client options: prefix `test:`, `timeout` for connecting and
+/// for each command, no fencing, no replicas.
+pub fn options(timeout: Duration) -> ClientOptions {
+    ClientOptions {
+        prefix: b"test:".to_vec(),
+        connect_timeout: timeout,
+        timeout,
+        fencing: false,
+        replicas: 0,
+    }
+}
+
 pub fn client_for(dsn: &str, fencing: bool, timeout: Duration) -> LockClient {
     LockClient::with_pool(
         Arc::new(Pool::default()),
@@ -180,19 +192,7 @@ pub fn client_for(dsn: &str, fencing: bool, timeout: Duration) -> LockClient {
 /// redis-server 7.0 both can show while the replica has acknowledged nothing,
 /// and a `WAIT 1 300` then answers 0 after the whole 300 ms.
 pub fn attach_replica(master: &RedisServer, replica: &RedisServer) {
-    let mut on_master = master.raw();
-    // The first sync would otherwise wait 5 s for more replicas to join.
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("repl-diskless-sync-delay")
-        .arg("0")
-        .query(&mut on_master)
-        .unwrap();
-    let _: () = redis::cmd("REPLICAOF")
-        .arg("127.0.0.1")
-        .arg(master.port)
-        .query(&mut replica.raw())
-        .unwrap();
+    start_replication(master, replica);
     let mut probe = redis::cmd("INCR");
     probe.arg("redis-lock-test:replication-probe");
     assert!(
@@ -201,6 +201,23 @@ pub fn attach_replica(master: &RedisServer, replica: &RedisServer) {
         replica.port,
         master.port
     );
+}
+
+/// Makes `replica` a replica of `master` and returns at once (see
+/// [`attach_replica`] for one that waits until it acknowledges).
+pub fn start_replication(master: &RedisServer, replica: &RedisServer) {
+    // The first sync would otherwise wait 5 s for more replicas to join.
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("repl-diskless-sync-delay")
+        .arg("0")
+        .query(&mut master.raw())
+        .unwrap();
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(master.port)
+        .query(&mut replica.raw())
+        .unwrap();
 }
 
 /// Whether, within `limit`, `replicas` replicas of the master on `port`
@@ -214,28 +231,34 @@ pub fn attach_replica(master: &RedisServer, replica: &RedisServer) {
 /// `write` must be a write the master propagates: a `SET`/`INCR` of a key it
 /// serves, or `FLUSHALL` before a test has stored anything (a cluster
 /// master serves only its own slots).
-pub fn replicas_acknowledge(port: u16, replicas: usize, write: &redis::Cmd, limit: Duration) -> bool {
+pub fn replicas_acknowledge(
+    port: u16,
+    replicas: usize,
+    write: &redis::Cmd,
+    limit: Duration,
+) -> bool {
     let deadline = Instant::now() + limit;
     loop {
-        let acked: redis::RedisResult<bool> = redis::Client::open(format!("redis://127.0.0.1:{port}"))
-            .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(1)))
-            .and_then(|mut con| {
-                con.set_read_timeout(Some(Duration::from_secs(2)))?;
-                write.query::<redis::Value>(&mut con)?;
-                let info: String = redis::cmd("INFO").arg("replication").query(&mut con)?;
-                let wanted = replication_field(&info, "master_repl_offset").unwrap_or(0);
-                // Asks the replicas for their offsets and waits for them a little.
-                let _: i64 = redis::cmd("WAIT").arg(replicas).arg(100).query(&mut con)?;
-                let info: String = redis::cmd("INFO").arg("replication").query(&mut con)?;
-                let holding = info
-                    .lines()
-                    .filter(|l| l.starts_with("slave") && l.contains("state=online"))
-                    .filter_map(|l| l.split(',').find_map(|f| f.strip_prefix("offset=")))
-                    .filter_map(|o| o.trim().parse::<u64>().ok())
-                    .filter(|&o| o >= wanted)
-                    .count();
-                Ok(wanted > 0 && holding >= replicas)
-            });
+        let acked: redis::RedisResult<bool> =
+            redis::Client::open(format!("redis://127.0.0.1:{port}"))
+                .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(1)))
+                .and_then(|mut con| {
+                    con.set_read_timeout(Some(Duration::from_secs(2)))?;
+                    write.query::<redis::Value>(&mut con)?;
+                    let info: String = redis::cmd("INFO").arg("replication").query(&mut con)?;
+                    let wanted = replication_field(&info, "master_repl_offset").unwrap_or(0);
+                    // Asks the replicas for their offsets and waits for them a little.
+                    let _: i64 = redis::cmd("WAIT").arg(replicas).arg(100).query(&mut con)?;
+                    let info: String = redis::cmd("INFO").arg("replication").query(&mut con)?;
+                    let holding = info
+                        .lines()
+                        .filter(|l| l.starts_with("slave") && l.contains("state=online"))
+                        .filter_map(|l| l.split(',').find_map(|f| f.strip_prefix("offset=")))
+                        .filter_map(|o| o.trim().parse::<u64>().ok())
+                        .filter(|&o| o >= wanted)
+                        .count();
+                    Ok(wanted > 0 && holding >= replicas)
+                });
         if acked.unwrap_or(false) {
             return true;
         }
