@@ -162,13 +162,21 @@ impl Cluster {
             ports.iter().map(|&p| slot_map(p)).collect::<Vec<_>>()
         );
         // Replicas in sync, so that a manual failover can start at once: each
-        // master's replica acknowledges a write (FLUSHALL: nothing is stored
-        // yet, and it needs no key of the master's slots).
-        let mut flush = redis::cmd("FLUSHALL");
-        flush.arg("SYNC");
+        // master's replica acknowledges a write of a key in its slots. (Not
+        // FLUSHALL: it kills the RDB child of a sync under way, and sent
+        // again and again it keeps a replica from ever syncing.)
         for node in cluster_nodes(ports[0]).unwrap().iter().filter(|n| n.master) {
+            let key = (0..)
+                .map(|i| format!("redis-lock-test:ready:{i}"))
+                .find(|key| {
+                    let slot = key_slot(node.port, key);
+                    node.slots.iter().any(|&(a, b)| a <= slot && slot <= b)
+                })
+                .unwrap();
+            let mut incr = redis::cmd("INCR");
+            incr.arg(&key);
             assert!(
-                common::replicas_acknowledge(node.port, 1, &flush, Duration::from_secs(20)),
+                common::replicas_acknowledge(node.port, 1, &incr, Duration::from_secs(30)),
                 "the replica of master {} did not acknowledge",
                 node.port
             );

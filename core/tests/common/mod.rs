@@ -229,8 +229,9 @@ pub fn start_replication(master: &RedisServer, replica: &RedisServer) {
 /// redis-server 7.0 a replica can then go on acknowledging offset 0 for
 /// about a second (its first acknowledgement waits for its cron tick).
 /// `write` must be a write the master propagates: a `SET`/`INCR` of a key it
-/// serves, or `FLUSHALL` before a test has stored anything (a cluster
-/// master serves only its own slots).
+/// serves (a cluster master serves only its own slots). Not `FLUSHALL`: it
+/// kills the RDB child of a sync under way, so sent again and again it keeps
+/// a replica from ever syncing.
 pub fn replicas_acknowledge(
     port: u16,
     replicas: usize,
