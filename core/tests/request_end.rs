@@ -119,17 +119,21 @@ fn a_stalled_server_is_given_up_once_and_its_holds_are_released_once_it_answers(
     // Once the stalled server answers again, the next calls on it release
     // what was remembered (a few per call), well before the 60 s TTL.
     let mut raw = stalled.raw();
-    let held = |raw: &mut redis::Connection| -> i64 {
+    let held_of = |raw: &mut redis::Connection, names: &[String]| -> i64 {
         let mut exists = redis::cmd("EXISTS");
-        for name in &names {
+        for name in names {
             exists.arg(format!("test:{{{name}}}"));
         }
         exists.query(raw).unwrap()
     };
+    let held = |raw: &mut redis::Connection| held_of(raw, &names);
+    // The first release was sent and timed out: the server may run it once
+    // it runs again (Valkey 9's DELIFEQ did, in the sid root), so its
+    // outcome is unknown. None of the others was sent.
     assert_eq!(
-        held(&mut raw),
-        20,
-        "still held while the server was stalled"
+        held_of(&mut raw, &names[1..]),
+        19,
+        "not sent while the server was given up"
     );
     let deadline = Instant::now() + Duration::from_secs(10);
     while held(&mut raw) > 0 || semaphores.holders(b"sem").unwrap() > 0 {
