@@ -7,6 +7,7 @@ use RedisLock\LockException;
 use RedisLock\LockManager;
 use RedisLock\Symfony\RedisLockStore;
 use Symfony\Component\Lock\Exception\LockConflictedException;
+use Symfony\Component\Lock\Key;
 use Symfony\Component\Lock\LockFactory;
 use Symfony\Component\Lock\Store\RedisStore;
 
@@ -53,28 +54,46 @@ final class ReadLockTest extends TestCase
         $this->assertFalse($lm->isLocked('doc'));
     }
 
-    public function testOneLockHoldsOneKindAtATime(): void
+    public function testTheOnlyReaderIsPromotedAndAWriterDemoted(): void
     {
         $lm = new LockManager($this->dsn());
-        $lock = $lm->createLock('doc', 5);
-        $this->assertTrue($lock->acquire());
-        try {
-            $lock->acquireRead(true);
-            $this->fail('a write holder cannot also wait for a read lock on itself');
-        } catch (LockException $e) {
-            $this->assertStringContainsString('holds the write lock', $e->getMessage());
-        }
-        $this->assertTrue($lock->release());
+        [$lock, $other] = [$lm->createLock('doc', 5), $lm->createLock('doc', 5)];
         $this->assertTrue($lock->acquireRead());
         $this->assertTrue($lock->acquireRead(), 'a reader taking it again renews its hold');
-        try {
-            $lock->acquire(true);
-            $this->fail('a read holder cannot wait for the write lock on itself');
-        } catch (LockException $e) {
-            $this->assertStringContainsString('holds the read lock', $e->getMessage());
-        }
+        $this->assertTrue($lock->acquire(), 'the only reader is promoted');
+        $this->assertFalse($other->acquireRead(), 'a writer now: no reader beside it');
+        $this->assertTrue($lock->acquireRead(), 'the writer is demoted');
+        $this->assertTrue($other->acquireRead(), 'readers come in beside it');
+        $this->assertFalse($lock->acquire(), 'another reader holds it: no promotion');
+        $this->assertTrue($lock->isAcquired(), 'the read lock is kept');
+        $this->assertTrue($other->release());
+        $this->assertTrue($lock->acquire(), 'the only reader again: promoted');
         $this->assertTrue($lock->release());
         $this->assertFalse($lm->isLocked('doc'));
+    }
+
+    public function testABlockingPromotionWaitsForTheOtherReadersAheadOfTheQueue(): void
+    {
+        $lm = new LockManager($this->dsn());
+        [$lock, $other] = [$lm->createLock('doc', 10), $lm->createLock('doc', 10)];
+        $this->assertTrue($lock->acquireRead());
+        $this->assertTrue($other->acquireRead());
+        $dsn = $this->dsn();
+        // Another process releases its read lock 0.3 s from now.
+        $proc = self::spawn("<?php
+            \$lm = new RedisLock\\LockManager('$dsn');
+            \$r = \$lm->restoreLock('doc', '{$other->owner()}');
+            usleep(300000);
+            echo json_encode(\$r->release());");
+        $t = microtime(true);
+        $this->assertTrue($lock->acquire(true), 'promoted once the other reader left');
+        $waited = microtime(true) - $t;
+        $out = stream_get_contents(self::$pipes[(int) $proc]);
+        proc_close($proc);
+        $this->assertSame('true', $out);
+        $this->assertLessThan(2.0, $waited, 'woken by the release, not by its TTL');
+        $this->assertFalse($other->acquireRead());
+        $this->assertTrue($lock->release());
     }
 
     public function testReadersAreReleasedAtRequestEnd(): void
@@ -261,16 +280,64 @@ final class ReadLockTest extends TestCase
         $this->assertGreaterThan(0.25, $waited);
     }
 
-    public function testSymfonyNoPromotionOrDemotion(): void
+    /**
+     * The shared-lock scenarios of Symfony's own store tests (its
+     * SharedLockStoreTestTrait: read first, write first, promotion refused and
+     * allowed, demotion), on our store and on Symfony's RedisStore side by
+     * side: same outcomes, step by step.
+     */
+    public function testSymfonysSharedLockStoreScenariosAsWithItsRedisStore(): void
+    {
+        $scenarios = [
+            'read first' => [['read', 1], ['read', 2], ['write', 3], ['delete', 1], ['delete', 2], ['write', 3], ['delete', 3]],
+            'write first' => [['write', 1], ['read', 2], ['delete', 1], ['write', 2], ['delete', 2]],
+            'promotion refused' => [['read', 1], ['read', 2], ['write', 1]],
+            'promotion allowed' => [['read', 1], ['write', 1], ['read', 2], ['delete', 1], ['read', 2]],
+            'demotion' => [['write', 1], ['read', 1], ['read', 2]],
+        ];
+        $seen = [];
+        foreach (['redis_lock' => new RedisLockStore($this->dsn()), 'symfony RedisStore' => new RedisStore(self::$server->client())] as $name => $store) {
+            foreach ($scenarios as $scenario => $steps) {
+                $keys = [1 => new Key("$name $scenario"), 2 => new Key("$name $scenario"), 3 => new Key("$name $scenario")];
+                foreach ($steps as [$step, $k]) {
+                    try {
+                        match ($step) {
+                            'read' => $store->saveRead($keys[$k]),
+                            'write' => $store->save($keys[$k]),
+                            'delete' => $store->delete($keys[$k]),
+                        };
+                        $outcome = 'ok';
+                    } catch (LockConflictedException) {
+                        $outcome = 'conflict';
+                    }
+                    $exists = array_map(fn (Key $key) => $store->exists($key) ? 1 : 0, $keys);
+                    $seen[$name][$scenario][] = "$step $k: $outcome, held " . implode('', $exists);
+                }
+                foreach ($keys as $key) {
+                    $store->delete($key);
+                }
+            }
+        }
+        $this->assertSame($seen['symfony RedisStore'], $seen['redis_lock']);
+        $this->assertSame([
+            'read 1: ok, held 100', 'write 1: ok, held 100', 'read 2: conflict, held 100',
+            'delete 1: ok, held 000', 'read 2: ok, held 010',
+        ], $seen['redis_lock']['promotion allowed']);
+        $this->assertSame(['write 1: ok, held 100', 'read 1: ok, held 100', 'read 2: ok, held 110'], $seen['redis_lock']['demotion']);
+    }
+
+    public function testSymfonysLockPromotesAndDemotes(): void
     {
         $factory = new LockFactory(new RedisLockStore($this->dsn()));
         $lock = $factory->createLock('shared', 10);
+        $reader = $factory->createLock('shared', 10);
         $this->assertTrue($lock->acquireRead());
-        $this->assertFalse($lock->acquire(), 'no promotion: release first');
-        $this->assertTrue($lock->isAcquired(), 'the read lock is kept');
-        $lock->release();
-        $this->assertTrue($lock->acquire());
-        $this->assertFalse($lock->acquireRead(), 'no demotion');
+        $this->assertTrue($lock->acquire(), 'promoted: the only reader');
+        $this->assertFalse($reader->acquireRead());
+        $this->assertTrue($lock->acquireRead(), 'demoted');
+        $this->assertTrue($reader->acquireRead());
+        $this->assertFalse($lock->acquire(), 'not the only reader');
+        $reader->release();
         $lock->release();
         $this->assertSame(0, $this->redis->exists('lock:{shared}'));
     }

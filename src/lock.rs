@@ -52,27 +52,10 @@ impl Lock {
         }
     }
 
+    /// Takes `kind`; the other kind held by this owner is promoted (read to
+    /// write) or demoted (write to read) by the same call, in Redis (see the
+    /// core's read locks): the hold this Lock keeps becomes the new kind.
     fn take(&self, kind: Kind, wait: Wait) -> PhpResult<bool> {
-        // One owner token holds one kind at a time: taking the other kind
-        // while holding one would wait on itself (no promotion or demotion).
-        if let Some(held) = self.current_hold() {
-            if held.kind != kind {
-                return Err(crate::exceptions::lock_error(format!(
-                    "Lock \"{}\" holds the {} lock: release() it before {}",
-                    String::from_utf8_lossy(&self.name),
-                    if held.kind == Kind::Shared {
-                        "read"
-                    } else {
-                        "write"
-                    },
-                    if kind == Kind::Shared {
-                        "acquireRead()"
-                    } else {
-                        "acquire()"
-                    },
-                )));
-            }
-        }
         let ttl = *self.ttl.lock();
         match self.locker.acquire_kind(
             kind,
@@ -83,7 +66,9 @@ impl Lock {
             self.auto_release,
         )? {
             Acquired::Yes(id) => {
-                // A re-acquire by the same owner renews the same lock: keep one hold.
+                // A re-acquire by the same owner renews the same lock, a
+                // promotion or demotion turns it into the other kind: one
+                // hold either way.
                 if let Some(old) = self.hold.lock().replace(id) {
                     holds::forget(old);
                 }
@@ -140,7 +125,9 @@ impl Lock {
 
 #[php_impl]
 impl Lock {
-    /// Takes the lock.
+    /// Takes the lock. A Lock holding a read lock is promoted when it is the
+    /// only reader, with no one let in between (else false, or a wait with
+    /// `$blocking`: promoted once the other readers leave).
     ///
     /// @param bool $blocking false: try once; true: wait until acquired (woken on release)
     /// @return bool whether this Lock now holds it
@@ -156,11 +143,11 @@ impl Lock {
 
     /// Takes a read lock: shared with other readers, never with a writer
     /// (`acquire()`). A writer that waits is served before readers that come
-    /// after it; waits are woken, in order.
+    /// after it; waits are woken, in order. A Lock holding the write lock is
+    /// demoted to a reader, and the readers queued at the head come in.
     ///
     /// @param bool $blocking false: try once; true: wait until acquired (woken on release)
     /// @return bool whether this Lock now holds a read lock
-    /// @throws \RedisLock\LockException if this Lock holds the write lock
     #[php(defaults(blocking = false))]
     pub fn acquire_read(&self, blocking: bool) -> PhpResult<bool> {
         guard(|| {

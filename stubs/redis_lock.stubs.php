@@ -14,7 +14,9 @@ namespace RedisLock {
         public function __construct() {}
 
         /**
-         * Takes the lock.
+         * Takes the lock. A Lock holding a read lock is promoted when it is the
+         * only reader, with no one let in between (else false, or a wait with
+         * `$blocking`: promoted once the other readers leave).
          *
          * @param bool $blocking false: try once; true: wait until acquired (woken on release)
          * @return bool whether this Lock now holds it
@@ -24,11 +26,11 @@ namespace RedisLock {
         /**
          * Takes a read lock: shared with other readers, never with a writer
          * (`acquire()`). A writer that waits is served before readers that come
-         * after it; waits are woken, in order.
+         * after it; waits are woken, in order. A Lock holding the write lock is
+         * demoted to a reader, and the readers queued at the head come in.
          *
          * @param bool $blocking false: try once; true: wait until acquired (woken on release)
          * @return bool whether this Lock now holds a read lock
-         * @throws \RedisLock\LockException if this Lock holds the write lock
          */
         public function acquireRead(bool $blocking = false): bool {}
 

@@ -278,6 +278,8 @@ impl LockClient {
                 let acquired = matches!(outcome, AcquireOutcome::Acquired(_));
                 if acquired && kind == Kind::Shared {
                     self.stats.lock().record_read_acquired();
+                    // A writer demoted to a reader holds no plain lock now.
+                    plain_holds::forget(&self.target, &keys, token);
                 }
                 if acquired {
                     // An earlier failed acquire with this token (a Lock object
@@ -566,8 +568,12 @@ impl LockClient {
                 {
                     no_set_nx_get.store(true, Ordering::Relaxed)
                 }
-                Ok(Attempt::Held { .. }) if wait_ms > 0 => {}
-                other => return other,
+                Ok(Some(Attempt::Held { .. }) | None) if wait_ms > 0 => {}
+                // Our own token, marked: whether our hold is still live is
+                // the script's to say.
+                Ok(None) => {}
+                Ok(Some(attempt)) => return Ok(attempt),
+                Err(err) => return Err(err),
             }
         }
         let fencing = if self.fencing { "1" } else { "0" };
@@ -583,12 +589,6 @@ impl LockClient {
                 .arg(fencing)
                 .arg(wait_ms)
                 .arg(if registered { "1" } else { "0" })
-                // On a cluster the plain release is not used (see `release`).
-                .arg(if self.target.dsn.cluster().is_some() {
-                    "0"
-                } else {
-                    "1"
-                })
                 .invoke(con)
         })?;
         match reply.as_slice() {
@@ -610,7 +610,9 @@ impl LockClient {
     /// An acquire without fencing as one plain command, which costs Redis
     /// less than the script. `GET` returns the previous value: our own token
     /// means a retried send whose first reply was lost, or a caller that
-    /// holds it already, so it is ours.
+    /// holds it already, so it is ours. None: our own token with the waiters
+    /// mark, whose hold may have ended (see `scripts`, "A holder that
+    /// dies"): the script decides.
     /// `now`: a time before it is sent (the lock expires no earlier than
     /// that plus its TTL).
     fn attempt_plain(
@@ -619,7 +621,7 @@ impl LockClient {
         token: &str,
         ttl_ms: u64,
         now: Instant,
-    ) -> Result<Attempt> {
+    ) -> Result<Option<Attempt>> {
         let sent = now;
         let previous: Option<Vec<u8>> = self.run(|con| {
             Packed::cmd("SET", keys.lock.len() + token.len() + 32)
@@ -639,17 +641,20 @@ impl LockClient {
                     token,
                     sent + Duration::from_millis(ttl_ms),
                 );
-                Attempt::Acquired(None)
+                Some(Attempt::Acquired(None))
             }
-            // Our own token (a waiter may have marked it since): a re-send
-            // whose first send took it, or a caller that holds it already,
-            // perhaps by a grant, whose release must go through the script:
-            // what `plain_holds` knows of it stays as it is.
-            Some(value) if is_own(&value, token) => Attempt::Acquired(None),
+            // Our own token: a re-send whose first send took it, or a caller
+            // that holds it already, perhaps by a grant, whose release must
+            // go through the script: what `plain_holds` knows of it stays as
+            // it is.
+            Some(value) if value == token.as_bytes() => Some(Attempt::Acquired(None)),
+            Some(value) if is_marked_own(&value, token) => None,
+            // Read: the caller may be the one reader, promoted by the script.
+            Some(value) if value.starts_with(b"\0r") => None,
             // Not waiting: the holder's TTL is not needed.
             Some(_) => {
                 self.recently_contended(keys, now, true);
-                Attempt::Held { pttl_ms: 0 }
+                Some(Attempt::Held { pttl_ms: 0 })
             }
         })
     }
@@ -758,14 +763,13 @@ pub(crate) fn release_kind_on(
     }
 }
 
-/// Whether a stored lock value is `token`'s, plain or with the waiters
-/// mark (see `scripts`).
-fn is_own(value: &[u8], token: &str) -> bool {
-    let token = token.as_bytes();
-    value == token
-        || (value.len() == token.len() + scripts::WAITERS_MARK.len()
-            && value.starts_with(token)
-            && value.ends_with(scripts::WAITERS_MARK))
+/// Whether a stored lock value is `token`'s with the waiters mark (and the
+/// end of its hold after it: see `scripts`).
+fn is_marked_own(value: &[u8], token: &str) -> bool {
+    value
+        .strip_prefix(token.as_bytes())
+        .and_then(|rest| rest.strip_prefix(scripts::WAITERS_MARK))
+        .is_some_and(|ends| ends.iter().all(u8::is_ascii_digit))
 }
 
 /// How long after a call its re-send can still arrive: the pool re-sends at

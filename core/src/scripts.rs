@@ -27,7 +27,25 @@
 //! 8.4 `DELEX … IFEQ`), else by [`PLAIN_RELEASE`]. A waiter's mark makes that
 //! delete miss, and [`RELEASE`], which grants, runs instead. A lock granted
 //! to a waiter holds the new holder's plain token; that holder did not take
-//! it by a plain `SET NX` and so releases through [`RELEASE`].
+//! it by a plain `SET NX` and so releases through [`RELEASE`]. (A grant
+//! while others are still queued marks the new holder's value at once.)
+//!
+//! # A holder that dies
+//! A holder that dies (SIGKILL, a fatal error, a lost host) never
+//! releases; its lock ends at its TTL. Were the key simply to expire then,
+//! a newcomer's plain `SET NX` would find it free in the instant before
+//! the queued waiter, whose BLPOP times out at the same moment, comes back:
+//! the newcomer would win nearly every time. So the mark also carries when
+//! the holder's hold ends, in server time (ms): `<token>\0w<ends>`, and the
+//! key lives [`GRACE_MS`] longer (readers' holds end with the longest
+//! reader's, kept in `<lock>:readers`). Until the hold ends, every script
+//! sees the holder's token; after it, none takes the holder for an owner
+//! (release, refresh and ownership checks fail for it as for any expired
+//! lock), and the first acquire to come, normally the head of the queue
+//! waking up, hands the lock over as a release would (see `hand_over`):
+//! to the head of the queue, itself or another. A newcomer's `SET NX`
+//! misses all that time. When the queue is dead too, nobody comes, and the
+//! key is gone [`GRACE_MS`] after the hold ended.
 //!
 //! The wake list's name is derived from the lock key inside the scripts
 //! rather than passed in KEYS; it starts with the lock key and so carries the
@@ -60,9 +78,10 @@ use redis::{ConnectionLike, FromRedisValue, RedisResult, ToRedisArgs};
 use crate::packed::Packed;
 
 /// Appended to the holder's token by a waiter that registers (see "The
-/// waiters mark"); the scripts spell it `'\0w'`. It starts with a NUL byte,
-/// which owner tokens (UUID text, an application's owner strings) do not
-/// end with.
+/// waiters mark"), followed by when the hold ends (see "A holder that
+/// dies"); the scripts spell it `'\0w'`. It starts with a NUL byte, which
+/// owner tokens (UUID text, an application's owner strings) never contain:
+/// the PHP layer refuses them.
 pub const WAITERS_MARK: &[u8] = b"\0w";
 
 /// A Lua script, sent by EVALSHA.
@@ -157,6 +176,66 @@ impl Invocation<'_> {
     }
 }
 
+/// How long (ms) a lock key outlives its holder's hold once waiters have
+/// marked it (see "A holder that dies"). It covers the queued waiter's
+/// wake-up at the hold's end (its BLPOP times out then) and its next attempt.
+pub const GRACE_MS: u64 = 1000;
+
+/// Lua shared by every script that reads a holder's lock value (see "The
+/// waiters mark" and "A holder that dies").
+///
+/// `holder(value)`: the holder's token (`\0r` for readers), whether waiters
+/// marked the value, and when the holder's hold ends (ms, server time) when
+/// the mark carries it. `hold(lock, token, marked, ttl, now)`: sets a
+/// writer's hold. `mark(lock, value, pttl, now)`: marks a held value for
+/// the waiters. `hold_ends(lock, value, ends)`: when the hold of a marked
+/// value ends (readers: the longest reader's end).
+const HOLDER: &str = r"
+local GRACE = 1000
+local function clock()
+  local now = redis.call('TIME')
+  return tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+end
+local function holder(value)
+  if not value then
+    return nil, false, nil
+  end
+  local ends = string.match(value, '%d*$')
+  local head = string.sub(value, 1, #value - #ends)
+  if string.sub(head, -2) ~= '\0w' then
+    return value, false, nil
+  end
+  return string.sub(head, 1, -3), true, tonumber(ends)
+end
+local function hold(lock, token, marked, ttl, now)
+  if marked then
+    redis.call('SET', lock, token .. '\0w' .. string.format('%d', now + ttl), 'PX', ttl + GRACE)
+  else
+    redis.call('SET', lock, token, 'PX', ttl)
+  end
+end
+local function mark(lock, value, pttl, now)
+  local _, marked = holder(value)
+  if marked then
+    return
+  end
+  if pttl <= 0 then
+    redis.call('SET', lock, value .. '\0w', 'KEEPTTL')
+  elseif string.sub(value, 1, 2) == '\0r' then
+    redis.call('SET', lock, value .. '\0w', 'PX', pttl + GRACE)
+  else
+    redis.call('SET', lock, value .. '\0w' .. string.format('%d', now + pttl), 'PX', pttl + GRACE)
+  end
+end
+local function hold_ends(lock, value, ends)
+  if string.sub(value, 1, 2) == '\0r' then
+    local top = redis.call('ZRANGE', lock .. ':readers', -1, -1, 'WITHSCORES')
+    return tonumber(top[2] or '0')
+  end
+  return ends
+end
+";
+
 /// Lua shared by the releasing scripts.
 ///
 /// `reachable(key)`: whether this node may touch `key`, a key that the
@@ -169,8 +248,15 @@ impl Invocation<'_> {
 /// again) having changed nothing. Keys the caller can name are declared in
 /// KEYS instead, so that the cluster routes the call before it runs.
 ///
+/// `promote`: when the one live reader left waits for the write lock (it
+/// asked for it while others read), grants it that lock, ahead of the
+/// queue: the waiters queued behind it wait on its read lock anyway. True if
+/// it did; nil (nothing changed) when its wake list cannot be reached.
+///
 /// `hand_over`: grants the lock to the first live waiter in the queue, or
-/// frees it when there is none; false (and nothing changed) when the
+/// frees it when there is none; with `demoting` (the demoting writer's read
+/// TTL, ms), lets in only the readers at the head of the queue beside the
+/// writer turned reader, the lock now read; false (and nothing changed) when the
 /// waiter's wake list cannot be reached. Only waiters that died leave stale
 /// entries behind; skipping them is bounded per release so that one release
 /// never runs long, and later releases skip the rest (or they expire with
@@ -185,7 +271,7 @@ end
 local function busy()
   return redis.error_reply('TRYAGAIN the lock slot is being migrated, try again')
 end
-local function hand_over(lock, fence, waiters, queue)
+local function hand_over(lock, fence, waiters, queue, demoting)
   local entries = redis.call('LRANGE', queue, 0, 63)
   local now_ms
   local used = 0
@@ -206,7 +292,7 @@ local function hand_over(lock, fence, waiters, queue)
       local grant = {ttl = ttl, kind = kind, token = token, left = tonumber(deadline) - now_ms}
       if kind == 'r' then
         grants[#grants + 1] = grant
-      elseif #grants == 0 then
+      elseif #grants == 0 and not demoting then
         grants[1] = grant
         used = i
         break
@@ -230,7 +316,10 @@ local function hand_over(lock, fence, waiters, queue)
     redis.call('ZREM', waiters, token)
   end
   local readers = lock .. ':readers'
-  if #grants == 0 then
+  -- Others still queued: the new hold is marked for them (a waiter that
+  -- registers later would mark it too, but the holder may die before).
+  local queued = redis.call('LLEN', queue) > 0
+  if #grants == 0 and not demoting then
     -- Every registered waiter has an entry; the stale ones just skipped were
     -- the last, so whatever the set still holds is stale too. (Not checked on
     -- an empty queue: that is every uncontended release.)
@@ -240,7 +329,7 @@ local function hand_over(lock, fence, waiters, queue)
     redis.call('DEL', lock, readers)
     return true
   end
-  local longest = 0
+  local longest = demoting or 0
   for _, grant in ipairs(grants) do
     redis.call('ZREM', waiters, grant.token)
     local granted = -1
@@ -249,7 +338,7 @@ local function hand_over(lock, fence, waiters, queue)
       longest = math.max(longest, tonumber(grant.ttl))
     else
       redis.call('DEL', readers)
-      redis.call('SET', lock, grant.token, 'PX', grant.ttl)
+      hold(lock, grant.token, queued, tonumber(grant.ttl), now_ms)
       if grant.kind == '1' then
         granted = redis.call('INCR', fence)
       end
@@ -262,9 +351,45 @@ local function hand_over(lock, fence, waiters, queue)
     -- Held by readers: the lock key says so (a writer's SET NX misses) and
     -- lives as long as the longest of them. (A hand-over runs only once the
     -- lock is free of earlier holders.)
-    redis.call('SET', lock, READING, 'PX', longest)
+    if queued then
+      redis.call('SET', lock, READING .. '\0w', 'PX', longest + GRACE)
+    else
+      redis.call('SET', lock, READING, 'PX', longest)
+    end
   end
   return true
+end
+local function promote(lock, fence, waiters, queue, readers, now)
+  local left = redis.call('ZRANGEBYSCORE', readers, now + 1, '+inf')
+  if #left ~= 1 then
+    return false
+  end
+  local token = left[1]
+  local deadline = redis.call('ZSCORE', waiters, token)
+  if not deadline or tonumber(deadline) <= now then
+    return false
+  end
+  for _, entry in ipairs(redis.call('LRANGE', queue, 0, -1)) do
+    local ttl, kind, waiting = string.match(entry, '^(%d+) ([01r]) (.+)$')
+    if waiting == token and kind ~= 'r' then
+      local wake = lock .. ':wake:' .. token
+      if not reachable(wake) then
+        return nil
+      end
+      redis.call('LREM', queue, 1, entry)
+      redis.call('ZREM', waiters, token)
+      redis.call('DEL', readers)
+      hold(lock, token, redis.call('LLEN', queue) > 0, tonumber(ttl), now)
+      local granted = -1
+      if kind == '1' then
+        granted = redis.call('INCR', fence)
+      end
+      redis.call('RPUSH', wake, granted)
+      redis.call('PEXPIRE', wake, tonumber(deadline) - now + 1000)
+      return true
+    end
+  end
+  return false
 end
 ";
 
@@ -273,8 +398,7 @@ end
 /// KEYS: lock, fence, waiters, queue, the caller's wake list. ARGV: token,
 /// ttl ms, fencing ("1"/"0"), wait ms left ("0" when the caller will not wait
 /// any more), registered ("1" when an earlier attempt of this acquire
-/// registered the caller as a waiter), mark ("1": a caller that registers
-/// marks the lock, see "The waiters mark").
+/// registered the caller as a waiter).
 ///
 /// Returns `{1, fence}` when the caller holds the lock (fence -1 without
 /// fencing) or `{0, pttl}` when someone else does. A caller that will wait
@@ -287,19 +411,71 @@ end
 /// caller while it was not blocked, or is the retry of an acquire whose
 /// reply was lost: it is reported as acquired (TTL renewed, fencing token
 /// the current one, the mark kept).
+///
+/// A caller that holds a read lock is promoted to the write lock (a new
+/// fencing token drawn) when it is the only live reader; else it is held
+/// like any other, and a waiting one is promoted by the other readers' last
+/// release (`promote`). A hold that ended while the key lived on for the
+/// queue is handed over first (see "A holder that dies").
 pub static ACQUIRE: Lazy<LockScript> = Lazy::new(|| {
-    LockScript::new(
-        r"
-local entry = ARGV[2] .. ' ' .. ARGV[3] .. ' ' .. ARGV[1]
-local marked = ARGV[1] .. '\0w'
+    LockScript::new(&format!(
+        r"{HOLDER}{HAND_OVER}
+local token, ttl, wait_ms = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[4])
+local entry = ARGV[2] .. ' ' .. ARGV[3] .. ' ' .. token
 local function leave()
-  if redis.call('ZREM', KEYS[3], ARGV[1]) == 1 then
+  if redis.call('ZREM', KEYS[3], token) == 1 then
     redis.call('LREM', KEYS[4], 1, entry)
   end
 end
 local current = redis.call('GET', KEYS[1])
-if current == false or current == ARGV[1] or current == marked then
-  redis.call('SET', KEYS[1], current or ARGV[1], 'PX', ARGV[2])
+local holding, marked, ends = holder(current)
+local now
+if marked then
+  now = clock()
+  ends = hold_ends(KEYS[1], current, ends)
+  if ends and ends <= now then
+    -- The holder's hold ended and the key lived on for the queue (see
+    -- 'A holder that dies'): the head of the queue has it now.
+    if not hand_over(KEYS[1], KEYS[2], KEYS[3], KEYS[4]) then
+      return busy()
+    end
+    current = redis.call('GET', KEYS[1])
+    holding, marked, ends = holder(current)
+    if current and holding == token then
+      local granted = redis.call('LPOP', KEYS[5])
+      redis.call('DEL', KEYS[5])
+      return {{1, tonumber(granted or '-1')}}
+    end
+    if marked then
+      ends = hold_ends(KEYS[1], current, ends)
+    end
+  end
+end
+local promoting = false
+if holding == '\0r' then
+  -- A reader asking for the write lock: promoted when it is the only live
+  -- reader, atomically, so no one gets in between; else it waits (its
+  -- registration tells the other readers' last release to promote it).
+  now = now or clock()
+  local readers = KEYS[1] .. ':readers'
+  local score = redis.call('ZSCORE', readers, token)
+  if score and tonumber(score) > now then
+    redis.call('ZREMRANGEBYSCORE', readers, '-inf', now)
+    promoting = redis.call('ZCARD', readers) == 1
+    if promoting then
+      redis.call('DEL', readers)
+      current = false
+      ends = nil
+    end
+  end
+end
+if current == false or holding == token then
+  if marked then
+    now = now or clock()
+    hold(KEYS[1], token, true, ttl, now)
+  else
+    redis.call('SET', KEYS[1], token, 'PX', ttl)
+  end
   if ARGV[5] == '1' then
     leave()
     redis.call('DEL', KEYS[5])
@@ -312,14 +488,17 @@ if current == false or current == ARGV[1] or current == marked then
       fence = tonumber(redis.call('GET', KEYS[2]) or '-1')
     end
   end
-  return {1, fence}
+  return {{1, fence}}
 end
-local pttl = redis.call('PTTL', KEYS[1])
-local wait_ms = tonumber(ARGV[4])
+local pttl
+if ends then
+  pttl = ends - now
+else
+  pttl = redis.call('PTTL', KEYS[1])
+end
 if wait_ms > 0 then
-  local now = redis.call('TIME')
-  local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-  if redis.call('ZADD', KEYS[3], now_ms + wait_ms, ARGV[1]) == 1 then
+  now = now or clock()
+  if redis.call('ZADD', KEYS[3], now + wait_ms, token) == 1 then
     redis.call('RPUSH', KEYS[4], entry)
   end
   for i = 3, 4 do
@@ -327,20 +506,15 @@ if wait_ms > 0 then
       redis.call('PEXPIRE', KEYS[i], wait_ms + 1000)
     end
   end
-  -- The waiters mark: the holder's plain delete must miss from now on.
-  if ARGV[6] == '1' and string.sub(current, -2) ~= '\0w' then
-    if pttl > 0 then
-      redis.call('SET', KEYS[1], current .. '\0w', 'PX', pttl)
-    else
-      redis.call('SET', KEYS[1], current .. '\0w')
-    end
-  end
+  -- The waiters mark: the holder's plain delete must miss from now on, and
+  -- the key outlives the holder's hold.
+  mark(KEYS[1], current, pttl, now)
 elseif ARGV[5] == '1' then
   leave()
 end
-return {0, pttl}
-",
-    )
+return {{0, pttl}}
+"
+    ))
 });
 
 /// The release of a lock the caller took by a plain `SET NX` (see "The
@@ -359,7 +533,7 @@ local current = redis.call('GET', KEYS[1])
 if current == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
-if current == ARGV[1] .. '\0w' then
+if current and string.sub(current, 1, #ARGV[1] + 2) == ARGV[1] .. '\0w' then
   return -1
 end
 return 0
@@ -381,9 +555,10 @@ return 0
 /// known to be the caller's.
 pub static RELEASE: Lazy<LockScript> = Lazy::new(|| {
     LockScript::new(&format!(
-        r"
+        r"{HOLDER}
 local current = redis.call('GET', KEYS[1])
-if current ~= ARGV[1] and current ~= ARGV[1] .. '\0w' then
+local holding, marked, ends = holder(current)
+if current == false or holding ~= ARGV[1] or (ends and ends <= clock()) then
   return tonumber(redis.call('GET', KEYS[5]) or '0')
 end
 {HAND_OVER}
@@ -403,7 +578,7 @@ return 1
 /// TRYAGAIN while the slot migrates (nothing changed).
 pub static FORCE_RELEASE: Lazy<LockScript> = Lazy::new(|| {
     LockScript::new(&format!(
-        r"{HAND_OVER}
+        r"{HOLDER}{HAND_OVER}
 local first = redis.call('GET', KEYS[5])
 if first then
   return tonumber(first)
@@ -420,19 +595,19 @@ return held
 
 /// Lua shared by the read-lock scripts: the time, the readers' set, and
 /// the lock key's lifetime kept at the longest reader's.
+/// Needs [`HOLDER`] ahead of it.
 const READERS: &str = r"
-local READING = '\0r'
-local function now_ms()
-  local now = redis.call('TIME')
-  return tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-end
 local function reading(current)
-  return current and string.sub(current, 1, 2) == READING
+  return current and string.sub(current, 1, 2) == '\0r'
 end
-local function stretch(lock, readers, now)
+local function stretch(lock, readers, now, marked)
   local top = redis.call('ZRANGE', readers, -1, -1, 'WITHSCORES')
   if top[2] then
-    redis.call('PEXPIRE', lock, math.max(1, tonumber(top[2]) - now))
+    local left = math.max(1, tonumber(top[2]) - now)
+    if marked then
+      left = left + GRACE
+    end
+    redis.call('PEXPIRE', lock, left)
   end
 end
 ";
@@ -452,17 +627,22 @@ end
 /// writer; a release grants the lock to the readers at the head of the
 /// queue together, up to the next writer (`hand_over`).
 ///
-/// KEYS: lock, waiters, queue, the caller's wake list, readers. ARGV: token,
-/// ttl ms, wait ms left ("0": will not wait), registered ("1"/"0").
+/// KEYS: lock, waiters, queue, the caller's wake list, readers, fence.
+/// ARGV: token, ttl ms, wait ms left ("0": will not wait), registered
+/// ("1"/"0").
 /// Returns `{1, -1}` when the caller holds a read lock, `{0, pttl}` when it
 /// must wait. Seeing itself among the readers (a grant while it was not
 /// blocked, or a re-sent acquire) it reports the lock held, TTL renewed.
+/// The writer that holds the lock is demoted to a reader, and the readers
+/// queued at the head of the queue come in with it (`hand_over`).
 pub static ACQUIRE_READ: Lazy<LockScript> = Lazy::new(|| {
     LockScript::new(&format!(
-        r"{READERS}
+        r"{HOLDER}{READERS}{HAND_OVER}
 local token, ttl, wait_ms = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local entry = ARGV[2] .. ' r ' .. token
-local now = now_ms()
+local now = clock()
+local current = redis.call('GET', KEYS[1])
+local _, marked, ends = holder(current)
 local function leave()
   if redis.call('ZREM', KEYS[2], token) == 1 then
     redis.call('LREM', KEYS[3], 1, entry)
@@ -470,14 +650,44 @@ local function leave()
 end
 local function joined()
   redis.call('ZADD', KEYS[5], now + ttl, token)
-  stretch(KEYS[1], KEYS[5], now)
+  stretch(KEYS[1], KEYS[5], now, marked)
   if ARGV[4] == '1' then
     leave()
     redis.call('DEL', KEYS[4])
   end
   return {{1, -1}}
 end
-local current = redis.call('GET', KEYS[1])
+if marked then
+  ends = hold_ends(KEYS[1], current, ends)
+  if ends and ends <= now then
+    -- The holder's hold ended and the key lived on for the queue (see
+    -- 'A holder that dies'): the head of the queue has it now.
+    if not hand_over(KEYS[1], KEYS[6], KEYS[2], KEYS[3]) then
+      return busy()
+    end
+    current = redis.call('GET', KEYS[1])
+    _, marked, ends = holder(current)
+    local score = reading(current) and redis.call('ZSCORE', KEYS[5], token)
+    if score and tonumber(score) > now then
+      redis.call('DEL', KEYS[4])
+      return joined()
+    end
+    if marked then
+      ends = hold_ends(KEYS[1], current, ends)
+    end
+  end
+end
+if current and not reading(current) and holder(current) == token then
+  -- The writer asking for a read lock: demoted, and the readers queued at
+  -- the head of the queue come in with it.
+  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
+  if not hand_over(KEYS[1], KEYS[6], KEYS[2], KEYS[3], ttl) then
+    return busy()
+  end
+  current = redis.call('GET', KEYS[1])
+  _, marked = holder(current)
+  return joined()
+end
 if reading(current) then
   redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
   if redis.call('ZSCORE', KEYS[5], token) then
@@ -491,11 +701,16 @@ if reading(current) then
     return joined()
   end
 elseif current == false then
-  redis.call('SET', KEYS[1], READING, 'PX', ttl)
+  redis.call('SET', KEYS[1], '\0r', 'PX', ttl)
   redis.call('DEL', KEYS[5])
   return joined()
 end
-local pttl = redis.call('PTTL', KEYS[1])
+local pttl
+if ends then
+  pttl = ends - now
+else
+  pttl = redis.call('PTTL', KEYS[1])
+end
 if wait_ms > 0 then
   if redis.call('ZADD', KEYS[2], now + wait_ms, token) == 1 then
     redis.call('RPUSH', KEYS[3], entry)
@@ -505,14 +720,8 @@ if wait_ms > 0 then
       redis.call('PEXPIRE', KEYS[i], wait_ms + 1000)
     end
   end
-  -- The waiters mark, as in ACQUIRE: a writer's plain delete must miss.
-  if string.sub(current, -2) ~= '\0w' then
-    if pttl > 0 then
-      redis.call('SET', KEYS[1], current .. '\0w', 'PX', pttl)
-    else
-      redis.call('SET', KEYS[1], current .. '\0w')
-    end
-  end
+  -- The waiters mark, as in ACQUIRE.
+  mark(KEYS[1], current, pttl, now)
 elseif ARGV[4] == '1' then
   leave()
 end
@@ -531,9 +740,8 @@ return {{0, pttl}}
 /// TRYAGAIN while the slot migrates (nothing changed).
 pub static RELEASE_READ: Lazy<LockScript> = Lazy::new(|| {
     LockScript::new(&format!(
-        r"{HAND_OVER}
-local now = redis.call('TIME')
-now = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+        r"{HOLDER}{READERS}{HAND_OVER}
+local now = clock()
 local current = redis.call('GET', KEYS[1])
 local score = redis.call('ZSCORE', KEYS[6], ARGV[1])
 if not (current and string.sub(current, 1, 2) == READING) or not score or tonumber(score) <= now then
@@ -547,8 +755,13 @@ if redis.call('ZCARD', KEYS[6]) <= 1 then
   redis.call('ZREM', KEYS[6], ARGV[1])
 else
   redis.call('ZREM', KEYS[6], ARGV[1])
-  local top = redis.call('ZRANGE', KEYS[6], -1, -1, 'WITHSCORES')
-  redis.call('PEXPIRE', KEYS[1], math.max(1, tonumber(top[2]) - now))
+  local promoted = promote(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[6], now)
+  if promoted == nil then
+    return busy()
+  elseif not promoted then
+    local _, marked = holder(current)
+    stretch(KEYS[1], KEYS[6], now, marked)
+  end
 end
 redis.call('SET', KEYS[5], '1', 'PX', ARGV[2])
 return 1
@@ -561,14 +774,16 @@ return 1
 /// KEYS: lock, readers. ARGV: token, ttl ms. Returns 1 if refreshed, else 0.
 pub static REFRESH_READ: Lazy<LockScript> = Lazy::new(|| {
     LockScript::new(&format!(
-        r"{READERS}
-local now = now_ms()
+        r"{HOLDER}{READERS}
+local now = clock()
+local current = redis.call('GET', KEYS[1])
 local score = redis.call('ZSCORE', KEYS[2], ARGV[1])
-if not reading(redis.call('GET', KEYS[1])) or not score or tonumber(score) <= now then
+if not reading(current) or not score or tonumber(score) <= now then
   return 0
 end
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), ARGV[1])
-stretch(KEYS[1], KEYS[2], now)
+local _, marked = holder(current)
+stretch(KEYS[1], KEYS[2], now, marked)
 return 1
 "
     ))
@@ -580,8 +795,8 @@ return 1
 /// holds no read lock.
 pub static OWNED_READ_TTL: Lazy<LockScript> = Lazy::new(|| {
     LockScript::new(&format!(
-        r"{READERS}
-local now = now_ms()
+        r"{HOLDER}{READERS}
+local now = clock()
 local score = redis.call('ZSCORE', KEYS[2], ARGV[1])
 if not reading(redis.call('GET', KEYS[1])) or not score or tonumber(score) <= now then
   return -3
@@ -599,27 +814,25 @@ return tonumber(score) - now
 /// someone else, having changed nothing. A re-send finds them its own and
 /// answers 0 again.
 pub static ACQUIRE_ALL: Lazy<LockScript> = Lazy::new(|| {
-    LockScript::new(
-        r"
-local mine, marked = ARGV[1], ARGV[1] .. '\0w'
-local values = {}
+    LockScript::new(&format!(
+        r"{HOLDER}
+local mine, ttl = ARGV[1], tonumber(ARGV[2])
+local now = clock()
+local marks = {{}}
 for i, key in ipairs(KEYS) do
   local v = redis.call('GET', key)
-  if v and v ~= mine and v ~= marked then
+  local holding, marked, ends = holder(v)
+  if v and (holding ~= mine or (ends and ends <= now)) then
     return i
   end
-  values[i] = v
+  marks[i] = marked
 end
 for i, key in ipairs(KEYS) do
-  if values[i] then
-    redis.call('PEXPIRE', key, ARGV[2])
-  else
-    redis.call('SET', key, mine, 'PX', ARGV[2])
-  end
+  hold(key, mine, marks[i], ttl, now)
 end
 return 0
-",
-    )
+"
+    ))
 });
 
 /// Refresh: set a new TTL only while the token is the caller's (plain or
@@ -627,33 +840,49 @@ return 0
 ///
 /// KEYS: lock. ARGV: token, ttl ms. Returns 1 if refreshed, else 0.
 pub static REFRESH: Lazy<LockScript> = Lazy::new(|| {
-    LockScript::new(
-        r"
+    LockScript::new(&format!(
+        r"{HOLDER}
 local current = redis.call('GET', KEYS[1])
-if current ~= ARGV[1] and current ~= ARGV[1] .. '\0w' then
+local holding, marked, ends = holder(current)
+if current == false or holding ~= ARGV[1] then
   return 0
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
+if not marked then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+local now = clock()
+if ends and ends <= now then
+  return 0
+end
+hold(KEYS[1], ARGV[1], true, tonumber(ARGV[2]), now)
 return 1
-",
-    )
+"
+    ))
 });
 
 /// Remaining lifetime of the caller's hold.
 ///
-/// KEYS: lock. ARGV: token. Returns the PTTL in ms if the token is the
-/// caller's, plain or marked (-1: no expiry), or -3 if it is not held by
-/// the caller.
+/// KEYS: lock. ARGV: token. Returns the ms left of the caller's hold, plain
+/// or marked (-1: no expiry), or -3 if it is not held by the caller.
 pub static OWNED_TTL: Lazy<LockScript> = Lazy::new(|| {
-    LockScript::new(
-        r"
+    LockScript::new(&format!(
+        r"{HOLDER}
 local current = redis.call('GET', KEYS[1])
-if current ~= ARGV[1] and current ~= ARGV[1] .. '\0w' then
+local holding, marked, ends = holder(current)
+if current == false or holding ~= ARGV[1] then
   return -3
 end
-return redis.call('PTTL', KEYS[1])
-",
-    )
+if not ends then
+  return redis.call('PTTL', KEYS[1])
+end
+local left = ends - clock()
+if left <= 0 then
+  return -3
+end
+return left
+"
+    ))
 });
 
 /// Builds every lock script now (see `fork::before_threads`).

@@ -34,6 +34,7 @@ impl LockClient {
                 .key(keys.queue())
                 .key(keys.wake(token))
                 .key(keys.readers())
+                .key(keys.fence())
                 .arg(token)
                 .arg(ttl_ms)
                 .arg(wait_ms)

@@ -528,7 +528,7 @@ fn a_release_grants_the_lock_to_the_waiters_in_arrival_order() {
     // The release itself made the first waiter the owner: no reservation,
     // no round trip of the waiter's in between.
     let owner: String = redis::cmd("GET").arg("test:{k}").query(&mut raw).unwrap();
-    assert_eq!(owner, tokens[0]);
+    assert_eq!(common::holder_of(&owner), tokens[0]);
     for w in waiters {
         w.join().unwrap();
     }
@@ -739,7 +739,11 @@ fn a_force_release_whose_reply_was_lost_grants_the_lock_once() {
         "the first run's answer"
     );
     let owner: String = redis::cmd("GET").arg("test:{k}").query(&mut raw).unwrap();
-    assert_eq!(owner, tokens[0], "granted once, to the first waiter only");
+    assert_eq!(
+        common::holder_of(&owner),
+        tokens[0],
+        "granted once, to the first waiter only"
+    );
     let queued: i64 = redis::cmd("LLEN")
         .arg("test:{k}:queue")
         .query(&mut raw)
@@ -770,7 +774,11 @@ fn a_release_whose_reply_was_lost_acts_once_and_reports_it() {
         "the lock was ours and the first run released it"
     );
     let owner: String = redis::cmd("GET").arg("test:{k}").query(&mut raw).unwrap();
-    assert_eq!(owner, tokens[0], "granted once, to the first waiter only");
+    assert_eq!(
+        common::holder_of(&owner),
+        tokens[0],
+        "granted once, to the first waiter only"
+    );
 
     let mut waiters = waiters.into_iter();
     assert!(acquired(waiters.next().unwrap().join().unwrap()));
@@ -1034,4 +1042,144 @@ fn a_wait_too_long_for_the_clock_is_a_wait_without_end_not_a_panic() {
     assert!(acquired(
         redlock.acquire(b"r", &new_token(), TTL, huge).unwrap()
     ));
+}
+
+/// Who took a lock first in a round of the dead-holder probe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum First {
+    Waiter,
+    Newcomer,
+}
+
+/// One round of issue 22's probe on lock `name`: a holder that dies holding
+/// it (TTL 400 ms, never released), a waiter blocked in a bounded acquire
+/// since before, and a newcomer trying once every 0.5 ms from then on.
+/// `reader`: the holder holds a read lock.
+fn dead_holder_round(
+    redis: &RedisServer,
+    name: &'static [u8],
+    fencing: bool,
+    reader: bool,
+) -> First {
+    let holder = redis.client(fencing);
+    let (token, ttl) = (new_token(), Duration::from_millis(400));
+    let held = if reader {
+        holder.acquire_read(name, &token, ttl, Wait::No)
+    } else {
+        holder.acquire(name, &token, ttl, Wait::No)
+    };
+    assert!(acquired(held.unwrap()));
+    let first = Arc::new(Mutex::new(None));
+    let waiter = {
+        let (c, first) = (redis.client(fencing), first.clone());
+        std::thread::spawn(move || {
+            let out = c
+                .acquire(name, &new_token(), TTL, Wait::For(Duration::from_secs(5)))
+                .unwrap();
+            assert!(acquired(out));
+            first.lock().get_or_insert(First::Waiter);
+        })
+    };
+    std::thread::sleep(Duration::from_millis(100)); // the waiter is registered and blocked
+    let newcomer = redis.client(fencing);
+    let start = Instant::now();
+    while first.lock().is_none() && start.elapsed() < Duration::from_secs(5) {
+        let out = newcomer
+            .acquire(name, &new_token(), Duration::from_millis(200), Wait::No)
+            .unwrap();
+        if acquired(out) {
+            first.lock().get_or_insert(First::Newcomer);
+        }
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    waiter.join().unwrap();
+    let first = *first.lock();
+    first.expect("someone took the lock within 5 s")
+}
+
+#[test]
+fn a_dead_holders_lock_goes_to_the_queued_waiter_ahead_of_newcomers() {
+    let redis = RedisServer::start();
+    let names: [&'static [u8]; 10] = [
+        b"d0", b"d1", b"d2", b"d3", b"d4", b"d5", b"d6", b"d7", b"d8", b"d9",
+    ];
+    let mut rounds = Vec::new();
+    for (i, name) in names.into_iter().enumerate() {
+        // Half the rounds with fencing: every acquire then goes through the
+        // script, the others through the plain `SET NX`; a third of them
+        // with a reader as the holder that dies.
+        rounds.push(dead_holder_round(&redis, name, i % 2 == 1, i % 3 == 2));
+    }
+    let waiter_won = rounds.iter().filter(|r| **r == First::Waiter).count();
+    assert!(
+        waiter_won >= 9,
+        "the queued waiter was first in {waiter_won} of 10 rounds: {rounds:?}"
+    );
+}
+
+#[test]
+fn a_holder_past_its_hold_has_lost_the_lock_while_the_key_waits_for_the_queue() {
+    let redis = RedisServer::start();
+    let c = redis.client(false);
+    let holder = new_token();
+    assert!(acquired(
+        c.acquire(b"k", &holder, Duration::from_millis(300), Wait::No)
+            .unwrap()
+    ));
+    // A waiter registers (and marks the lock) with a wait it will never
+    // come back from: a waiter that died.
+    let waiter = redis.client(false);
+    assert_eq!(
+        waiter
+            .acquire(
+                b"k",
+                &new_token(),
+                TTL,
+                Wait::For(Duration::from_millis(50))
+            )
+            .unwrap(),
+        AcquireOutcome::TimedOut
+    );
+    let mut raw = redis.raw();
+    let mut dead_waiter = redis_lock_core::scripts::ACQUIRE
+        .key("test:{k}")
+        .key("test:{k}:fence")
+        .key("test:{k}:waiters")
+        .key("test:{k}:queue")
+        .key("test:{k}:wake:dead")
+        .arg("dead")
+        .arg(10_000)
+        .arg("0")
+        .arg(10_000)
+        .arg("0");
+    let reply: Vec<i64> = dead_waiter.invoke(&mut raw).unwrap();
+    assert_eq!(reply[0], 0, "held: the dead waiter is queued");
+    // While its hold lasts, the holder still owns it, marked or not.
+    assert!(matches!(
+        c.ownership(b"k", &holder).unwrap(),
+        Ownership::Mine { .. }
+    ));
+    assert!(c
+        .refresh(b"k", &holder, Duration::from_millis(300))
+        .unwrap());
+    std::thread::sleep(Duration::from_millis(400));
+    // Its hold is over: the key lives on for the queue, and the holder
+    // has lost the lock like any holder past its TTL.
+    assert!(c.is_locked(b"k").unwrap(), "kept for the queued waiter");
+    assert_eq!(c.ownership(b"k", &holder).unwrap(), Ownership::NotMine);
+    assert!(!c.refresh(b"k", &holder, TTL).unwrap());
+    assert!(!c.release(b"k", &holder, None).unwrap());
+    // The queue is dead too: the lock is free within the grace, far
+    // within one wait slice.
+    let start = Instant::now();
+    let newcomer = new_token();
+    while !acquired(c.acquire(b"k", &newcomer, TTL, Wait::No).unwrap()) {
+        assert!(
+            start.elapsed() < Duration::from_millis(redis_lock_core::scripts::GRACE_MS + 500),
+            "still held {:?} after the hold ended",
+            start.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(c.release(b"k", &newcomer, None).unwrap());
 }

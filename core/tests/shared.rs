@@ -139,7 +139,7 @@ fn a_waiting_writer_goes_before_later_readers_and_queued_readers_enter_together(
         .query(&mut redis.raw())
         .unwrap();
     let holder = String::from_utf8(holder).unwrap();
-    let holder = holder.trim_end_matches("\0w").to_owned();
+    let holder = common::holder_of(&holder).to_owned();
     assert!(c.release(b"k", &holder, None).unwrap());
     assert!(acquired(second.join().unwrap()));
     assert!(
@@ -228,4 +228,117 @@ fn eight_threads_never_see_a_writer_with_anyone() {
     }
     assert!(overlap.load(Ordering::Relaxed), "readers shared the lock");
     assert!(!redis.client(false).is_locked(b"k").unwrap());
+}
+
+#[test]
+fn the_only_reader_is_promoted_to_the_write_lock_with_no_one_in_between() {
+    let redis = RedisServer::start();
+    let c = redis.client(true);
+    let r = new_token();
+    assert!(acquired(c.acquire_read(b"k", &r, TTL, Wait::No).unwrap()));
+    // A writer and a reader queue behind the read lock.
+    let (_, writer) = waiter(&redis, &c, false);
+    let (_, reader) = waiter(&redis, &c, true);
+    let AcquireOutcome::Acquired(hold) = c.acquire(b"k", &r, TTL, Wait::No).unwrap() else {
+        panic!("the only reader is promoted")
+    };
+    assert!(hold.fence.is_some(), "a write hold draws a fencing token");
+    assert!(matches!(
+        c.ownership(b"k", &r).unwrap(),
+        Ownership::Mine { .. }
+    ));
+    assert_eq!(c.read_ownership(b"k", &r).unwrap(), Ownership::NotMine);
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        !writer.is_finished() && !reader.is_finished(),
+        "no one got in between"
+    );
+    assert!(c.release(b"k", &r, None).unwrap());
+    assert!(acquired(writer.join().unwrap()), "then the queue, in order");
+    // (The queued writer's token is the lock: release it as its owner would.)
+    let holder: String = redis::cmd("GET")
+        .arg("test:{k}")
+        .query(&mut redis.raw())
+        .unwrap();
+    assert!(c.release(b"k", common::holder_of(&holder), None).unwrap());
+    assert!(acquired(reader.join().unwrap()));
+}
+
+#[test]
+fn a_reader_among_others_is_promoted_once_the_others_leave() {
+    let redis = RedisServer::start();
+    let c = redis.client(false);
+    let (r1, r2) = (new_token(), new_token());
+    assert!(acquired(c.acquire_read(b"k", &r1, TTL, Wait::No).unwrap()));
+    assert!(acquired(c.acquire_read(b"k", &r2, TTL, Wait::No).unwrap()));
+    assert_eq!(
+        c.acquire(b"k", &r1, TTL, Wait::No).unwrap(),
+        AcquireOutcome::Conflicted,
+        "another reader holds it: no promotion"
+    );
+    assert!(
+        matches!(c.read_ownership(b"k", &r1).unwrap(), Ownership::Mine { .. }),
+        "still a reader"
+    );
+    // r1 waits for the write lock; a writer comes after it.
+    let promoted = {
+        let (c, r1) = (c.clone(), r1.clone());
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            (c.acquire(b"k", &r1, TTL, LONG).unwrap(), start.elapsed())
+        })
+    };
+    std::thread::sleep(Duration::from_millis(150));
+    let (_, writer) = waiter(&redis, &c, false);
+    assert!(!promoted.is_finished());
+    std::thread::sleep(Duration::from_millis(150));
+    assert!(c.release_read(b"k", &r2, None).unwrap());
+    let (out, waited) = promoted.join().unwrap();
+    assert!(acquired(out));
+    assert!(
+        waited < Duration::from_secs(2),
+        "woken by the release, not its TTL: {waited:?}"
+    );
+    assert!(matches!(
+        c.ownership(b"k", &r1).unwrap(),
+        Ownership::Mine { .. }
+    ));
+    assert!(!writer.is_finished(), "the writer queued behind waits");
+    assert!(c.release(b"k", &r1, None).unwrap());
+    assert!(acquired(writer.join().unwrap()));
+}
+
+#[test]
+fn a_writer_demoted_to_a_reader_lets_in_the_readers_queued_at_the_head() {
+    let redis = RedisServer::start();
+    let c = redis.client(false);
+    let w = new_token();
+    assert!(acquired(c.acquire(b"k", &w, TTL, Wait::No).unwrap()));
+    let (_, reader1) = waiter(&redis, &c, true);
+    let (_, reader2) = waiter(&redis, &c, true);
+    let (_, writer) = waiter(&redis, &c, false);
+    let (_, late_reader) = waiter(&redis, &c, true);
+    assert!(acquired(c.acquire_read(b"k", &w, TTL, Wait::No).unwrap()));
+    assert!(matches!(
+        c.read_ownership(b"k", &w).unwrap(),
+        Ownership::Mine { .. }
+    ));
+    assert_eq!(c.ownership(b"k", &w).unwrap(), Ownership::NotMine);
+    assert!(
+        acquired(reader1.join().unwrap()),
+        "the readers at the head come in"
+    );
+    assert!(acquired(reader2.join().unwrap()));
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(!writer.is_finished(), "the writer after them still waits");
+    assert!(
+        !late_reader.is_finished(),
+        "and so does the reader behind the writer"
+    );
+    // A fresh reader does not jump the waiting writer either.
+    assert_eq!(
+        c.acquire_read(b"k", &new_token(), TTL, Wait::No).unwrap(),
+        AcquireOutcome::Conflicted
+    );
+    assert!(c.release_read(b"k", &w, None).unwrap());
 }

@@ -374,3 +374,12 @@ pub fn sentinel_binary() -> String {
     }
     .to_owned()
 }
+
+/// The holder's token in a stored lock value: without the waiters mark and
+/// the end of the hold that follows it (see the `scripts` module).
+pub fn holder_of(value: &str) -> &str {
+    match value.rfind("\0w") {
+        Some(at) if value[at + 2..].bytes().all(|b| b.is_ascii_digit()) => &value[..at],
+        _ => value,
+    }
+}

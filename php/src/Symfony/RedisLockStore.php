@@ -27,11 +27,12 @@ use Symfony\Component\Lock\Store\ExpiringStoreTrait;
  *
  * Read locks (`$lock->acquireRead()`) are the extension's: many readers or
  * one writer, a waiting writer served before readers that come after it, and
- * `acquireRead(true)` woken by the release that lets it in. Unlike Symfony's
- * RedisStore, a Key that holds a read lock is not promoted to a write lock
- * by `acquire()` (nor a write lock demoted by `acquireRead()`): that is a
- * LockConflictedException, also for the blocking forms, which would
- * otherwise wait on the Key's own lock; release it first.
+ * `acquireRead(true)` woken by the release that lets it in. As with Symfony's
+ * RedisStore, a Key that holds a read lock is promoted to the write lock by
+ * `acquire()` when it is the only reader (with no one let in between; else
+ * LockConflictedException, or with `acquire(true)` a wait until the other
+ * readers leave), and a write lock is demoted by `acquireRead()`, letting in
+ * the readers queued at the head.
  *
  * One class for Symfony 5.4, 6.4 and 7.4: the return types that 6.x added to
  * the interfaces are declared here, which 5.4's untyped interfaces allow.
@@ -105,10 +106,7 @@ final class RedisLockStore implements PersistingStoreInterface, BlockingStoreInt
     {
         $key->reduceLifetime($this->initialTtl);
         $lock = $this->lock($key);
-        // The other kind, still held by this Key: no promotion or demotion.
-        if ($key->hasState(self::READ) && $key->getState(self::READ) !== $read && $lock->isAcquired()) {
-            throw new LockConflictedException();
-        }
+        // Holding the other kind, the same call promotes or demotes it.
         $got = $read ? $lock->acquireRead($wait) : $lock->acquire($wait);
         if (!$got) {
             throw new LockConflictedException();
