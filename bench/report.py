@@ -694,8 +694,9 @@ def deployments_section():
     busy = [r for r in rows if r["mode"] == "deployment-contended"]
     if busy:
         md.append("\nContended: 8 forked workers on one key for 3 s, a GET then SET of a counter inside. "
-                  "One server hands the lock to its waiters in arrival order; Redlock waiters retry "
-                  "after random 5-50 ms pauses (README, \"Redlock\").\n")
+                  "One server hands the lock to its waiters in arrival order; Redlock waiters queue "
+                  "on the first master and are handed the lock by the release, which sets it for "
+                  "them on the other masters too (README, \"Redlock\").\n")
         md.append("| deployment | cycles/s | wait p50 ms | p99 ms | max ms | per worker min / max | Jain | exact |")
         md.append("|---|---:|---:|---:|---:|---:|---:|---|")
         for r in busy:

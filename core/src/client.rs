@@ -765,7 +765,7 @@ pub(crate) fn release_kind_on(
 
 /// Whether a stored lock value is `token`'s with the waiters mark (and the
 /// end of its hold after it: see `scripts`).
-fn is_marked_own(value: &[u8], token: &str) -> bool {
+pub(crate) fn is_marked_own(value: &[u8], token: &str) -> bool {
     value
         .strip_prefix(token.as_bytes())
         .and_then(|rest| rest.strip_prefix(scripts::WAITERS_MARK))

@@ -46,6 +46,12 @@ impl LockKeys {
         self.with(b":queue")
     }
 
+    /// Which release last freed the lock (its call marker's name), on a
+    /// Redlock master: see [`crate::scripts::REDLOCK_PASS`].
+    pub fn freed(&self) -> Vec<u8> {
+        self.with(b":freed")
+    }
+
     /// The holders of a read lock, scored by when each hold expires (ms).
     pub fn readers(&self) -> Vec<u8> {
         self.with(b":readers")

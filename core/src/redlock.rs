@@ -19,13 +19,26 @@
 //! minority down or stalled the other calls do not each pay for it.
 //!
 //! # Waiting
-//! There is no hand-over queue across masters: each master would grant its
-//! own first waiter, and waiters that arrived in different orders at
-//! different masters could each be granted a minority (none would hold the
-//! lock, and undoing and re-granting could repeat). A Redlock waiter instead
-//! tries again after a random pause (as the Redlock description says), until
-//! its wait ends. The randomness breaks ties between waiters, so none waits
-//! on another forever; FIFO order is not promised here.
+//! A queue on every master would not do: each master would grant its own
+//! first waiter, and waiters that arrived in different orders at different
+//! masters could each be granted a minority (none would hold the lock, and
+//! undoing and re-granting could repeat). So waiters queue on one master
+//! only, their *home*: the first master of the list that is not left out
+//! after a failure, the same for every process. A waiter that finds the
+//! lock held registers there ([`scripts::REDLOCK_WAIT`], which also tells
+//! the holder's time left) and blocks on its wake list there, as on one
+//! node. A release ([`scripts::REDLOCK_RELEASE`]) on the home master grants
+//! the lock to the head of that queue, as on one node, and says whom to;
+//! the releaser then sets it for that waiter on the other masters it freed
+//! (`SET NX`, so a master that someone else took meanwhile is left alone),
+//! before its release returns. The woken waiter's next attempt finds its own
+//! token on a majority: it holds the lock, with its validity counted from
+//! before its wait was granted. A waiter that loses anyway (a newcomer took
+//! a majority first) gives back what it holds and queues again at the head.
+//! Each block is bounded by the holder's time left and the waiter's, so a
+//! holder that died is noticed at its TTL; when the home master cannot be
+//! reached, waiters fall back to trying again after a random pause (5 to
+//! 50 ms).
 //!
 //! # What it does not do
 //! No fencing (no counter is monotonic across independent masters: refused
@@ -40,7 +53,8 @@ use parking_lot::Mutex;
 use redis::{Cmd, Value};
 
 use crate::client::{
-    force_release_script, release_script, AcquireOutcome, ClientOptions, Hold, Ownership, Wait,
+    force_release_script, is_marked_own, release_script, resend_window_ms, AcquireOutcome,
+    ClientOptions, Hold, Ownership, Wait, FOREVER_SLICE, WAIT_SLACK,
 };
 use crate::dsn::Dsn;
 use crate::error::{Error, Result};
@@ -48,6 +62,7 @@ use crate::keys::LockKeys;
 use crate::pool::{Lease, Pool, Target};
 use crate::scripts::{self, Invocation};
 use crate::stats::Stats;
+use crate::token::new_token;
 
 /// How long a master that failed is left out before it is asked again.
 pub const SKIP_AFTER_FAILURE: Duration = Duration::from_millis(500);
@@ -245,6 +260,12 @@ impl Redlock {
         let deadline = wait.deadline_from(start);
         let ttl_ms = millis(ttl);
         let mut cleared_own_orphan = false;
+        // The home master this waiter is queued on (see "Waiting"), and
+        // when the wait that ended in a grant began.
+        let mut queued_on: Option<usize> = None;
+        let mut granted_since: Option<Instant> = None;
+        let mut woken_at: Option<Instant> = None;
+        let mut free_at_home = false;
         loop {
             let asked_at = Instant::now();
             let answers = self.ask_all(|_| {
@@ -269,7 +290,9 @@ impl Redlock {
                 {
                     // Ours already: a re-send, or an earlier call's leftover.
                     Ok(Ok(None)) => set += 1,
-                    Ok(Ok(Some(v))) if v == token.as_bytes() => set += 1,
+                    Ok(Ok(Some(v))) if v == token.as_bytes() || is_marked_own(&v, token) => {
+                        set += 1
+                    }
                     Ok(Ok(Some(_))) => {
                         held += 1;
                         *may_hold = false;
@@ -282,13 +305,29 @@ impl Redlock {
             // does not cost each call another round of timeouts.
             let cleared = answers.all_answered() && self.clean_up_orphans(&keys);
             if set >= self.quorum() && spent < ttl {
+                if let Some(home) = queued_on {
+                    self.leave(home, &keys, token, ttl_ms);
+                }
                 self.stats.lock().record_acquired(start.elapsed());
                 return Ok(AcquireOutcome::Acquired(Hold {
                     fence: None,
-                    // The TTL runs from when the masters were asked.
-                    acquired_at: asked_at,
+                    // The TTL runs from when the masters were asked, or
+                    // from before the grant that set it on them.
+                    acquired_at: granted_since.map_or(asked_at, |g| g.min(asked_at)),
                 }));
             }
+            // Granted on the home master, and the releaser's step on the
+            // others (its release, then the hand-on) has not landed
+            // everywhere yet: the grant holds meanwhile, so try again
+            // shortly rather than give it back.
+            if let Some(woken) = woken_at.filter(|_| set >= 1 && held > 0) {
+                if woken.elapsed() < self.masters[0].timeout {
+                    std::thread::sleep(Duration::from_millis(1));
+                    continue;
+                }
+            }
+            woken_at = None;
+            let lost_a_grant = granted_since.take().is_some();
             // Not held: give back whatever this attempt took, or may have
             // taken where the answer was lost. Only those masters: one the
             // SET never reached (left out, unreachable) is not asked again,
@@ -302,6 +341,9 @@ impl Redlock {
                 }
             }
             if set + held < self.quorum() {
+                if let Some(home) = queued_on {
+                    self.leave(home, &keys, token, ttl_ms);
+                }
                 return Err(self.no_quorum(&answers));
             }
             // The holder was this process's own lost acquire: try again now.
@@ -311,6 +353,9 @@ impl Redlock {
             }
             let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             if left.is_some_and(|l| l.is_zero()) {
+                if let Some(home) = queued_on {
+                    self.leave(home, &keys, token, ttl_ms);
+                }
                 return Ok(if matches!(wait, Wait::For(d) if !d.is_zero()) {
                     self.stats.lock().record_timeout();
                     AcquireOutcome::TimedOut
@@ -319,16 +364,150 @@ impl Redlock {
                     AcquireOutcome::Conflicted
                 });
             }
-            let pause = random_pause();
-            std::thread::sleep(left.map_or(pause, |l| l.min(pause)));
+            // Wait on the home master, woken by a release (see "Waiting").
+            let wait_ms = millis(match left {
+                Some(left) => left + WAIT_SLACK,
+                None => FOREVER_SLICE + WAIT_SLACK,
+            });
+            let registered = self.home().map(|home| {
+                (
+                    home,
+                    self.register(home, &keys, token, ttl_ms, wait_ms, lost_a_grant),
+                )
+            });
+            match registered {
+                // Free there now: at once, unless it was so last time too
+                // (the other masters disagree: a holder's leftovers).
+                Some((_, Ok(-2))) if !std::mem::replace(&mut free_at_home, true) => continue,
+                Some((home, Ok(pttl_ms))) if pttl_ms != -2 => {
+                    free_at_home = false;
+                    queued_on = Some(home);
+                    let mut block = left.unwrap_or(FOREVER_SLICE).min(FOREVER_SLICE);
+                    if pttl_ms > 0 {
+                        block = block.min(Duration::from_millis(pttl_ms.unsigned_abs()));
+                    }
+                    let blocked_at = Instant::now();
+                    let target = &self.masters[home];
+                    let popped = self.pool.entry(&target.dsn).pop_wake::<i64>(
+                        target,
+                        &keys.wake(token),
+                        block,
+                    );
+                    match popped {
+                        Ok(Some(_)) => {
+                            // Granted: the release took it off the queue.
+                            granted_since = Some(blocked_at);
+                            woken_at = Some(Instant::now());
+                            queued_on = None;
+                        }
+                        Ok(None) => {}
+                        Err(_) => self.pause(left),
+                    }
+                }
+                _ => {
+                    free_at_home = false;
+                    self.pause(left);
+                }
+            }
         }
+    }
+
+    /// The master waiters queue on: the first not left out after a failure.
+    fn home(&self) -> Option<usize> {
+        let now = Instant::now();
+        let skipped = SKIPPED.lock();
+        self.masters.iter().position(|t| {
+            skipped
+                .get(t.dsn.as_str())
+                .is_none_or(|until| *until <= now)
+        })
+    }
+
+    /// Registers `token` as a waiter on master `home` (see
+    /// [`scripts::REDLOCK_WAIT`]): the holder's time left there, or -2 when
+    /// the lock is free there.
+    fn register(
+        &self,
+        home: usize,
+        keys: &LockKeys,
+        token: &str,
+        ttl_ms: u64,
+        wait_ms: u64,
+        front: bool,
+    ) -> Result<i64> {
+        let target = &self.masters[home];
+        self.pool
+            .entry(&target.dsn)
+            .run(target, target.timeout, |con| {
+                scripts::REDLOCK_WAIT
+                    .key(&keys.lock)
+                    .key(keys.waiters())
+                    .key(keys.queue())
+                    .arg(token)
+                    .arg(ttl_ms)
+                    .arg(wait_ms)
+                    .arg(if front { "1" } else { "0" })
+                    .invoke(con)
+            })
+    }
+
+    /// Takes `token` off the queue on master `home`; a failure leaves the
+    /// entry to its deadline, where every release skips it.
+    fn leave(&self, home: usize, keys: &LockKeys, token: &str, ttl_ms: u64) {
+        let _ = self.register(home, keys, token, ttl_ms, 0, false);
+    }
+
+    /// The random pause of a waiter that cannot wait on its home master.
+    fn pause(&self, left: Option<Duration>) {
+        let pause = random_pause();
+        std::thread::sleep(left.map_or(pause, |l| l.min(pause)));
     }
 
     /// Releases lock `name` of `token` on every master; true when a majority
     /// held it under `token`.
     pub fn release(&self, name: &[u8], token: &str, acquired_at: Option<Instant>) -> Result<bool> {
-        let answers = self.release_everywhere(&self.keys(name), token)?;
-        let released = answers.replies::<i64>().filter(|n| *n == 1).count() >= self.quorum();
+        let keys = self.keys(name);
+        // One call id for every master: each keeps its own marker.
+        let call = keys.call(&new_token());
+        let freed = keys.freed();
+        let answers = self.ask_quorum(|target| {
+            scripts::REDLOCK_RELEASE
+                .key(&keys.lock)
+                .key(keys.fence())
+                .key(keys.waiters())
+                .key(keys.queue())
+                .key(&call)
+                .key(&freed)
+                .arg(token)
+                .arg(resend_window_ms(target))
+                .into()
+        })?;
+        let replies: Vec<Option<Released>> = answers
+            .each
+            .iter()
+            .map(|a| a.as_ref().ok().and_then(Released::read))
+            .collect();
+        let released = replies.iter().flatten().filter(|r| r.released).count() >= self.quorum();
+        // A waiter queued on the home master was granted it there: set it
+        // for that waiter on the masters this release freed.
+        let grant = replies.iter().flatten().find_map(|r| r.grant.clone());
+        if let Some((waiter, ttl_ms)) = grant {
+            let freed_here: Vec<bool> = replies
+                .iter()
+                .map(|r| r.as_ref().is_some_and(|r| r.released && r.grant.is_none()))
+                .collect();
+            if freed_here.contains(&true) {
+                let _ = self.ask(&freed_here, |_| {
+                    scripts::REDLOCK_PASS
+                        .key(&keys.lock)
+                        .key(keys.freed())
+                        .arg(&call)
+                        .arg(&waiter)
+                        .arg(ttl_ms)
+                        .into()
+                });
+            }
+        }
         self.stats
             .lock()
             .record_release(released, acquired_at.map(|t| t.elapsed()));
@@ -459,10 +638,6 @@ impl Redlock {
         of_keys
     }
 
-    fn release_everywhere(&self, keys: &LockKeys, token: &str) -> Result<Answers> {
-        self.ask_quorum(|target| release_script(keys, token, target).into())
-    }
-
     /// [`Self::ask_all`], failing when fewer than a majority answered.
     fn ask_quorum(&self, request: impl Fn(&Target) -> Request) -> Result<Answers> {
         let answers = self.ask_all(request);
@@ -499,13 +674,15 @@ impl Redlock {
         // that takes its whole `connect_timeout` to fail must not eat the
         // `timeout` of the others (a call ends within both, in sum).
         let sent_at = Instant::now();
-        // Write to all…
+        // Write to all, the first master last: a release that wakes a
+        // waiter there (see "Waiting") has reached the others before it.
         for (((target, lease), req), sent) in self
             .masters
             .iter()
             .zip(&mut leases)
             .zip(&requests)
             .zip(&mut sent)
+            .rev()
         {
             if let Ok(con) = lease {
                 match send(con, &req.cmd, target.timeout) {
@@ -685,4 +862,33 @@ fn random_pause() -> Duration {
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// One master's answer to [`scripts::REDLOCK_RELEASE`].
+struct Released {
+    /// The caller's lock was there, and is now freed or granted on.
+    released: bool,
+    /// The waiter it was granted to there, and its TTL (ms).
+    grant: Option<(String, u64)>,
+}
+
+impl Released {
+    /// Reads the script's reply; None for an unexpected shape.
+    fn read(value: &Value) -> Option<Released> {
+        let Value::Array(items) = value else {
+            return None;
+        };
+        let released: i64 = redis::from_redis_value_ref(items.first()?).ok()?;
+        let grant = match items.get(1..3) {
+            Some([token, ttl]) => Some((
+                redis::from_redis_value_ref(token).ok()?,
+                redis::from_redis_value_ref(ttl).ok()?,
+            )),
+            _ => None,
+        };
+        Some(Released {
+            released: released == 1,
+            grant,
+        })
+    }
 }

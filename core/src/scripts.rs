@@ -357,7 +357,7 @@ local function hand_over(lock, fence, waiters, queue, demoting)
       redis.call('SET', lock, READING, 'PX', longest)
     end
   end
-  return true
+  return true, grants
 end
 local function promote(lock, fence, waiters, queue, readers, now)
   local left = redis.call('ZRANGEBYSCORE', readers, now + 1, '+inf')
@@ -885,6 +885,107 @@ return left
     ))
 });
 
+/// Redlock's release on one master (see `redlock`, "Waiting"): as
+/// [`RELEASE`], and it says whom its hand-over granted the lock to, so that
+/// the releaser can set it for that waiter on the other masters too.
+///
+/// KEYS as [`RELEASE`], then `<lock>:freed`, which keeps the call's
+/// marker name for [`REDLOCK_PASS`]; ARGV as [`RELEASE`]. Returns `{1}` if
+/// released, `{1, token, ttl ms}` if released and granted to the waiter
+/// `token` (a writer), `{0}` if the lock was not the caller's; a re-send
+/// returns the first run's `{1}` or `{0}`.
+pub static REDLOCK_RELEASE: Lazy<LockScript> = Lazy::new(|| {
+    LockScript::new(&format!(
+        r"{HOLDER}
+local current = redis.call('GET', KEYS[1])
+local holding, marked, ends = holder(current)
+if current == false or holding ~= ARGV[1] or (ends and ends <= clock()) then
+  return {{tonumber(redis.call('GET', KEYS[5]) or '0')}}
+end
+{HAND_OVER}
+local ok, grants = hand_over(KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+if not ok then
+  return busy()
+end
+redis.call('SET', KEYS[5], '1', 'PX', ARGV[2])
+redis.call('SET', KEYS[6], KEYS[5], 'PX', ARGV[2])
+if grants and grants[1] and grants[1].kind ~= 'r' then
+  return {{1, grants[1].token, tonumber(grants[1].ttl)}}
+end
+return {{1}}
+"
+    ))
+});
+
+/// The second step of a Redlock release that granted the lock on the home
+/// master: sets it for that waiter on another master, only if that master's
+/// lock is still as this release left it (free, and no release since: a
+/// waiter quick enough to take it, use it and release it before this comes
+/// must not find it set again).
+///
+/// KEYS: lock, `<lock>:freed`. ARGV: the release's call marker name, the
+/// waiter's token, its ttl ms. Returns 1 if set, else 0.
+pub static REDLOCK_PASS: Lazy<LockScript> = Lazy::new(|| {
+    LockScript::new(
+        r"
+if redis.call('EXISTS', KEYS[1]) == 0 and redis.call('GET', KEYS[2]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+return 0
+",
+    )
+});
+
+/// A Redlock waiter's registration on its home master (see `redlock`,
+/// "Waiting"), or its leaving (`wait ms` 0).
+///
+/// KEYS: lock, waiters, queue. ARGV: token, ttl ms, wait ms, front ("1": a
+/// waiter that was woken and lost the race goes back to the head of the
+/// queue). Returns the holder's time left (ms; -1 no expiry), or -2 when
+/// the lock is free here (no registration: try again at once).
+pub static REDLOCK_WAIT: Lazy<LockScript> = Lazy::new(|| {
+    LockScript::new(&format!(
+        r"{HOLDER}
+local token, wait_ms = ARGV[1], tonumber(ARGV[3])
+local entry = ARGV[2] .. ' 0 ' .. token
+if wait_ms == 0 then
+  if redis.call('ZREM', KEYS[2], token) == 1 then
+    redis.call('LREM', KEYS[3], 1, entry)
+  end
+  return -2
+end
+local current = redis.call('GET', KEYS[1])
+if not current then
+  return -2
+end
+local now = clock()
+if redis.call('ZADD', KEYS[2], now + wait_ms, token) == 1 then
+  if ARGV[4] == '1' then
+    redis.call('LPUSH', KEYS[3], entry)
+  else
+    redis.call('RPUSH', KEYS[3], entry)
+  end
+end
+for i = 2, 3 do
+  if redis.call('PTTL', KEYS[i]) < wait_ms + 1000 then
+    redis.call('PEXPIRE', KEYS[i], wait_ms + 1000)
+  end
+end
+local _, marked, ends = holder(current)
+if ends then
+  -- A hold that ended, its key kept for the queue: free for Redlock's
+  -- purposes (its attempts are plain SET NX on every master).
+  if ends <= now then
+    return -2
+  end
+  return ends - now
+end
+return redis.call('PTTL', KEYS[1])
+"
+    ))
+});
+
 /// Builds every lock script now (see `fork::before_threads`).
 pub(crate) fn build_all() {
     for script in [
@@ -899,6 +1000,9 @@ pub(crate) fn build_all() {
         &ACQUIRE_ALL,
         &REFRESH,
         &OWNED_TTL,
+        &REDLOCK_RELEASE,
+        &REDLOCK_PASS,
+        &REDLOCK_WAIT,
     ] {
         Lazy::force(script);
     }

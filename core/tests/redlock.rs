@@ -389,3 +389,68 @@ fn dsn_forms_and_bad_input() {
     let err = Deployment::parse_list(&["redis://:s3cret@h:1", "redis-cluster://h:2"]).unwrap_err();
     assert!(!err.to_string().contains("s3cret"), "{err}");
 }
+
+#[test]
+fn a_release_hands_the_lock_to_the_queued_waiter_not_back_to_the_releaser() {
+    let servers = masters(5);
+    let holder = redlock(&servers);
+    let t = new_token();
+    assert!(held(holder.acquire(b"k", &t, TTL, Wait::No).unwrap()));
+    let waiter = {
+        let r = redlock(&servers);
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            let out = r
+                .acquire(b"k", &new_token(), TTL, Wait::For(Duration::from_secs(5)))
+                .unwrap();
+            (out, start.elapsed())
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300)); // queued and blocked
+    assert!(holder.release(b"k", &t, None).unwrap());
+    // The releaser tries to take it straight back, as a busy worker loop does.
+    assert_eq!(
+        holder.acquire(b"k", &new_token(), TTL, Wait::No).unwrap(),
+        AcquireOutcome::Conflicted,
+        "the release set it for the waiter on every master"
+    );
+    let (out, waited) = waiter.join().unwrap();
+    assert!(held(out));
+    assert!(
+        waited < Duration::from_secs(1),
+        "woken by the release: {waited:?}"
+    );
+    assert_eq!(holders(&servers, "k"), 5);
+}
+
+#[test]
+fn waiters_are_woken_in_arrival_order() {
+    let servers = masters(5);
+    let holder = redlock(&servers);
+    let t = new_token();
+    assert!(held(holder.acquire(b"k", &t, TTL, Wait::No).unwrap()));
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let waiters: Vec<_> = (0..3)
+        .map(|i| {
+            let (r, order) = (redlock(&servers), order.clone());
+            let waiter = std::thread::spawn(move || {
+                let t = new_token();
+                let out = r
+                    .acquire(b"k", &t, TTL, Wait::For(Duration::from_secs(5)))
+                    .unwrap();
+                assert!(held(out));
+                order.lock().push(i);
+                std::thread::sleep(Duration::from_millis(30));
+                assert!(r.release(b"k", &t, None).unwrap());
+            });
+            std::thread::sleep(Duration::from_millis(150)); // in turn
+            waiter
+        })
+        .collect();
+    assert!(holder.release(b"k", &t, None).unwrap());
+    for w in waiters {
+        w.join().unwrap();
+    }
+    assert_eq!(*order.lock(), [0, 1, 2]);
+    assert_eq!(holders(&servers, "k"), 0);
+}
