@@ -14,7 +14,7 @@ use ext_php_rs::boxed::ZBox;
 use ext_php_rs::prelude::*;
 use ext_php_rs::types::{ZendCallable, ZendHashTable, Zval};
 use parking_lot::Mutex;
-use redis_lock_core::client::Ownership;
+use redis_lock_core::Ownership;
 use redis_lock_core::Wait;
 
 use crate::args::{self, Param};

@@ -5,8 +5,8 @@ use ext_php_rs::prelude::*;
 use ext_php_rs::types::{ZendCallable, ZendHashTable, Zval};
 use foldhash::HashMap;
 use parking_lot::Mutex;
-use redis_lock_core::client::Ownership;
 use redis_lock_core::token::new_token;
+use redis_lock_core::Ownership;
 use redis_lock_core::Wait;
 
 use crate::args::{self, Param};

@@ -12,7 +12,7 @@ use ext_php_rs::binary::Binary;
 use ext_php_rs::prelude::*;
 use ext_php_rs::types::{ZendCallable, Zval};
 use parking_lot::Mutex;
-use redis_lock_core::client::Ownership;
+use redis_lock_core::Ownership;
 use redis_lock_core::Wait;
 
 use crate::args::{self, Param};

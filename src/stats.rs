@@ -9,17 +9,18 @@ use redis_lock_core::{Semaphores, Stats, StatsSnapshot};
 /// `stats()`: the locks' figures at the top level, each other kind's under
 /// its own key (`semaphore`).
 pub fn all() -> PhpResult<ZBox<ZendHashTable>> {
-    let mut out = to_array(Stats::global().lock().snapshot())?;
+    let watchdog = redis_lock_core::watchdog::counters();
+    let mut out = to_array(Stats::global().lock().snapshot(watchdog))?;
     out.insert(
         "semaphore",
-        to_array(Semaphores::global_stats().lock().snapshot())?,
+        to_array(Semaphores::global_stats().lock().snapshot(watchdog))?,
     )?;
     out.insert(
         "multi",
         to_array(
             redis_lock_core::multi::MultiLocks::global_stats()
                 .lock()
-                .snapshot(),
+                .snapshot(watchdog),
         )?,
     )?;
     Ok(out)

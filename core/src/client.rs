@@ -34,19 +34,14 @@ use crate::orphans;
 use crate::packed::Packed;
 use crate::plain_holds;
 use crate::pool::{Pool, PoolEntry, Target};
-use crate::release;
-use crate::scripts;
+use crate::release::{self, force_release_script, release_kind_on, release_on};
+use crate::scripts::{self, is_marked_own};
 use crate::stats::Stats;
-use crate::token::new_token;
+use crate::vocab::{
+    millis, AcquireOutcome, Attempt, ClientOptions, Hold, Kind, Ownership, Wait, FOREVER_SLICE,
+    WAIT_RETRY_PAUSE, WAIT_SLACK,
+};
 
-/// A waiter stays registered this long past its deadline, to cover its last
-/// attempt.
-pub(crate) const WAIT_SLACK: Duration = Duration::from_millis(100);
-/// An unbounded wait blocks in slices of at most this long, registering
-/// itself again between them.
-pub(crate) const FOREVER_SLICE: Duration = Duration::from_secs(10);
-/// Pause before attempting again after a wait that a server cut short.
-pub(crate) const WAIT_RETRY_PAUSE: Duration = Duration::from_millis(20);
 /// After finding a lock held (or being granted it), a waiting acquire of
 /// this process on that lock skips the plain `SET NX` for this long and
 /// registers through the script at once: under contention the SET would
@@ -54,92 +49,6 @@ pub(crate) const WAIT_RETRY_PAUSE: Duration = Duration::from_millis(20);
 const CONTENDED_FOR: Duration = Duration::from_secs(1);
 /// Locks remembered as contended at most.
 const MAX_CONTENDED: usize = 1024;
-
-/// Connection and key settings of a [`LockClient`].
-#[derive(Clone, Debug)]
-pub struct ClientOptions {
-    /// Prepended to every lock name (`lock:` by default in PHP).
-    pub prefix: Vec<u8>,
-    /// Limit for opening a connection.
-    pub connect_timeout: Duration,
-    /// Limit for one command's reply.
-    pub timeout: Duration,
-    /// Whether acquires draw a fencing token from the per-name counter.
-    pub fencing: bool,
-    /// How many replicas of the server must hold a lock before an acquire
-    /// reports it (Redis `WAIT`, at most `timeout`); 0: no such wait.
-    pub replicas: u32,
-}
-
-/// How long an acquire may wait for a held lock.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Wait {
-    /// Try once.
-    No,
-    /// Wait at most this long (zero is the same as [`Wait::No`]).
-    For(Duration),
-    /// Wait until acquired.
-    Forever,
-}
-
-impl Wait {
-    /// When a wait that starts at `start` ends: None for no end, which is
-    /// also a wait too long for the clock to express (`Wait::For` of years:
-    /// `Instant + Duration` would overflow and panic).
-    pub fn deadline_from(self, start: Instant) -> Option<Instant> {
-        match self {
-            Wait::No => Some(start),
-            Wait::For(d) => start.checked_add(d),
-            Wait::Forever => None,
-        }
-    }
-}
-
-/// Which hold an acquire asks for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    /// The lock alone (`acquire`): a writer.
-    Exclusive,
-    /// A read lock: shared with other readers, never with a writer.
-    Shared,
-}
-
-/// What the caller holds after a successful acquire.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Hold {
-    /// The fencing token, when fencing is on.
-    pub fence: Option<i64>,
-    /// When the lock was had (for hold-time metrics).
-    pub acquired_at: Instant,
-}
-
-/// The result of [`LockClient::acquire`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AcquireOutcome {
-    /// The caller holds the lock.
-    Acquired(Hold),
-    /// Held by someone else and the caller did not wait.
-    Conflicted,
-    /// Held by someone else for the whole of a bounded wait.
-    TimedOut,
-}
-
-/// Who holds a lock, as seen by one owner token.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Ownership {
-    /// The token holds it; `remaining` is its TTL (None: no expiry).
-    Mine {
-        /// Time left before it expires.
-        remaining: Option<Duration>,
-    },
-    /// Free, expired, or held under another token.
-    NotMine,
-}
-
-pub(crate) enum Attempt {
-    Acquired(Option<i64>),
-    Held { pttl_ms: i64 },
-}
 
 /// Locks (DSN, NUL, lock key) this process found held, and when.
 pub(crate) static CONTENDED: Lazy<Mutex<foldhash::HashMap<Vec<u8>, Instant>>> =
@@ -151,7 +60,7 @@ pub(crate) static CONTENDED: Lazy<Mutex<foldhash::HashMap<Vec<u8>, Instant>>> =
 /// Only from the `fork()` child handler.
 pub(crate) unsafe fn repair_after_fork() {
     // SAFETY: as the caller's.
-    unsafe { crate::fork::repair_lazy(&CONTENDED) };
+    unsafe { crate::after_fork::repair_lazy(&CONTENDED) };
 }
 
 /// Lock operations against one Redis server with one set of options.
@@ -700,85 +609,4 @@ impl LockClient {
     ) -> Result<T> {
         self.entry.run(&self.target, self.target.timeout, op)
     }
-}
-
-/// Runs the release script for `token` (a caller's own release, or an
-/// orphan's): 1 if it held the lock, which is now freed or granted on.
-///
-/// The call id is drawn once, so a re-send by the pool is recognised as the
-/// same call (see `scripts`, "Safe to run twice").
-pub(crate) fn release_on(
-    entry: &PoolEntry,
-    target: &Target,
-    keys: &LockKeys,
-    token: &str,
-) -> Result<i64> {
-    let mut release = release_script(keys, token, target);
-    entry.run(target, target.timeout, |con| release.invoke(con))
-}
-
-/// One call of the release script for `token` on `target`, with its own
-/// call id (drawn here, once: a re-send of it is the same call).
-pub(crate) fn release_script(
-    keys: &LockKeys,
-    token: &str,
-    target: &Target,
-) -> scripts::Invocation<'static> {
-    scripts::RELEASE
-        .key(&keys.lock)
-        .key(keys.fence())
-        .key(keys.waiters())
-        .key(keys.queue())
-        .key(keys.call(&new_token()))
-        .arg(token)
-        .arg(resend_window_ms(target))
-}
-
-/// One call of the force-release script on `target`, with its own call id
-/// (drawn here, once: a re-send of it is the same call).
-pub(crate) fn force_release_script(
-    keys: &LockKeys,
-    target: &Target,
-) -> scripts::Invocation<'static> {
-    scripts::FORCE_RELEASE
-        .key(&keys.lock)
-        .key(keys.fence())
-        .key(keys.waiters())
-        .key(keys.queue())
-        .key(keys.call(&new_token()))
-        .arg(resend_window_ms(target))
-}
-
-/// Runs the release script of a `kind` hold for `token` (see [`release_on`]).
-pub(crate) fn release_kind_on(
-    kind: Kind,
-    entry: &PoolEntry,
-    target: &Target,
-    keys: &LockKeys,
-    token: &str,
-) -> Result<i64> {
-    match kind {
-        Kind::Exclusive => release_on(entry, target, keys, token),
-        Kind::Shared => crate::shared::release_read_on(entry, target, keys, token),
-    }
-}
-
-/// Whether a stored lock value is `token`'s with the waiters mark (and the
-/// end of its hold after it: see `scripts`).
-pub(crate) fn is_marked_own(value: &[u8], token: &str) -> bool {
-    value
-        .strip_prefix(token.as_bytes())
-        .and_then(|rest| rest.strip_prefix(scripts::WAITERS_MARK))
-        .is_some_and(|ends| ends.iter().all(u8::is_ascii_digit))
-}
-
-/// How long after a call its re-send can still arrive: the pool re-sends at
-/// once after a broken reply (seen within `timeout`), on a new connection
-/// (made within `connect_timeout`); a second of margin on top.
-pub(crate) fn resend_window_ms(target: &Target) -> u64 {
-    millis(target.timeout + target.connect_timeout + Duration::from_secs(1))
-}
-
-pub(crate) fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

@@ -36,9 +36,9 @@ use redis::{
     Value,
 };
 
+use crate::connect::{open, OpenError, Target};
 use crate::dsn::ClusterDsn;
 use crate::error::{Error, Result};
-use crate::pool::{open, OpenError, Target};
 
 /// Attempts of one command by the cluster client after the first (MOVED,
 /// ASK, reconnects, TRYAGAIN …), all within the operation's deadline.

@@ -5,7 +5,7 @@
 //! and the child's first lock operation that needs it hangs (seen: 8 of
 //! 1000 forks with 300 watched locks). PHP forks from its main thread at
 //! any moment (`pcntl_fork()`, Laravel's fork driver, spatie/fork), so the
-//! child repairs, in the `pthread_atfork` child handler (`pid`), every
+//! child repairs, in a `pthread_atfork` child handler, every
 //! process-wide mutex a watchdog thread can take: one found locked is
 //! unlocked and its contents set aside (leaked, not dropped: they may be
 //! half-changed) for an empty value. Those contents are process-local
@@ -16,50 +16,23 @@
 //! starts ([`before_threads`]): a child would otherwise wait for ever on a
 //! build that the thread had begun.
 
-use std::sync::Arc;
+use std::sync::Once;
 
-use once_cell::sync::Lazy;
-use parking_lot::Mutex;
+static REGISTER: Once = Once::new();
 
-/// Makes `mutex` usable in a child whose fork found it locked: unlocks it
-/// and replaces its contents with `fresh()`, leaking the old ones.
-///
-/// # Safety
-/// Only in a `fork()` child, before any other thread exists there: the
-/// thread that held the lock is not in this process.
-pub(crate) unsafe fn repair<T>(mutex: &Mutex<T>, fresh: impl FnOnce() -> T) {
-    if mutex.is_locked() {
-        // SAFETY: the caller guarantees no thread of this process holds it.
-        unsafe { mutex.force_unlock() };
-        let mut guard = mutex.lock();
-        std::mem::forget(std::mem::replace(&mut *guard, fresh()));
-    }
+/// Registers [`repair_in_child`] as a `pthread_atfork` child handler, once.
+/// Called before the first thread that can take the process-wide mutexes
+/// starts (the watchdog's): until then a fork cannot find one locked.
+fn register() {
+    REGISTER.call_once(|| {
+        // SAFETY: the handler only unlocks and replaces the mutexes no
+        // thread of the child holds (see [`repair_in_child`]).
+        unsafe { crate::pid::on_fork_child(repair_in_child) };
+    });
 }
 
-/// [`repair`] for a lazily made static mutex: nothing to do if never made.
-///
-/// # Safety
-/// As [`repair`].
-pub(crate) unsafe fn repair_lazy<T: Default>(mutex: &Lazy<Mutex<T>>) {
-    if let Some(mutex) = Lazy::get(mutex) {
-        // SAFETY: as the caller's.
-        unsafe { repair(mutex, T::default) };
-    }
-}
-
-/// [`repair`] for a lazily made static metrics record.
-///
-/// # Safety
-/// As [`repair`].
-pub(crate) unsafe fn repair_stats(stats: &Lazy<Arc<Mutex<crate::stats::Stats>>>) {
-    if let Some(stats) = Lazy::get(stats) {
-        // SAFETY: as the caller's.
-        unsafe { repair(stats, crate::stats::Stats::new) };
-    }
-}
-
-/// The `pthread_atfork` child handler's work (see the module docs).
-pub(crate) fn repair_in_child() {
+/// The `pthread_atfork` child handler (see the module docs).
+extern "C" fn repair_in_child() {
     // SAFETY: called from the child handler, in the child, before it runs
     // anything else: the watchdog thread (or any other) is not there.
     unsafe {
@@ -80,6 +53,7 @@ pub(crate) fn repair_in_child() {
 /// Returns once they are held.
 #[doc(hidden)]
 pub fn hold_process_mutexes_for(hold: std::time::Duration) -> std::thread::JoinHandle<()> {
+    register();
     let (held, is_held) = std::sync::mpsc::channel();
     let stats = crate::stats::Stats::global();
     let thread = std::thread::spawn(move || {
@@ -99,5 +73,5 @@ pub fn hold_process_mutexes_for(hold: std::time::Duration) -> std::thread::JoinH
 pub(crate) fn before_threads() {
     crate::scripts::build_all();
     crate::semaphore::build_scripts();
-    crate::pid::current(); // registers the child handler
+    register();
 }

@@ -2,6 +2,7 @@
 //! tested with `cargo test` against a real Redis.
 //!
 //! - [`dsn`]: parsing and redacting connection strings;
+//! - [`connect`]: opening one connection within a deadline;
 //! - [`pool`]: one connection per DSN per process, fork-aware;
 //! - [`sentinel`]: the master of a `redis-sentinel://` DSN, looked up when the pool connects;
 //! - [`cluster`]: a `redis-cluster://` DSN, served by redis-rs's cluster client;
@@ -10,18 +11,29 @@
 //! - [`multi`]: multi-locks, several names all or none;
 //! - [`packed`]: commands written straight into RESP bytes, one buffer each;
 //! - [`scripts`] and [`keys`]: what is stored in Redis and the Lua that changes it;
-//! - [`client`]: acquire / release / refresh and woken waits;
+//! - [`vocab`]: the words every lock module shares (waits, kinds, outcomes, options);
+//! - [`client`]: acquire / release / refresh and woken waits on one server (also behind
+//!   a Sentinel service or a cluster); [`shared`]: its read locks;
 //! - [`orphans`]: locks an acquire with an unknown outcome may have left set, released later;
-//! - [`plain_holds`] and [`release`]: the cheap release of a lock taken by a plain `SET NX`
-//!   (native compare-and-delete where the server has one);
+//! - [`release`]: every release script's call (safe to send twice), and with
+//!   [`plain_holds`] the cheap release of a lock taken by a plain `SET NX` (native
+//!   compare-and-delete where the server has one);
+//! - [`release_all`]: a request end's releases, a server that does not answer given up once;
 //! - [`semaphore`]: counting semaphores (at most N holders), their scripts and keys;
 //! - [`stats`]: this process's lock metrics;
 //! - [`watchdog`]: background renewal of held locks;
+//! - [`fork`] and [`after_fork`]: what a `fork()` child repairs, and how;
 //! - [`pid`] and [`token`]: process ids without a system call each, owner tokens;
 //! - [`error`]: the one error type.
+//!
+//! The modules import each other without cycles: [`vocab`], [`error`],
+//! [`connect`] and the other leaves at the bottom, the deployments and kinds
+//! above them, [`fork`] (which calls every module's repair) at the top.
 
+pub mod after_fork;
 pub mod client;
 pub mod cluster;
+pub mod connect;
 pub mod dsn;
 pub mod error;
 pub mod fork;
@@ -42,12 +54,14 @@ pub mod sentinel;
 pub mod shared;
 pub mod stats;
 pub mod token;
+pub mod vocab;
 pub mod watchdog;
 
-pub use client::{AcquireOutcome, ClientOptions, Hold, Kind, LockClient, Wait};
+pub use client::LockClient;
 pub use dsn::{Deployment, Dsn};
 pub use error::{Error, Result};
 pub use locks::Locks;
 pub use pool::{Pool, PoolEntry};
 pub use semaphore::{Permits, Semaphores};
 pub use stats::{Stats, StatsSnapshot};
+pub use vocab::{AcquireOutcome, ClientOptions, Hold, Kind, Ownership, Wait};

@@ -8,12 +8,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::client::{AcquireOutcome, ClientOptions, Kind, LockClient, Ownership, Wait};
+use crate::client::LockClient;
 use crate::dsn::Deployment;
 use crate::error::{Error, Result};
 use crate::pool::Pool;
 use crate::redlock::Redlock;
 use crate::stats::Stats;
+use crate::vocab::{AcquireOutcome, ClientOptions, Kind, Ownership, Wait};
 use parking_lot::Mutex;
 
 /// Acquire, release, refresh and the reads of named locks.

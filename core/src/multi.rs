@@ -30,11 +30,11 @@ use std::time::{Duration, Instant};
 use once_cell::sync::Lazy;
 use parking_lot::Mutex;
 
-use crate::client::{AcquireOutcome, Hold, Kind, Ownership, Wait};
 use crate::error::{Error, Result};
 use crate::locks::Locks;
 use crate::pool::Pool;
 use crate::stats::Stats;
+use crate::vocab::{AcquireOutcome, Hold, Kind, Ownership, Wait};
 
 /// Several names as one byte string: each as a 4-byte big-endian length
 /// and its bytes, in sorted order.
@@ -87,7 +87,7 @@ static GLOBAL_STATS: Lazy<Arc<Mutex<Stats>>> = Lazy::new(|| Arc::new(Mutex::new(
 /// Only from the `fork()` child handler.
 pub(crate) unsafe fn repair_after_fork() {
     // SAFETY: as the caller's.
-    unsafe { crate::fork::repair_stats(&GLOBAL_STATS) };
+    unsafe { crate::after_fork::repair_shared(&GLOBAL_STATS, Stats::new) };
 }
 
 /// Multi-locks over a deployment's [`Locks`]; each "name" is [`encode`]d.

@@ -16,9 +16,10 @@ use std::time::{Duration, Instant};
 use once_cell::sync::Lazy;
 use parking_lot::Mutex;
 
-use crate::client::{release_kind_on, Kind};
 use crate::keys::LockKeys;
 use crate::pool::{Pool, Target};
+use crate::release::release_kind_on;
+use crate::vocab::Kind;
 
 /// Orphans kept for clean-up at most; more than that are left to their TTL.
 const MAX_ORPHANS: usize = 1024;
@@ -55,7 +56,7 @@ pub(crate) static ORPHANS: Lazy<Mutex<Vec<Orphan>>> = Lazy::new(|| Mutex::new(Ve
 /// Only from the `fork()` child handler.
 pub(crate) unsafe fn repair_after_fork() {
     // SAFETY: as the caller's.
-    unsafe { crate::fork::repair_lazy(&ORPHANS) };
+    unsafe { crate::after_fork::repair_lazy(&ORPHANS) };
 }
 
 /// Remembers that `token`'s acquire of a `kind` hold on `keys` may have left

@@ -20,9 +20,20 @@ extern "C" {
     ) -> std::ffi::c_int;
 }
 
+/// Registers `handler` to run in the child of every later `fork()`.
+///
+/// # Safety
+/// `handler` runs in a child that has only the forking thread: it must not
+/// allocate or take a lock another thread may have held.
+pub(crate) unsafe fn on_fork_child(handler: extern "C" fn()) {
+    // SAFETY: as the caller's; the other handlers are none.
+    unsafe {
+        pthread_atfork(None, None, Some(handler));
+    }
+}
+
 extern "C" fn forget_in_child() {
     PID.store(0, Ordering::Relaxed);
-    crate::fork::repair_in_child();
 }
 
 /// The current process id.
@@ -32,12 +43,10 @@ pub fn current() -> u32 {
         return cached;
     }
     REGISTER.call_once(|| {
-        // SAFETY: registers a handler that stores to an atomic and unlocks
-        // the mutexes a thread that is not in the child held (`fork`): no
-        // allocation, no lock another thread could hold.
-        unsafe {
-            pthread_atfork(None, None, Some(forget_in_child));
-        }
+        // SAFETY: the handler only stores to an atomic: no allocation, no
+        // lock another thread could hold. (The repair of the process-wide
+        // mutexes is `fork`'s own handler.)
+        unsafe { on_fork_child(forget_in_child) };
     });
     let pid = std::process::id();
     PID.store(pid, Ordering::Relaxed);

@@ -33,7 +33,7 @@ pub(crate) static HOLDS: Lazy<Mutex<HashMap<Key, Instant>>> = Lazy::new(Mutex::d
 /// Only from the `fork()` child handler.
 pub(crate) unsafe fn repair_after_fork() {
     // SAFETY: as the caller's.
-    unsafe { crate::fork::repair_lazy(&HOLDS) };
+    unsafe { crate::after_fork::repair_lazy(&HOLDS) };
 }
 
 fn key(target: &Target, keys: &LockKeys, token: &str) -> Key {

@@ -52,17 +52,18 @@ use once_cell::sync::Lazy;
 use parking_lot::Mutex;
 use redis::{Cmd, Value};
 
-use crate::client::{
-    force_release_script, is_marked_own, release_script, resend_window_ms, AcquireOutcome,
-    ClientOptions, Hold, Ownership, Wait, FOREVER_SLICE, WAIT_SLACK,
-};
 use crate::dsn::Dsn;
 use crate::error::{Error, Result};
 use crate::keys::LockKeys;
 use crate::pool::{Lease, Pool, Target};
+use crate::release::{force_release_script, resend_window_ms};
+use crate::scripts::is_marked_own;
 use crate::scripts::{self, Invocation};
 use crate::stats::Stats;
 use crate::token::new_token;
+use crate::vocab::{
+    AcquireOutcome, ClientOptions, Hold, Ownership, Wait, FOREVER_SLICE, WAIT_SLACK,
+};
 
 /// How long a master that failed is left out before it is asked again.
 pub const SKIP_AFTER_FAILURE: Duration = Duration::from_millis(500);
@@ -100,8 +101,8 @@ static ORPHANS: Lazy<Mutex<Vec<Orphan>>> = Lazy::new(|| Mutex::new(Vec::new()));
 pub(crate) unsafe fn repair_after_fork() {
     // SAFETY: as the caller's.
     unsafe {
-        crate::fork::repair_lazy(&SKIPPED);
-        crate::fork::repair_lazy(&ORPHANS);
+        crate::after_fork::repair_lazy(&SKIPPED);
+        crate::after_fork::repair_lazy(&ORPHANS);
     }
 }
 
@@ -334,7 +335,7 @@ impl Redlock {
             // which would cost it another connect_timeout.
             if may_hold.contains(&true) {
                 let undone = self.ask(&may_hold, |target| {
-                    release_script(&keys, token, target).into()
+                    release_call(&keys, token, &keys.call(&new_token()), target).into()
                 });
                 if undone.answered() < may_hold.iter().filter(|m| **m).count() {
                     self.remember_orphan(&keys, token, ttl);
@@ -469,19 +470,7 @@ impl Redlock {
         let keys = self.keys(name);
         // One call id for every master: each keeps its own marker.
         let call = keys.call(&new_token());
-        let freed = keys.freed();
-        let answers = self.ask_quorum(|target| {
-            scripts::REDLOCK_RELEASE
-                .key(&keys.lock)
-                .key(keys.fence())
-                .key(keys.waiters())
-                .key(keys.queue())
-                .key(&call)
-                .key(&freed)
-                .arg(token)
-                .arg(resend_window_ms(target))
-                .into()
-        })?;
+        let answers = self.ask_quorum(|target| release_call(&keys, token, &call, target).into())?;
         let replies: Vec<Option<Released>> = answers
             .each
             .iter()
@@ -576,7 +565,7 @@ impl Redlock {
     /// `_kind` is always exclusive.
     pub fn release_later(
         &self,
-        _kind: crate::client::Kind,
+        _kind: crate::vocab::Kind,
         name: &[u8],
         token: &str,
         ttl: Duration,
@@ -626,8 +615,10 @@ impl Redlock {
         let mut failed = false;
         for orphan in mine {
             if !failed {
-                let answers = self
-                    .ask_all(|target| release_script(&orphan.keys, &orphan.token, target).into());
+                let answers = self.ask_all(|target| {
+                    let call = orphan.keys.call(&new_token());
+                    release_call(&orphan.keys, &orphan.token, &call, target).into()
+                });
                 failed = !answers.all_answered();
                 of_keys |= !failed && orphan.keys == *keys;
             }
@@ -862,6 +853,23 @@ fn random_pause() -> Duration {
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// One call of [`scripts::REDLOCK_RELEASE`] for `token` on `target`, with
+/// the call marker `call`. Every release a Redlock sends is this one (its
+/// own, an undo, an orphan's): each leaves `<lock>:freed` changed, so that a
+/// hand-on ([`scripts::REDLOCK_PASS`]) of an earlier release never sets the
+/// lock again after it.
+fn release_call(keys: &LockKeys, token: &str, call: &[u8], target: &Target) -> Invocation<'static> {
+    scripts::REDLOCK_RELEASE
+        .key(&keys.lock)
+        .key(keys.fence())
+        .key(keys.waiters())
+        .key(keys.queue())
+        .key(call)
+        .key(keys.freed())
+        .arg(token)
+        .arg(resend_window_ms(target))
 }
 
 /// One master's answer to [`scripts::REDLOCK_RELEASE`].

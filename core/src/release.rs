@@ -29,16 +29,17 @@
 //! same instant as the broken reply would be reported as ours.) A re-send
 //! never acts twice: it finds the lock gone or someone else's.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use std::sync::atomic::Ordering;
 
-use crate::client::release_on;
 use crate::error::{Error, Result};
 use crate::keys::LockKeys;
 use crate::packed::Packed;
 use crate::pool::{PoolEntry, Target};
 use crate::scripts;
+use crate::token::new_token;
+use crate::vocab::{millis, Kind};
 
 /// The compare-and-delete a server offers (kept in its `ServerFacts` as
 /// the discriminant; 0 there: not known yet).
@@ -155,4 +156,97 @@ fn is_unknown_command(code: &str, detail: &str) -> bool {
         && (detail.contains("unknown command")
             || detail.contains("syntax error")
             || detail.contains("wrong number of arguments"))
+}
+
+/// Runs the release script for `token` (a caller's own release, or an
+/// orphan's): 1 if it held the lock, which is now freed or granted on.
+///
+/// The call id is drawn once, so a re-send by the pool is recognised as the
+/// same call (see `scripts`, "Safe to run twice").
+pub(crate) fn release_on(
+    entry: &PoolEntry,
+    target: &Target,
+    keys: &LockKeys,
+    token: &str,
+) -> Result<i64> {
+    let mut release = release_script(keys, token, target);
+    entry.run(target, target.timeout, |con| release.invoke(con))
+}
+
+/// One call of the release script for `token` on `target`, with its own
+/// call id (drawn here, once: a re-send of it is the same call).
+pub(crate) fn release_script(
+    keys: &LockKeys,
+    token: &str,
+    target: &Target,
+) -> scripts::Invocation<'static> {
+    scripts::RELEASE
+        .key(&keys.lock)
+        .key(keys.fence())
+        .key(keys.waiters())
+        .key(keys.queue())
+        .key(keys.call(&new_token()))
+        .arg(token)
+        .arg(resend_window_ms(target))
+}
+
+/// One call of the force-release script on `target`, with its own call id
+/// (drawn here, once: a re-send of it is the same call).
+pub(crate) fn force_release_script(
+    keys: &LockKeys,
+    target: &Target,
+) -> scripts::Invocation<'static> {
+    scripts::FORCE_RELEASE
+        .key(&keys.lock)
+        .key(keys.fence())
+        .key(keys.waiters())
+        .key(keys.queue())
+        .key(keys.call(&new_token()))
+        .arg(resend_window_ms(target))
+}
+
+/// Runs the release script of a `kind` hold for `token` (see [`release_on`]).
+pub(crate) fn release_kind_on(
+    kind: Kind,
+    entry: &PoolEntry,
+    target: &Target,
+    keys: &LockKeys,
+    token: &str,
+) -> Result<i64> {
+    match kind {
+        Kind::Exclusive => release_on(entry, target, keys, token),
+        Kind::Shared => release_read_on(entry, target, keys, token),
+    }
+}
+
+/// Runs the read-release script for `token` (a caller's own release, or an
+/// orphan's): 1 if it was a reader. The call id is drawn once, so a re-send
+/// by the pool is the same call.
+pub(crate) fn release_read_on(
+    entry: &PoolEntry,
+    target: &Target,
+    keys: &LockKeys,
+    token: &str,
+) -> Result<i64> {
+    let marker = keys.call(&new_token());
+    let window = resend_window_ms(target);
+    entry.run(target, target.timeout, |con| {
+        scripts::RELEASE_READ
+            .key(&keys.lock)
+            .key(keys.fence())
+            .key(keys.waiters())
+            .key(keys.queue())
+            .key(&marker)
+            .key(keys.readers())
+            .arg(token)
+            .arg(window)
+            .invoke(con)
+    })
+}
+
+/// How long after a call its re-send can still arrive: the pool re-sends at
+/// once after a broken reply (seen within `timeout`), on a new connection
+/// (made within `connect_timeout`); a second of margin on top.
+pub(crate) fn resend_window_ms(target: &Target) -> u64 {
+    millis(target.timeout + target.connect_timeout + Duration::from_secs(1))
 }

@@ -11,8 +11,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::client::Kind;
 use crate::locks::Locks;
+use crate::vocab::Kind;
 
 /// One hold to release.
 pub struct Pending<'a> {

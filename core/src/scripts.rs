@@ -84,6 +84,15 @@ use crate::packed::Packed;
 /// the PHP layer refuses them.
 pub const WAITERS_MARK: &[u8] = b"\0w";
 
+/// Whether a stored lock value is `token`'s with the waiters mark (and the
+/// end of its hold after it: see `scripts`).
+pub(crate) fn is_marked_own(value: &[u8], token: &str) -> bool {
+    value
+        .strip_prefix(token.as_bytes())
+        .and_then(|rest| rest.strip_prefix(WAITERS_MARK))
+        .is_some_and(|ends| ends.iter().all(u8::is_ascii_digit))
+}
+
 /// A Lua script, sent by EVALSHA.
 ///
 /// A server that does not have it (a restart, `SCRIPT FLUSH`, a replica just
@@ -248,6 +257,12 @@ end
 /// again) having changed nothing. Keys the caller can name are declared in
 /// KEYS instead, so that the cluster routes the call before it runs.
 ///
+/// `current_hold`: the lock as an acquire finds it (`ok, value, holder,
+/// marked, ends, now, handed`); a hold that ended while the key lived on for
+/// the queue (see "A holder that dies") is handed over first (`handed`), and
+/// `ok` is false (nothing changed) when that cannot reach a waiter. `now`
+/// is read from the server only when needed (a marked value).
+///
 /// `promote`: when the one live reader left waits for the write lock (it
 /// asked for it while others read), grants it that lock, ahead of the
 /// queue: the waiters queued behind it wait on its read lock anyway. True if
@@ -391,6 +406,27 @@ local function promote(lock, fence, waiters, queue, readers, now)
   end
   return false
 end
+local function current_hold(lock, fence, waiters, queue, now)
+  local current = redis.call('GET', lock)
+  local holding, marked, ends = holder(current)
+  local handed = false
+  if marked then
+    now = now or clock()
+    ends = hold_ends(lock, current, ends)
+    if ends and ends <= now then
+      if not hand_over(lock, fence, waiters, queue) then
+        return false
+      end
+      handed = true
+      current = redis.call('GET', lock)
+      holding, marked, ends = holder(current)
+      if marked then
+        ends = hold_ends(lock, current, ends)
+      end
+    end
+  end
+  return true, current, holding, marked, ends, now, handed
+end
 ";
 
 /// Acquire: one round trip whatever the outcome.
@@ -427,29 +463,16 @@ local function leave()
     redis.call('LREM', KEYS[4], 1, entry)
   end
 end
-local current = redis.call('GET', KEYS[1])
-local holding, marked, ends = holder(current)
-local now
-if marked then
-  now = clock()
-  ends = hold_ends(KEYS[1], current, ends)
-  if ends and ends <= now then
-    -- The holder's hold ended and the key lived on for the queue (see
-    -- 'A holder that dies'): the head of the queue has it now.
-    if not hand_over(KEYS[1], KEYS[2], KEYS[3], KEYS[4]) then
-      return busy()
-    end
-    current = redis.call('GET', KEYS[1])
-    holding, marked, ends = holder(current)
-    if current and holding == token then
-      local granted = redis.call('LPOP', KEYS[5])
-      redis.call('DEL', KEYS[5])
-      return {{1, tonumber(granted or '-1')}}
-    end
-    if marked then
-      ends = hold_ends(KEYS[1], current, ends)
-    end
-  end
+local ok, current, holding, marked, ends, now, handed =
+  current_hold(KEYS[1], KEYS[2], KEYS[3], KEYS[4], nil)
+if not ok then
+  return busy()
+end
+if handed and current and holding == token then
+  -- Granted to the caller by that hand-over.
+  local granted = redis.call('LPOP', KEYS[5])
+  redis.call('DEL', KEYS[5])
+  return {{1, tonumber(granted or '-1')}}
 end
 local promoting = false
 if holding == '\0r' then
@@ -640,9 +663,11 @@ pub static ACQUIRE_READ: Lazy<LockScript> = Lazy::new(|| {
         r"{HOLDER}{READERS}{HAND_OVER}
 local token, ttl, wait_ms = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local entry = ARGV[2] .. ' r ' .. token
-local now = clock()
-local current = redis.call('GET', KEYS[1])
-local _, marked, ends = holder(current)
+local ok, current, _, marked, ends, now, handed =
+  current_hold(KEYS[1], KEYS[6], KEYS[2], KEYS[3], clock())
+if not ok then
+  return busy()
+end
 local function leave()
   if redis.call('ZREM', KEYS[2], token) == 1 then
     redis.call('LREM', KEYS[3], 1, entry)
@@ -657,24 +682,12 @@ local function joined()
   end
   return {{1, -1}}
 end
-if marked then
-  ends = hold_ends(KEYS[1], current, ends)
-  if ends and ends <= now then
-    -- The holder's hold ended and the key lived on for the queue (see
-    -- 'A holder that dies'): the head of the queue has it now.
-    if not hand_over(KEYS[1], KEYS[6], KEYS[2], KEYS[3]) then
-      return busy()
-    end
-    current = redis.call('GET', KEYS[1])
-    _, marked, ends = holder(current)
-    local score = reading(current) and redis.call('ZSCORE', KEYS[5], token)
-    if score and tonumber(score) > now then
-      redis.call('DEL', KEYS[4])
-      return joined()
-    end
-    if marked then
-      ends = hold_ends(KEYS[1], current, ends)
-    end
+if handed then
+  -- Granted to the caller (among the readers at the head) by that hand-over?
+  local score = reading(current) and redis.call('ZSCORE', KEYS[5], token)
+  if score and tonumber(score) > now then
+    redis.call('DEL', KEYS[4])
+    return joined()
   end
 end
 if current and not reading(current) and holder(current) == token then

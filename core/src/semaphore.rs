@@ -53,17 +53,18 @@ use std::time::{Duration, Instant};
 use once_cell::sync::Lazy;
 use parking_lot::Mutex;
 
-use crate::client::{
-    millis, resend_window_ms, AcquireOutcome, ClientOptions, Hold, Ownership, Wait, FOREVER_SLICE,
-    WAIT_RETRY_PAUSE, WAIT_SLACK,
-};
 use crate::dsn::{Deployment, Dsn};
 use crate::error::{Error, Result};
 use crate::locks::Locks;
 use crate::pool::{Pool, Target};
+use crate::release::resend_window_ms;
 use crate::scripts::LockScript;
 use crate::stats::Stats;
 use crate::token::new_token;
+use crate::vocab::{
+    millis, AcquireOutcome, ClientOptions, Hold, Ownership, Wait, FOREVER_SLICE, WAIT_RETRY_PAUSE,
+    WAIT_SLACK,
+};
 
 /// The Redis keys of one semaphore.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -389,7 +390,7 @@ static GLOBAL_STATS: Lazy<Arc<Mutex<Stats>>> = Lazy::new(|| Arc::new(Mutex::new(
 /// Only from the `fork()` child handler.
 pub(crate) unsafe fn repair_after_fork() {
     // SAFETY: as the caller's.
-    unsafe { crate::fork::repair_stats(&GLOBAL_STATS) };
+    unsafe { crate::after_fork::repair_shared(&GLOBAL_STATS, Stats::new) };
 }
 
 /// Builds the semaphore scripts now (see `fork::before_threads`).
@@ -782,7 +783,7 @@ impl Locks for Permits {
         self.semaphores.target.dsn.as_str()
     }
     /// A permit is kept in the orphans registry with its own release.
-    fn release_later(&self, _kind: crate::client::Kind, name: &[u8], token: &str, ttl: Duration) {
+    fn release_later(&self, _kind: crate::vocab::Kind, name: &[u8], token: &str, ttl: Duration) {
         self.semaphores
             .remember_orphan(self.semaphores.keys(name), token, ttl);
     }

@@ -38,9 +38,9 @@ use once_cell::sync::Lazy;
 use parking_lot::Mutex;
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo, Value};
 
+use crate::connect::{bound_by, connect_bare, open, OpenError, Target};
 use crate::dsn::SentinelDsn;
 use crate::error::{Error, Result};
-use crate::pool::{bound_by, connect_bare, open, OpenError, Target};
 
 /// Per DSN text: the index of the Sentinel that last named a verified master.
 static PREFERRED: Lazy<Mutex<HashMap<String, usize>>> = Lazy::new(|| Mutex::new(HashMap::new()));
@@ -51,7 +51,7 @@ static PREFERRED: Lazy<Mutex<HashMap<String, usize>>> = Lazy::new(|| Mutex::new(
 /// Only from the `fork()` child handler.
 pub(crate) unsafe fn repair_after_fork() {
     // SAFETY: as the caller's.
-    unsafe { crate::fork::repair_lazy(&PREFERRED) };
+    unsafe { crate::after_fork::repair_lazy(&PREFERRED) };
 }
 
 /// A connection to the master that the Sentinels of `sentinels` name, with

@@ -9,12 +9,12 @@
 
 use std::time::{Duration, Instant};
 
-use crate::client::{millis, resend_window_ms, Attempt, LockClient, Ownership};
+use crate::client::LockClient;
 use crate::error::{Error, Result};
 use crate::keys::LockKeys;
-use crate::pool::{PoolEntry, Target};
+use crate::release::release_read_on;
 use crate::scripts;
-use crate::token::new_token;
+use crate::vocab::{millis, Attempt, Ownership};
 
 impl LockClient {
     /// One read attempt: registers the caller as a waiter when it must wait
@@ -98,29 +98,4 @@ impl LockClient {
             }
         })
     }
-}
-
-/// Runs the read-release script for `token` (a caller's own release, or an
-/// orphan's): 1 if it was a reader. The call id is drawn once, so a re-send
-/// by the pool is the same call.
-pub(crate) fn release_read_on(
-    entry: &PoolEntry,
-    target: &Target,
-    keys: &LockKeys,
-    token: &str,
-) -> Result<i64> {
-    let marker = keys.call(&new_token());
-    let window = resend_window_ms(target);
-    entry.run(target, target.timeout, |con| {
-        scripts::RELEASE_READ
-            .key(&keys.lock)
-            .key(keys.fence())
-            .key(keys.waiters())
-            .key(keys.queue())
-            .key(&marker)
-            .key(keys.readers())
-            .arg(token)
-            .arg(window)
-            .invoke(con)
-    })
 }

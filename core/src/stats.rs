@@ -42,6 +42,15 @@ pub struct Summary {
     pub max: f64,
 }
 
+/// Counters of one process's watchdog (see `watchdog`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WatchdogCounters {
+    /// Successful renewals.
+    pub renewals: u64,
+    /// Holds whose renewal found the lock gone, or failed until its TTL ran out.
+    pub lost: u64,
+}
+
 /// A copy of the counters at one moment.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct StatsSnapshot {
@@ -76,7 +85,7 @@ static GLOBAL: Lazy<Arc<Mutex<Stats>>> = Lazy::new(|| Arc::new(Mutex::new(Stats:
 /// Only from the `fork()` child handler.
 pub(crate) unsafe fn repair_after_fork() {
     // SAFETY: as the caller's.
-    unsafe { crate::fork::repair_stats(&GLOBAL) };
+    unsafe { crate::after_fork::repair_shared(&GLOBAL, Stats::new) };
 }
 
 impl Default for Stats {
@@ -149,9 +158,9 @@ impl Stats {
         }
     }
 
-    /// The current values, with this process's watchdog counters.
-    pub fn snapshot(&mut self) -> StatsSnapshot {
-        let watchdog = crate::watchdog::counters();
+    /// The current values, with `watchdog`'s counters (this process's:
+    /// `watchdog::counters()`).
+    pub fn snapshot(&mut self, watchdog: WatchdogCounters) -> StatsSnapshot {
         let s = self.for_this_process();
         StatsSnapshot {
             acquired: s.acquired,

@@ -50,10 +50,10 @@ use std::time::{Duration, Instant};
 use once_cell::sync::Lazy;
 use parking_lot::{Condvar, Mutex};
 
-use crate::client::Kind;
 use crate::error::{Error, Result};
 use crate::locks::Locks;
 use crate::pool::Pool;
+use crate::vocab::Kind;
 
 /// After a failed renewal, the next try comes this fraction of the TTL later
 /// (and at least [`MIN_PAUSE`] later).
@@ -129,13 +129,7 @@ struct State {
 }
 
 /// Counters of one process's watchdog.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Counters {
-    /// Successful renewals.
-    pub renewals: u64,
-    /// Holds whose renewal found the lock gone, or failed until its TTL ran out.
-    pub lost: u64,
-}
+pub use crate::stats::WatchdogCounters as Counters;
 
 /// The renewals of one process (see the module documentation).
 pub struct Watchdog {

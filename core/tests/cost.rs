@@ -7,8 +7,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{client_for, eventually, RedisServer, ReplyDropper};
-use redis_lock_core::client::Ownership;
 use redis_lock_core::token::new_token;
+use redis_lock_core::Ownership;
 use redis_lock_core::{AcquireOutcome, Wait};
 
 const TTL: Duration = Duration::from_secs(10);

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use common::{client_for, RedisServer, ReplyDropper};
 use parking_lot::Mutex;
-use redis_lock_core::client::Ownership;
 use redis_lock_core::token::new_token;
+use redis_lock_core::Ownership;
 use redis_lock_core::{AcquireOutcome, Wait};
 
 const TTL: Duration = Duration::from_secs(10);

@@ -167,6 +167,11 @@ fn eight_contending_threads_count_exactly() {
     let (n, done) = contend(&servers, &data, 200, || {});
     assert_eq!(n, 1600);
     assert_eq!(done, 1600, "every release confirmed by a majority");
+    assert_eq!(
+        holders(&servers, "counter"),
+        0,
+        "no lock left behind on any master"
+    );
 }
 
 #[test]

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use common::{RedisServer, ReplyDropper};
 use parking_lot::Mutex;
-use redis_lock_core::client::Ownership;
 use redis_lock_core::semaphore::Semaphores;
 use redis_lock_core::token::new_token;
+use redis_lock_core::Ownership;
 use redis_lock_core::{AcquireOutcome, ClientOptions, Dsn, Pool, Stats, Wait};
 
 const TTL: Duration = Duration::from_secs(10);
@@ -127,7 +127,7 @@ fn eight_threads_never_exceed_the_limit() {
         .unwrap();
     assert!(most <= 3, "{most} holders at once");
     assert!(most >= 1);
-    let snap = stats.lock().snapshot();
+    let snap = stats.lock().snapshot(Default::default());
     assert_eq!(snap.acquired, 320);
     assert_eq!(snap.releases, 320);
     assert_eq!(snap.releases_lost, 0);
@@ -247,7 +247,7 @@ fn a_bounded_wait_times_out_and_leaves_the_queue() {
     assert_eq!(queued, 0);
     assert!(s.release(b"k", &holder, None).unwrap());
     assert_eq!(s.holders(b"k").unwrap(), 0, "no grant went to the leaver");
-    let snap = stats.lock().snapshot();
+    let snap = stats.lock().snapshot(Default::default());
     assert_eq!(
         (snap.acquired, snap.timeouts, snap.conflicts, snap.releases),
         (1, 1, 0, 1)

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::RedisServer;
-use redis_lock_core::client::Ownership;
 use redis_lock_core::token::new_token;
+use redis_lock_core::Ownership;
 use redis_lock_core::{AcquireOutcome, LockClient, Wait};
 
 const TTL: Duration = Duration::from_secs(10);

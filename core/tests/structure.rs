@@ -1,0 +1,91 @@
+//! The shape of `core/src`: its modules import each other without cycles
+//! (issue 22), so each can be read, and changed, with only what is below it
+//! in mind.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Module name -> the modules of this crate it names (`crate::<module>`),
+/// comments left out.
+fn imports() -> BTreeMap<String, BTreeSet<String>> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut graph = BTreeMap::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let Some(name) = path.file_stem().and_then(|s| s.to_str()).map(str::to_owned) else {
+            continue;
+        };
+        if path.extension().is_none_or(|e| e != "rs") || name == "lib" {
+            continue;
+        }
+        let code: String = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .map(|line| line.split("//").next().unwrap_or(""))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let deps = code
+            .match_indices("crate::")
+            .map(|(at, _)| {
+                code[at + 7..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                    .collect::<String>()
+            })
+            .filter(|dep| !dep.is_empty() && *dep != name)
+            .collect();
+        graph.insert(name, deps);
+    }
+    graph
+}
+
+/// The modules on some cycle, found by following imports depth first.
+fn on_a_cycle(graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
+    fn visit(
+        module: &str,
+        graph: &BTreeMap<String, BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+        cycles: &mut Vec<Vec<String>>,
+    ) {
+        if let Some(at) = path.iter().position(|m| m == module) {
+            cycles.push(path[at..].to_vec());
+            return;
+        }
+        if done.contains(module) {
+            return;
+        }
+        path.push(module.to_owned());
+        for dep in graph.get(module).into_iter().flatten() {
+            if graph.contains_key(dep) {
+                visit(dep, graph, path, done, cycles);
+            }
+        }
+        path.pop();
+        done.insert(module.to_owned());
+    }
+    let (mut done, mut cycles) = (BTreeSet::new(), Vec::new());
+    for module in graph.keys() {
+        visit(module, graph, &mut Vec::new(), &mut done, &mut cycles);
+    }
+    cycles
+}
+
+#[test]
+fn the_core_modules_import_each_other_without_cycles() {
+    let graph = imports();
+    assert!(graph.len() > 20, "read the modules: {:?}", graph.keys());
+    assert!(
+        graph["client"].contains("vocab"),
+        "the graph is read: {graph:?}"
+    );
+    let cycles = on_a_cycle(&graph);
+    assert!(cycles.is_empty(), "import cycles: {cycles:?}");
+}
+
+#[test]
+fn a_cycle_is_found_when_there_is_one() {
+    let mut graph = imports();
+    graph.get_mut("vocab").unwrap().insert("client".to_owned());
+    assert!(!on_a_cycle(&graph).is_empty());
+}
