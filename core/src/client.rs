@@ -28,19 +28,18 @@ use once_cell::sync::Lazy;
 use parking_lot::Mutex;
 
 use crate::dsn::Dsn;
+use crate::engine::{self, HoldKind};
 use crate::error::{Error, Result};
 use crate::keys::LockKeys;
-use crate::orphans;
+use crate::node::Node;
+use crate::orphans::{self, Undo};
 use crate::packed::Packed;
 use crate::plain_holds;
-use crate::pool::{Pool, PoolEntry, Target};
-use crate::release::{self, force_release_script, release_kind_on, release_on};
-use crate::scripts::{self, is_marked_own};
+use crate::pool::Pool;
+use crate::release::{self, force_release_script, release_on};
+use crate::scripts::{self, is_marked_own, Invocation};
 use crate::stats::Stats;
-use crate::vocab::{
-    millis, AcquireOutcome, Attempt, ClientOptions, Hold, Kind, Ownership, Wait, FOREVER_SLICE,
-    WAIT_RETRY_PAUSE, WAIT_SLACK,
-};
+use crate::vocab::{millis, AcquireOutcome, Attempt, ClientOptions, Kind, Ownership, Wait};
 
 /// After finding a lock held (or being granted it), a waiting acquire of
 /// this process on that lock skips the plain `SET NX` for this long and
@@ -68,14 +67,9 @@ pub(crate) unsafe fn repair_after_fork() {
 /// Cheap to create: connections live in the shared [`Pool`].
 #[derive(Clone)]
 pub struct LockClient {
-    pub(crate) pool: Arc<Pool>,
-    /// `target`'s entry in `pool`, looked up once.
-    pub(crate) entry: Arc<PoolEntry>,
-    pub(crate) stats: Arc<Mutex<Stats>>,
-    pub(crate) target: Target,
+    pub(crate) node: Node,
     prefix: Vec<u8>,
     fencing: bool,
-    replicas: u32,
 }
 
 impl LockClient {
@@ -92,17 +86,9 @@ impl LockClient {
         options: ClientOptions,
     ) -> Self {
         LockClient {
-            entry: pool.entry(&dsn),
-            pool,
-            stats,
-            target: Target {
-                dsn,
-                connect_timeout: options.connect_timeout,
-                timeout: options.timeout,
-            },
+            node: Node::new(pool, stats, dsn, &options),
             prefix: options.prefix,
             fencing: options.fencing,
-            replicas: options.replicas,
         }
     }
 
@@ -110,8 +96,7 @@ impl LockClient {
     /// renewals never take a connection a caller is using).
     pub fn on_pool(&self, pool: Arc<Pool>) -> LockClient {
         LockClient {
-            entry: pool.entry(&self.target.dsn),
-            pool,
+            node: self.node.on_pool(pool),
             ..self.clone()
         }
     }
@@ -119,29 +104,30 @@ impl LockClient {
     /// The same, counted in other metrics.
     pub fn with_stats(&self, stats: Arc<Mutex<Stats>>) -> LockClient {
         LockClient {
-            stats,
+            node: self.node.with_stats(stats),
             ..self.clone()
         }
     }
 
     /// The server this client talks to.
     pub fn dsn(&self) -> &Dsn {
-        &self.target.dsn
+        &self.node.target.dsn
     }
 
-    /// The Redis keys of lock `name`.
     /// The server's DSN, as given: see [`crate::Locks::server`].
     pub fn server(&self) -> &str {
-        self.target.dsn.as_str()
+        self.node.target.dsn.as_str()
     }
 
     /// Remembers `token`'s `kind` hold of `name` for a later release (see
     /// [`crate::Locks::release_later`]).
     pub fn release_later(&self, kind: Kind, name: &[u8], token: &str, ttl: Duration) {
-        plain_holds::forget(&self.target, &self.keys(name), token);
-        orphans::remember(&self.target, kind, self.keys(name), token, ttl);
+        let keys = self.keys(name);
+        plain_holds::forget(&self.node.target, &keys, token);
+        orphans::remember(&self.node.target, &keys.lock.clone(), Undo::Lock(kind, keys), token, ttl);
     }
 
+    /// The Redis keys of lock `name`.
     pub fn keys(&self, name: &[u8]) -> LockKeys {
         LockKeys::new(&self.prefix, name)
     }
@@ -157,220 +143,26 @@ impl LockClient {
         ttl: Duration,
         wait: Wait,
     ) -> Result<AcquireOutcome> {
-        self.acquire_kind(Kind::Exclusive, name, token, ttl, wait)
-    }
-
-    /// Takes a read lock on `name` for `token`: shared with other readers,
-    /// never with a writer; waits as `wait` says (see `scripts`,
-    /// [`scripts::ACQUIRE_READ`]).
-    pub fn acquire_read(
-        &self,
-        name: &[u8],
-        token: &str,
-        ttl: Duration,
-        wait: Wait,
-    ) -> Result<AcquireOutcome> {
-        self.acquire_kind(Kind::Shared, name, token, ttl, wait)
-    }
-
-    fn acquire_kind(
-        &self,
-        kind: Kind,
-        name: &[u8],
-        token: &str,
-        ttl: Duration,
-        wait: Wait,
-    ) -> Result<AcquireOutcome> {
-        let keys = self.keys(name);
-        match self.acquire_inner(kind, &keys, token, ttl, wait) {
-            Ok(outcome) => {
-                let acquired = matches!(outcome, AcquireOutcome::Acquired(_));
-                if acquired && kind == Kind::Shared {
-                    self.stats.lock().record_read_acquired();
-                    // A writer demoted to a reader holds no plain lock now.
-                    plain_holds::forget(&self.target, &keys, token);
-                }
-                if acquired {
-                    // An earlier failed acquire with this token (a Lock object
-                    // keeps its owner) left an orphan of this very hold: it
-                    // is live again, not to be freed.
-                    orphans::forget(&self.target, &keys, token);
-                }
-                // Only once the server has answered: a stalled server must not
-                // cost a second timeout on top of the caller's own.
-                orphans::clean_up_server(&self.pool, &self.target);
-                if acquired && self.replicas > 0 {
-                    self.confirm_replicas(kind, keys, token, ttl)?;
-                }
-                Ok(outcome)
-            }
-            Err(err) => {
-                // An acquire sent, or a wait registered, before the failure may
-                // have left the lock set (or later granted) under this token.
-                if err.outcome_unknown() {
-                    orphans::remember(&self.target, kind, keys, token, ttl);
-                }
-                Err(err)
-            }
-        }
-    }
-
-    fn acquire_inner(
-        &self,
-        kind: Kind,
-        keys: &LockKeys,
-        token: &str,
-        ttl: Duration,
-        wait: Wait,
-    ) -> Result<AcquireOutcome> {
-        let start = Instant::now();
-        let ttl_ms = millis(ttl);
-        let deadline = wait.deadline_from(start);
-        let mut cleared_own_orphan = false;
-        let mut registered = false;
-        let mut first = true;
-        loop {
-            // The first attempt goes out as the acquire starts: no second clock read.
-            let now = if std::mem::take(&mut first) {
-                start
-            } else {
-                Instant::now()
-            };
-            let left = deadline.map(|d| d.saturating_duration_since(now));
-            let will_wait = left.is_none_or(|l| !l.is_zero());
-            let wait_ms = millis(match left {
-                _ if !will_wait => Duration::ZERO,
-                Some(left) => left + WAIT_SLACK,
-                None => FOREVER_SLICE + WAIT_SLACK,
-            });
-            let was_registered = registered;
-            registered |= will_wait;
-            let attempt = match kind {
-                Kind::Exclusive => self.attempt(keys, token, ttl_ms, wait_ms, was_registered, now),
-                Kind::Shared => self.attempt_read(keys, token, ttl_ms, wait_ms, was_registered),
-            };
-            let pttl_ms = match attempt? {
-                Attempt::Acquired(fence) => return Ok(self.acquired(start, fence)),
-                Attempt::Held { pttl_ms } => pttl_ms,
-            };
-            // The holder may be this process's own earlier acquire whose
-            // reply was lost; the server just answered, so clear it now
-            // rather than report a conflict with ourselves.
-            if !cleared_own_orphan && orphans::clean_up_lock(&self.pool, &self.target, keys) {
-                cleared_own_orphan = true;
-                continue;
-            }
-            if !will_wait {
-                return Ok(if matches!(wait, Wait::For(d) if !d.is_zero()) {
-                    self.stats.lock().record_timeout();
-                    AcquireOutcome::TimedOut
-                } else {
-                    self.stats.lock().record_conflict();
-                    AcquireOutcome::Conflicted
-                });
-            }
-            if pttl_ms == -2 {
-                continue; // gone already (cannot happen within one script): try again
-            }
-            let mut block = left.unwrap_or(FOREVER_SLICE).min(FOREVER_SLICE);
-            if pttl_ms > 0 {
-                block = block.min(Duration::from_millis(pttl_ms.unsigned_abs()));
-            }
-            match self.wait_for_grant(keys, token, block) {
-                Ok(Some(fence)) => {
-                    let fence = (kind == Kind::Exclusive && self.fencing).then_some(fence);
-                    return Ok(self.acquired(start, fence));
-                }
-                Ok(None) => {}
-                // The wait was cut short with an answer, not lost: a failover
-                // demoted the server (UNBLOCKED), the slot is moving, … The
-                // next attempt (to the lock's master now) finds the lock ours
-                // if a grant landed, or waits again with the time left.
-                Err(Error::Server { code, .. })
-                    if Error::transient_code(&code) && left.is_none_or(|l| !l.is_zero()) =>
-                {
-                    std::thread::sleep(WAIT_RETRY_PAUSE.min(left.unwrap_or(WAIT_RETRY_PAUSE)));
-                }
-                Err(err) => return Err(err),
-            }
-        }
-    }
-
-    /// Waits until `replicas` replicas hold the lock that `token` has just
-    /// taken; if fewer confirm, gives it back and fails, within `timeout`.
-    ///
-    /// WAIT returns as soon as enough replicas acknowledge (the master asks
-    /// them at once), but its timeout is only checked on the server's cron
-    /// tick (hz 10: every 100 ms; WAIT 450 answered after 0.55 s on Redis
-    /// 7.0), so it is given `timeout` less two ticks, and at least a quarter
-    /// of `timeout`.
-    fn confirm_replicas(
-        &self,
-        kind: Kind,
-        keys: LockKeys,
-        token: &str,
-        ttl: Duration,
-    ) -> Result<()> {
-        let wanted = self.replicas;
-        let timeout = self.target.timeout;
-        let within = timeout
-            .saturating_sub(Duration::from_millis(200))
-            .max(timeout / 4)
-            .max(Duration::from_millis(1));
-        // WAIT counts the replicas that have every earlier write of *this*
-        // connection, and the lock may have been set by another one (a grant
-        // by a release): so first a write of our own, the owner-checked TTL
-        // reset, in the same op so that a re-sent op re-does both.
-        let confirmed = self.entry.run(&self.target, timeout * 2, |con| {
-            let still_ours: i64 = match kind {
-                Kind::Exclusive => scripts::REFRESH.key(&keys.lock),
-                Kind::Shared => scripts::REFRESH_READ.key(&keys.lock).key(keys.readers()),
-            }
-            .arg(token)
-            .arg(millis(ttl))
-            .invoke(con)?;
-            let replicas: i64 = redis::cmd("WAIT")
-                .arg(wanted)
-                .arg(millis(within))
-                .query(con)?;
-            Ok(if still_ours == 1 { replicas } else { 0 })
-        });
-        let failure = match confirmed {
-            Ok(n) if n >= i64::from(wanted) => return Ok(()),
-            Ok(confirmed) => Error::NotReplicated {
-                dsn: self.target.dsn.redacted().to_owned(),
-                wanted,
-                confirmed,
-                within,
-            },
-            Err(err) => err,
+        let hold = ExclusiveHold {
+            client: self,
+            keys: self.keys(name),
+            token,
         };
-        plain_holds::forget(&self.target, &keys, token);
-        if release_kind_on(kind, &self.entry, &self.target, &keys, token).is_err() {
-            orphans::remember(&self.target, kind, keys, token, ttl);
-        }
-        Err(failure)
-    }
-
-    pub(crate) fn acquired(&self, start: Instant, fence: Option<i64>) -> AcquireOutcome {
-        let acquired_at = Instant::now();
-        self.stats
-            .lock()
-            .record_acquired(acquired_at.saturating_duration_since(start));
-        AcquireOutcome::Acquired(Hold { fence, acquired_at })
+        engine::acquire(&self.node, &hold, ttl, wait)
     }
 
     /// Deletes lock `name` if `token` still holds it. False when it had
     /// expired or been taken over: the other holder's lock is left alone.
     pub fn release(&self, name: &[u8], token: &str, acquired_at: Option<Instant>) -> Result<bool> {
         let keys = self.keys(name);
-        let plain = plain_holds::take(&self.target, &keys, token)
-            .filter(|_| self.target.dsn.cluster().is_none());
+        let node = &self.node;
+        let plain = plain_holds::take(&node.target, &keys, token)
+            .filter(|_| node.capabilities.plain_release);
         let released = match plain {
-            Some(expires) => release::plain(&self.entry, &self.target, &keys, token, expires)?,
-            None => release_on(&self.entry, &self.target, &keys, token)? == 1,
+            Some(expires) => release::plain(&node.entry, &node.target, &keys, token, expires)?,
+            None => release_on(&node.entry, &node.target, &keys, token)? == 1,
         };
-        self.stats
+        node.stats
             .lock()
             .record_release(released, acquired_at.map(|t| t.elapsed()));
         Ok(released)
@@ -385,7 +177,7 @@ impl LockClient {
         token: &str,
         ttl: Duration,
     ) -> Option<Result<Option<usize>>> {
-        if self.target.dsn.cluster().is_some() {
+        if !self.node.capabilities.atomic_multi {
             return None;
         }
         let mut call = scripts::ACQUIRE_ALL.key(&self.keys(&names[0]).lock);
@@ -413,7 +205,7 @@ impl LockClient {
                 .invoke(con)
         })?;
         if refreshed == 1 {
-            plain_holds::extend(&self.target, &keys, token, sent + ttl);
+            plain_holds::extend(&self.node.target, &keys, token, sent + ttl);
         }
         Ok(refreshed == 1)
     }
@@ -441,12 +233,12 @@ impl LockClient {
 
     /// Deletes lock `name` whoever holds it, granting it to the next waiter.
     pub fn force_release(&self, name: &[u8]) -> Result<bool> {
-        let mut force_release = force_release_script(&self.keys(name), &self.target);
+        let mut force_release = force_release_script(&self.keys(name), &self.node.target);
         let deleted: i64 = self.run(|con| force_release.invoke(con))?;
         Ok(deleted == 1)
     }
 
-    /// One attempt at a write lock, sent at `now` (see `acquire_inner`);
+    /// One attempt at a write lock, sent at `now` (see `engine`);
     /// a waiting caller (`wait_ms` > 0) is registered when it finds it held.
     fn attempt(
         &self,
@@ -469,7 +261,7 @@ impl LockClient {
         // before 7.0) is served by the script from then on. Any other error
         // (a replica's READONLY, LOADING, …) is reported and leaves the fast
         // path on.
-        let no_set_nx_get = &self.entry.server.no_set_nx_get;
+        let no_set_nx_get = &self.node.entry.server.no_set_nx_get;
         if plain && !no_set_nx_get.load(Ordering::Relaxed) {
             match self.attempt_plain(keys, token, ttl_ms, now) {
                 Err(Error::Server { code, detail, .. })
@@ -502,7 +294,7 @@ impl LockClient {
         })?;
         match reply.as_slice() {
             [1, fence] => {
-                plain_holds::forget(&self.target, keys, token);
+                plain_holds::forget(&self.node.target, keys, token);
                 Ok(Attempt::Acquired(self.fencing.then_some(*fence)))
             }
             [0, pttl_ms] => {
@@ -510,7 +302,7 @@ impl LockClient {
                 Ok(Attempt::Held { pttl_ms: *pttl_ms })
             }
             other => Err(Error::Protocol {
-                dsn: self.target.dsn.redacted().to_owned(),
+                dsn: self.node.target.dsn.redacted().to_owned(),
                 detail: format!("acquire script returned {other:?}"),
             }),
         }
@@ -545,7 +337,7 @@ impl LockClient {
         Ok(match previous {
             None => {
                 plain_holds::remember(
-                    &self.target,
+                    &self.node.target,
                     keys,
                     token,
                     sent + Duration::from_millis(ttl_ms),
@@ -568,24 +360,20 @@ impl LockClient {
         })
     }
 
-    /// Blocks until a release grants this waiter the lock (its fencing
-    /// token, -1 without fencing) or `block` passes (None).
-    fn wait_for_grant(&self, keys: &LockKeys, token: &str, block: Duration) -> Result<Option<i64>> {
-        let popped: Option<i64> = self
-            .entry
-            .pop_wake(&self.target, &keys.wake(token), block)?;
-        if popped.is_some() {
-            plain_holds::forget(&self.target, keys, token);
-            self.recently_contended(keys, Instant::now(), true);
-        }
-        Ok(popped)
+    /// A release granted `token` the lock on `keys` (a waiter, or a reader
+    /// for whom the read kind waited): whatever `plain_holds` knew of an
+    /// earlier hold is stale, and the lock is contended.
+    pub(crate) fn granted(&self, keys: &LockKeys, token: &str) {
+        plain_holds::forget(&self.node.target, keys, token);
+        self.recently_contended(keys, Instant::now(), true);
     }
 
     /// Whether this process found lock `keys` held within `CONTENDED_FOR`
     /// of `now`; `now_held`: it just did (remembered, and true).
     fn recently_contended(&self, keys: &LockKeys, now: Instant, now_held: bool) -> bool {
-        let mut key = Vec::with_capacity(self.target.dsn.as_str().len() + 1 + keys.lock.len());
-        key.extend_from_slice(self.target.dsn.as_str().as_bytes());
+        let dsn = self.node.target.dsn.as_str();
+        let mut key = Vec::with_capacity(dsn.len() + 1 + keys.lock.len());
+        key.extend_from_slice(dsn.as_bytes());
         key.push(0);
         key.extend_from_slice(&keys.lock);
         let mut contended = CONTENDED.lock();
@@ -607,6 +395,58 @@ impl LockClient {
         &self,
         op: impl FnMut(&mut dyn redis::ConnectionLike) -> std::result::Result<T, redis::RedisError>,
     ) -> Result<T> {
-        self.entry.run(&self.target, self.target.timeout, op)
+        self.node.run(op)
+    }
+}
+
+/// The exclusive kind: one holder, the lock key holding its token (see
+/// `scripts`).
+struct ExclusiveHold<'a> {
+    client: &'a LockClient,
+    keys: LockKeys,
+    token: &'a str,
+}
+
+impl HoldKind for ExclusiveHold<'_> {
+    fn token(&self) -> &str {
+        self.token
+    }
+
+    fn main_key(&self) -> &[u8] {
+        &self.keys.lock
+    }
+
+    fn attempt(
+        &self,
+        _node: &Node,
+        ttl_ms: u64,
+        wait_ms: u64,
+        registered: bool,
+        now: Instant,
+    ) -> Result<Attempt> {
+        self.client
+            .attempt(&self.keys, self.token, ttl_ms, wait_ms, registered, now)
+    }
+
+    fn wake_key(&self) -> Vec<u8> {
+        self.keys.wake(self.token)
+    }
+
+    /// The grant is the fencing token (-1 without fencing).
+    fn granted(&self, _node: &Node, popped: &redis::Value) -> Option<i64> {
+        self.client.granted(&self.keys, self.token);
+        let fence = redis::from_redis_value_ref::<i64>(popped).ok();
+        fence.filter(|_| self.client.fencing)
+    }
+
+    fn refresh_call(&self, ttl_ms: u64) -> Invocation<'static> {
+        scripts::REFRESH
+            .key(&self.keys.lock)
+            .arg(self.token)
+            .arg(ttl_ms)
+    }
+
+    fn undo(&self) -> Undo {
+        Undo::Lock(Kind::Exclusive, self.keys.clone())
     }
 }

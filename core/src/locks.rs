@@ -39,22 +39,13 @@ pub trait Locks: Send + Sync {
     fn is_locked(&self, name: &[u8]) -> Result<bool>;
     /// Frees lock `name` whoever holds it.
     fn force_release(&self, name: &[u8]) -> Result<bool>;
-    /// Takes a read lock on `name` (shared with readers, not with a writer).
-    fn acquire_read(
-        &self,
-        name: &[u8],
-        token: &str,
-        ttl: Duration,
-        wait: Wait,
-    ) -> Result<AcquireOutcome>;
-    /// Gives up `token`'s read lock on `name`.
-    fn release_read(&self, name: &[u8], token: &str, acquired_at: Option<Instant>) -> Result<bool>;
-    /// Sets a new TTL on `token`'s read lock on `name`.
-    fn refresh_read(&self, name: &[u8], token: &str, ttl: Duration) -> Result<bool>;
-    /// Whether `token` holds a read lock on `name`, and for how long still.
-    fn read_ownership(&self, name: &[u8], token: &str) -> Result<Ownership>;
-    /// The same operations on another pool (the watchdog's own, so that its
-    /// renewals never take a connection a caller is using).
+    /// The read locks of the same names, where the deployment has them (one
+    /// node: their readers' set and queue need its atomic scripts). Callers
+    /// use the `*_read` methods of `dyn Locks`, which say what a deployment
+    /// without them answers.
+    fn read_locks(&self) -> Option<&dyn ReadLocks> {
+        None
+    }
     /// Where this client's locks live, as one text (DSNs as given): a
     /// request end gives up, for the rest of its releases, on a server that
     /// failed as unavailable once (see `release_all`).
@@ -65,6 +56,8 @@ pub trait Locks: Send + Sync {
     /// connected), for at most `ttl`: as the locks of acquires whose outcome
     /// was unknown are (`orphans`).
     fn release_later(&self, kind: Kind, name: &[u8], token: &str, ttl: Duration);
+    /// The same operations on another pool (the watchdog's own, so that its
+    /// renewals never take a connection a caller is using).
     fn on_pool(&self, pool: Arc<Pool>) -> Arc<dyn Locks>;
     /// The same operations counted in other metrics (a multi-lock's names
     /// are not locks of their own in `stats()`).
@@ -81,6 +74,62 @@ pub trait Locks: Send + Sync {
         _ttl: Duration,
     ) -> Option<Result<Option<usize>>> {
         None
+    }
+}
+
+/// Read locks: many readers or one writer on the same name (see `shared`).
+pub trait ReadLocks: Send + Sync {
+    /// Takes a read lock on `name` (shared with readers, not with a writer).
+    fn acquire_read(
+        &self,
+        name: &[u8],
+        token: &str,
+        ttl: Duration,
+        wait: Wait,
+    ) -> Result<AcquireOutcome>;
+    /// Gives up `token`'s read lock on `name`.
+    fn release_read(&self, name: &[u8], token: &str, acquired_at: Option<Instant>) -> Result<bool>;
+    /// Sets a new TTL on `token`'s read lock on `name`.
+    fn refresh_read(&self, name: &[u8], token: &str, ttl: Duration) -> Result<bool>;
+    /// Whether `token` holds a read lock on `name`, and for how long still.
+    fn read_ownership(&self, name: &[u8], token: &str) -> Result<Ownership>;
+}
+
+/// The read-lock operations on any deployment: taking one where there are
+/// none (Redlock) is refused; with none ever taken, there is none to
+/// release, refresh or own.
+impl dyn Locks + '_ {
+    /// Takes a read lock on `name`; `Error::Unsupported` without read locks.
+    pub fn acquire_read(
+        &self,
+        name: &[u8],
+        token: &str,
+        ttl: Duration,
+        wait: Wait,
+    ) -> Result<AcquireOutcome> {
+        match self.read_locks() {
+            Some(read) => read.acquire_read(name, token, ttl, wait),
+            None => Err(Error::Unsupported {
+                what: "read locks are not supported with Redlock, semaphores or multi-locks \
+                       (readers and their queue are kept on one node, for one name)"
+                    .to_owned(),
+            }),
+        }
+    }
+    /// Gives up `token`'s read lock on `name`: false without read locks.
+    pub fn release_read(&self, name: &[u8], token: &str, at: Option<Instant>) -> Result<bool> {
+        self.read_locks()
+            .map_or(Ok(false), |read| read.release_read(name, token, at))
+    }
+    /// Sets a new TTL on `token`'s read lock: false without read locks.
+    pub fn refresh_read(&self, name: &[u8], token: &str, ttl: Duration) -> Result<bool> {
+        self.read_locks()
+            .map_or(Ok(false), |read| read.refresh_read(name, token, ttl))
+    }
+    /// Whether `token` holds a read lock on `name`: not without read locks.
+    pub fn read_ownership(&self, name: &[u8], token: &str) -> Result<Ownership> {
+        self.read_locks()
+            .map_or(Ok(Ownership::NotMine), |read| read.read_ownership(name, token))
     }
 }
 
@@ -145,6 +194,12 @@ impl Locks for LockClient {
         LockClient::acquire_all(self, names, token, ttl)
     }
 
+    fn read_locks(&self) -> Option<&dyn ReadLocks> {
+        Some(self)
+    }
+}
+
+impl ReadLocks for LockClient {
     fn acquire_read(
         &self,
         name: &[u8],
@@ -166,27 +221,7 @@ impl Locks for LockClient {
 }
 
 /// Read locks are not offered over Redlock: the readers' set and the queue
-/// would have to agree across independent masters. Taking one is refused;
-/// with none ever taken, there is none to release, refresh or own.
+/// would have to agree across independent masters.
 impl Locks for Redlock {
     delegate_locks!(Redlock);
-
-    fn acquire_read(&self, _: &[u8], _: &str, _: Duration, _: Wait) -> Result<AcquireOutcome> {
-        Err(no_read_locks())
-    }
-    fn release_read(&self, _: &[u8], _: &str, _: Option<Instant>) -> Result<bool> {
-        Ok(false)
-    }
-    fn refresh_read(&self, _: &[u8], _: &str, _: Duration) -> Result<bool> {
-        Ok(false)
-    }
-    fn read_ownership(&self, _: &[u8], _: &str) -> Result<Ownership> {
-        Ok(Ownership::NotMine)
-    }
-}
-
-fn no_read_locks() -> Error {
-    Error::Unsupported {
-        what: "read locks are not supported with Redlock".to_owned(),
-    }
 }

@@ -331,20 +331,6 @@ impl Locks for MultiLocks {
         Ok(any)
     }
 
-    fn acquire_read(&self, _: &[u8], _: &str, _: Duration, _: Wait) -> Result<AcquireOutcome> {
-        Err(Error::Unsupported {
-            what: "a multi-lock has no read kind".to_owned(),
-        })
-    }
-    fn release_read(&self, _: &[u8], _: &str, _: Option<Instant>) -> Result<bool> {
-        Ok(false)
-    }
-    fn refresh_read(&self, _: &[u8], _: &str, _: Duration) -> Result<bool> {
-        Ok(false)
-    }
-    fn read_ownership(&self, _: &[u8], _: &str) -> Result<Ownership> {
-        Ok(Ownership::NotMine)
-    }
 
     fn on_pool(&self, pool: Arc<Pool>) -> Arc<dyn Locks> {
         Arc::new(MultiLocks {

@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 use once_cell::sync::Lazy;
 use parking_lot::Mutex;
 
+use crate::error::Result;
 use crate::keys::LockKeys;
+use crate::plain_holds;
 use crate::pool::{Pool, Target};
 use crate::release::release_kind_on;
 use crate::vocab::Kind;
@@ -39,13 +41,29 @@ pub(crate) struct Orphan {
     gone_by: Instant,
 }
 
-/// How an orphan is released.
-enum Undo {
+/// How an orphan is released (also how the engine gives back a hold that
+/// too few replicas confirmed).
+pub(crate) enum Undo {
     /// A lock or a read lock: by the release script of its kind.
     Lock(Kind, LockKeys),
     /// Another kind of hold (a semaphore's permit): its own release, which
     /// answers whether the hold was still there.
     Release(Box<dyn Fn() -> crate::error::Result<bool> + Send>),
+}
+
+impl Undo {
+    /// Releases `token`'s hold on `target`'s server now: 1 if it was still
+    /// set, 0 if not.
+    pub(crate) fn run(&self, pool: &Pool, target: &Target, token: &str) -> Result<i64> {
+        match self {
+            Undo::Lock(kind, keys) => {
+                // Released by its script: no longer a plain `SET NX` hold.
+                plain_holds::forget(target, keys, token);
+                release_kind_on(*kind, &pool.entry(&target.dsn), target, keys, token)
+            }
+            Undo::Release(release) => release().map(i64::from),
+        }
+    }
 }
 
 pub(crate) static ORPHANS: Lazy<Mutex<Vec<Orphan>>> = Lazy::new(|| Mutex::new(Vec::new()));
@@ -59,42 +77,19 @@ pub(crate) unsafe fn repair_after_fork() {
     unsafe { crate::after_fork::repair_lazy(&ORPHANS) };
 }
 
-/// Remembers that `token`'s acquire of a `kind` hold on `keys` may have left
-/// the lock set, for at most `ttl`.
-pub(crate) fn remember(target: &Target, kind: Kind, keys: LockKeys, token: &str, ttl: Duration) {
+/// Remembers that `token`'s acquire of the hold whose main key is `lock`,
+/// on `target`'s server, may have left it taken (or that its release could
+/// not be sent), for at most `ttl`: `undo` releases it once the server
+/// answers again, where it is still `token`'s.
+pub(crate) fn remember(target: &Target, lock: &[u8], undo: Undo, token: &str, ttl: Duration) {
     let mut orphans = ORPHANS.lock();
     let now = Instant::now();
     orphans.retain(|o| o.gone_by > now);
-    if orphans.len() < MAX_ORPHANS && !known(&orphans, target, &keys.lock, token) {
+    if orphans.len() < MAX_ORPHANS && !known(&orphans, target, lock, token) {
         orphans.push(Orphan {
             target: target.clone(),
-            lock: keys.lock.clone(),
-            undo: Undo::Lock(kind, keys),
-            token: token.to_owned(),
-            pid: crate::pid::current(),
-            gone_by: now + ttl,
-        });
-    }
-}
-
-/// Remembers a hold of another kind on `lock` (its main key) of `target`'s
-/// server, which `release` frees where it is still `token`'s, for at most
-/// `ttl`: released like the orphans of locks.
-pub(crate) fn remember_release(
-    target: &Target,
-    lock: Vec<u8>,
-    token: &str,
-    ttl: Duration,
-    release: Box<dyn Fn() -> crate::error::Result<bool> + Send>,
-) {
-    let mut orphans = ORPHANS.lock();
-    let now = Instant::now();
-    orphans.retain(|o| o.gone_by > now);
-    if orphans.len() < MAX_ORPHANS && !known(&orphans, target, &lock, token) {
-        orphans.push(Orphan {
-            target: target.clone(),
-            lock,
-            undo: Undo::Release(release),
+            lock: lock.to_vec(),
+            undo,
             token: token.to_owned(),
             pid: crate::pid::current(),
             gone_by: now + ttl,
@@ -110,18 +105,19 @@ fn known(orphans: &[Orphan], target: &Target, lock: &[u8], token: &str) -> bool 
         .any(|o| o.lock == lock && o.token == token && o.target.dsn.as_str() == target.dsn.as_str())
 }
 
-/// `token` now holds lock `keys` after all (an acquire with the same token
-/// succeeded): its orphan is live again, not to be freed.
-pub(crate) fn forget(target: &Target, keys: &LockKeys, token: &str) {
+/// `token` now holds the hold whose main key is `lock` after all (an
+/// acquire with the same token succeeded): its orphan is live again, not to
+/// be freed.
+pub(crate) fn forget(target: &Target, lock: &[u8], token: &str) {
     let dsn = target.dsn.as_str();
-    take(|o| o.target.dsn.as_str() == dsn && o.lock == keys.lock && o.token == token);
+    take(|o| o.target.dsn.as_str() == dsn && o.lock == lock && o.token == token);
 }
 
-/// Releases this process's orphans on lock `keys` of `target`'s server;
-/// true if one was still set.
-pub(crate) fn clean_up_lock(pool: &Pool, target: &Target, keys: &LockKeys) -> bool {
+/// Releases this process's orphans of the hold whose main key is `lock` on
+/// `target`'s server; true if one was still set.
+pub(crate) fn clean_up_lock(pool: &Pool, target: &Target, lock: &[u8]) -> bool {
     let dsn = target.dsn.as_str();
-    let mine = take(|o| o.target.dsn.as_str() == dsn && o.lock == keys.lock);
+    let mine = take(|o| o.target.dsn.as_str() == dsn && o.lock == lock);
     !mine.is_empty() && release(pool, mine) > 0
 }
 
@@ -174,17 +170,7 @@ fn release(pool: &Pool, orphans: Vec<Orphan>) -> usize {
             continue;
         }
         attempts += 1;
-        let released = match &orphan.undo {
-            Undo::Lock(kind, keys) => release_kind_on(
-                *kind,
-                &pool.entry(&orphan.target.dsn),
-                &orphan.target,
-                keys,
-                &orphan.token,
-            ),
-            Undo::Release(release) => release().map(i64::from),
-        };
-        match released {
+        match orphan.undo.run(pool, &orphan.target, &orphan.token) {
             Ok(1) => deleted += 1,
             Ok(_) => {}
             Err(_) => {

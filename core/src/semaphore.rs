@@ -54,17 +54,17 @@ use once_cell::sync::Lazy;
 use parking_lot::Mutex;
 
 use crate::dsn::{Deployment, Dsn};
+use crate::engine::{self, HoldKind};
 use crate::error::{Error, Result};
 use crate::locks::Locks;
-use crate::pool::{Pool, Target};
+use crate::node::Node;
+use crate::orphans::Undo;
+use crate::pool::Pool;
 use crate::release::resend_window_ms;
-use crate::scripts::LockScript;
+use crate::scripts::{Invocation, LockScript};
 use crate::stats::Stats;
 use crate::token::new_token;
-use crate::vocab::{
-    millis, AcquireOutcome, ClientOptions, Hold, Ownership, Wait, FOREVER_SLICE, WAIT_RETRY_PAUSE,
-    WAIT_SLACK,
-};
+use crate::vocab::{millis, AcquireOutcome, Attempt, ClientOptions, Ownership, Wait};
 
 /// The Redis keys of one semaphore.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -412,11 +412,8 @@ pub(crate) fn build_scripts() {
 /// the shared [`Pool`].
 #[derive(Clone)]
 pub struct Semaphores {
-    pool: Arc<Pool>,
-    stats: Arc<Mutex<Stats>>,
-    target: Target,
+    node: Node,
     prefix: Vec<u8>,
-    replicas: u32,
 }
 
 impl Semaphores {
@@ -434,15 +431,8 @@ impl Semaphores {
         options: ClientOptions,
     ) -> Self {
         Semaphores {
-            pool,
-            stats,
-            target: Target {
-                dsn,
-                connect_timeout: options.connect_timeout,
-                timeout: options.timeout,
-            },
+            node: Node::new(pool, stats, dsn, &options),
             prefix: options.prefix,
-            replicas: options.replicas,
         }
     }
 
@@ -477,175 +467,31 @@ impl Semaphores {
         ttl: Duration,
         wait: Wait,
     ) -> Result<AcquireOutcome> {
-        let keys = self.keys(name);
-        let outcome = match self.acquire_inner(&keys, limit, token, ttl, wait) {
-            Ok(outcome) => outcome,
-            Err(err) => {
-                // Sent, then no answer: the permit may be taken under
-                // `token`. Released once the server answers again, as a
-                // lock's orphan is, rather than lost until its TTL.
-                if err.outcome_unknown() {
-                    self.remember_orphan(keys, token, ttl);
-                }
-                return Err(err);
-            }
-        };
-        // Only once the server has answered: a stalled server must not cost
-        // a second timeout.
-        crate::orphans::clean_up_server(&self.pool, &self.target);
-        if matches!(outcome, AcquireOutcome::Acquired(_)) && self.replicas > 0 {
-            self.confirm_replicas(&keys, token, ttl)?;
-        }
-        Ok(outcome)
-    }
-
-    /// Remembers `token`'s permit on `keys` for a release once the server
-    /// answers again (core `orphans`).
-    fn remember_orphan(&self, keys: SemaphoreKeys, token: &str, ttl: Duration) {
-        let lock = keys.permits.clone();
-        let (semaphores, owner) = (self.clone(), token.to_owned());
-        crate::orphans::remember_release(
-            &self.target,
-            lock,
+        let hold = PermitHold {
+            semaphores: self,
+            keys: self.keys(name),
+            limit,
             token,
-            ttl,
-            Box::new(move || semaphores.release_keys(&keys, &owner)),
-        );
-    }
-
-    fn acquire_inner(
-        &self,
-        keys: &SemaphoreKeys,
-        limit: u32,
-        token: &str,
-        ttl: Duration,
-        wait: Wait,
-    ) -> Result<AcquireOutcome> {
-        let start = Instant::now();
-        let deadline = wait.deadline_from(start);
-        let mut registered = false;
-        loop {
-            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            let will_wait = left.is_none_or(|l| !l.is_zero());
-            let wait_ms = match left {
-                _ if !will_wait => Duration::ZERO,
-                Some(left) => left + WAIT_SLACK,
-                None => FOREVER_SLICE + WAIT_SLACK,
-            };
-            let was_registered = registered;
-            registered |= will_wait;
-            let reply: Vec<i64> = self.run(|con| {
-                ACQUIRE
-                    .key(&keys.permits)
-                    .key(&keys.waiters)
-                    .key(&keys.queue)
-                    .key(keys.wake(token))
-                    .arg(token)
-                    .arg(limit)
-                    .arg(millis(ttl))
-                    .arg(millis(wait_ms))
-                    .arg(if was_registered { "1" } else { "0" })
-                    .invoke(con)
-            })?;
-            let until_ms = match reply.as_slice() {
-                [1, _] => return Ok(self.acquired(start)),
-                [0, until_ms] => *until_ms,
-                other => {
-                    return Err(Error::Protocol {
-                        dsn: self.target.dsn.redacted().to_owned(),
-                        detail: format!("semaphore acquire script returned {other:?}"),
-                    })
-                }
-            };
-            if !will_wait {
-                return Ok(if matches!(wait, Wait::For(d) if !d.is_zero()) {
-                    self.stats.lock().record_timeout();
-                    AcquireOutcome::TimedOut
-                } else {
-                    self.stats.lock().record_conflict();
-                    AcquireOutcome::Conflicted
-                });
-            }
-            let mut block = left.unwrap_or(FOREVER_SLICE).min(FOREVER_SLICE);
-            if until_ms > 0 {
-                block = block.min(Duration::from_millis(until_ms.unsigned_abs()));
-            }
-            match self.wait_for_grant(keys, token, block) {
-                Ok(true) => return Ok(self.acquired(start)),
-                Ok(false) => {}
-                // Cut short with an answer (a failover, a slot moving): the
-                // next attempt finds the permit ours if a grant landed.
-                Err(Error::Server { code, .. })
-                    if Error::transient_code(&code) && left.is_none_or(|l| !l.is_zero()) =>
-                {
-                    std::thread::sleep(WAIT_RETRY_PAUSE.min(left.unwrap_or(WAIT_RETRY_PAUSE)));
-                }
-                Err(err) => return Err(err),
-            }
-        }
-    }
-
-    /// Blocks until a grant lands on this waiter's list (true) or `block` passes.
-    fn wait_for_grant(&self, keys: &SemaphoreKeys, token: &str, block: Duration) -> Result<bool> {
-        let popped: Option<Vec<u8>> =
-            self.pool
-                .entry(&self.target.dsn)
-                .pop_wake(&self.target, &keys.wake(token), block)?;
-        Ok(popped.is_some())
-    }
-
-    /// As the lock's `replicas` option: an owner-checked write of our own and
-    /// WAIT; fewer confirmations give the permit back and fail.
-    fn confirm_replicas(&self, keys: &SemaphoreKeys, token: &str, ttl: Duration) -> Result<()> {
-        let wanted = self.replicas;
-        let timeout = self.target.timeout;
-        let within = timeout
-            .saturating_sub(Duration::from_millis(200))
-            .max(timeout / 4)
-            .max(Duration::from_millis(1));
-        let confirmed = self.pool.run(&self.target, timeout * 2, |con| {
-            let still_ours: i64 = REFRESH
-                .key(&keys.permits)
-                .arg(token)
-                .arg(millis(ttl))
-                .invoke(con)?;
-            let replicas: i64 = redis::cmd("WAIT")
-                .arg(wanted)
-                .arg(millis(within))
-                .query(con)?;
-            Ok(if still_ours == 1 { replicas } else { 0 })
-        });
-        let failure = match confirmed {
-            Ok(n) if n >= i64::from(wanted) => return Ok(()),
-            Ok(confirmed) => Error::NotReplicated {
-                dsn: self.target.dsn.redacted().to_owned(),
-                wanted,
-                confirmed,
-                within,
-            },
-            Err(err) => err,
         };
-        // The permit then ends at its TTL at the latest.
-        let _ = self.release_keys(keys, token);
-        Err(failure)
-    }
-
-    fn acquired(&self, start: Instant) -> AcquireOutcome {
-        self.stats.lock().record_acquired(start.elapsed());
-        AcquireOutcome::Acquired(Hold {
-            fence: None,
-            acquired_at: Instant::now(),
-        })
+        engine::acquire(&self.node, &hold, ttl, wait)
     }
 
     /// Gives back `token`'s permit of `name`, to the first waiter if any.
     /// False when it had expired (or was never held).
     pub fn release(&self, name: &[u8], token: &str, acquired_at: Option<Instant>) -> Result<bool> {
         let released = self.release_keys(&self.keys(name), token)?;
-        self.stats
+        self.node
+            .stats
             .lock()
             .record_release(released, acquired_at.map(|t| t.elapsed()));
         Ok(released)
+    }
+
+    /// How `token`'s permit on `keys` is given back later: by its own
+    /// release, as the permits are not a lock's keys.
+    fn undo(&self, keys: SemaphoreKeys, token: &str) -> Undo {
+        let (semaphores, owner) = (self.clone(), token.to_owned());
+        Undo::Release(Box::new(move || semaphores.release_keys(&keys, &owner)))
     }
 
     fn release_keys(&self, keys: &SemaphoreKeys, token: &str) -> Result<bool> {
@@ -656,7 +502,7 @@ impl Semaphores {
             .key(&keys.queue)
             .key(keys.call(&new_token()))
             .arg(token)
-            .arg(resend_window_ms(&self.target));
+            .arg(resend_window_ms(&self.node.target));
         let released: i64 = self.run(|con| release.invoke(con))?;
         Ok(released == 1)
     }
@@ -703,7 +549,7 @@ impl Semaphores {
             .key(&keys.waiters)
             .key(&keys.queue)
             .key(keys.call(&new_token()))
-            .arg(resend_window_ms(&self.target));
+            .arg(resend_window_ms(&self.node.target));
         let held: i64 = self.run(|con| force.invoke(con))?;
         Ok(held.unsigned_abs())
     }
@@ -712,7 +558,76 @@ impl Semaphores {
         &self,
         op: impl FnMut(&mut dyn redis::ConnectionLike) -> std::result::Result<T, redis::RedisError>,
     ) -> Result<T> {
-        self.pool.run(&self.target, self.target.timeout, op)
+        self.node.run(op)
+    }
+}
+
+/// The permit kind: a holder's token in the permits' sorted set, at most
+/// `limit` of them.
+struct PermitHold<'a> {
+    semaphores: &'a Semaphores,
+    keys: SemaphoreKeys,
+    limit: u32,
+    token: &'a str,
+}
+
+impl HoldKind for PermitHold<'_> {
+    fn token(&self) -> &str {
+        self.token
+    }
+
+    fn main_key(&self) -> &[u8] {
+        &self.keys.permits
+    }
+
+    /// The reply's second item, while no permit is free, is when the first
+    /// permit expires (ms from now): the wait ends then at the latest.
+    fn attempt(
+        &self,
+        node: &Node,
+        ttl_ms: u64,
+        wait_ms: u64,
+        registered: bool,
+        _now: Instant,
+    ) -> Result<Attempt> {
+        let (keys, token) = (&self.keys, self.token);
+        let reply: Vec<i64> = node.run(|con| {
+            ACQUIRE
+                .key(&keys.permits)
+                .key(&keys.waiters)
+                .key(&keys.queue)
+                .key(keys.wake(token))
+                .arg(token)
+                .arg(self.limit)
+                .arg(ttl_ms)
+                .arg(wait_ms)
+                .arg(if registered { "1" } else { "0" })
+                .invoke(con)
+        })?;
+        match reply.as_slice() {
+            [1, _] => Ok(Attempt::Acquired(None)),
+            [0, until_ms] => Ok(Attempt::Held { pttl_ms: *until_ms }),
+            other => Err(Error::Protocol {
+                dsn: node.target.dsn.redacted().to_owned(),
+                detail: format!("semaphore acquire script returned {other:?}"),
+            }),
+        }
+    }
+
+    fn wake_key(&self) -> Vec<u8> {
+        self.keys.wake(self.token)
+    }
+
+    fn granted(&self, _node: &Node, _popped: &redis::Value) -> Option<i64> {
+        None
+    }
+
+    fn refresh_call(&self, ttl_ms: u64) -> Invocation<'static> {
+        REFRESH.key(&self.keys.permits).arg(self.token).arg(ttl_ms)
+    }
+
+    fn undo(&self) -> Undo {
+        self.semaphores.undo(self.keys.clone(), self.token)
     }
 }
 
@@ -765,35 +680,21 @@ impl Locks for Permits {
         Ok(self.semaphores.force_release(name)? > 0)
     }
     // A permit has no read kind: none is taken, so none is held.
-    fn acquire_read(&self, _: &[u8], _: &str, _: Duration, _: Wait) -> Result<AcquireOutcome> {
-        Err(Error::Unsupported {
-            what: "a semaphore has no read permits".to_owned(),
-        })
-    }
-    fn release_read(&self, _: &[u8], _: &str, _: Option<Instant>) -> Result<bool> {
-        Ok(false)
-    }
-    fn refresh_read(&self, _: &[u8], _: &str, _: Duration) -> Result<bool> {
-        Ok(false)
-    }
-    fn read_ownership(&self, _: &[u8], _: &str) -> Result<Ownership> {
-        Ok(Ownership::NotMine)
-    }
     fn server(&self) -> &str {
-        self.semaphores.target.dsn.as_str()
+        self.semaphores.node.target.dsn.as_str()
     }
     /// A permit is kept in the orphans registry with its own release.
     fn release_later(&self, _kind: crate::vocab::Kind, name: &[u8], token: &str, ttl: Duration) {
-        self.semaphores
-            .remember_orphan(self.semaphores.keys(name), token, ttl);
+        let keys = self.semaphores.keys(name);
+        let target = &self.semaphores.node.target;
+        let lock = keys.permits.clone();
+        let undo = self.semaphores.undo(keys, token);
+        crate::orphans::remember(target, &lock, undo, token, ttl);
     }
     fn with_stats(&self, stats: Arc<Mutex<Stats>>) -> Arc<dyn Locks> {
         let semaphores = Semaphores {
-            pool: Arc::clone(&self.semaphores.pool),
-            stats,
-            target: self.semaphores.target.clone(),
+            node: self.semaphores.node.with_stats(stats),
             prefix: self.semaphores.prefix.clone(),
-            replicas: self.semaphores.replicas,
         };
         Arc::new(Permits {
             semaphores: Arc::new(semaphores),
@@ -802,11 +703,8 @@ impl Locks for Permits {
     }
     fn on_pool(&self, pool: Arc<Pool>) -> Arc<dyn Locks> {
         let semaphores = Semaphores {
-            pool,
-            stats: Arc::clone(&self.semaphores.stats),
-            target: self.semaphores.target.clone(),
+            node: self.semaphores.node.on_pool(pool),
             prefix: self.semaphores.prefix.clone(),
-            replicas: self.semaphores.replicas,
         };
         Arc::new(Permits {
             semaphores: Arc::new(semaphores),

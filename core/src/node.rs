@@ -1,0 +1,108 @@
+//! One node as the lock kinds reach it: a server, a Sentinel service's
+//! master or a cluster (the pool picks the connection kind from the DSN),
+//! with the metrics its acquires count in, and what the deployment can do
+//! ([`Capabilities`]) so that no kind asks "is this a cluster?".
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+use crate::dsn::Dsn;
+use crate::error::Result;
+use crate::pool::{Pool, PoolEntry, Target};
+use crate::stats::Stats;
+use crate::vocab::ClientOptions;
+
+/// What a deployment can do, asked by the kinds instead of its type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Any set of keys can be changed in one script (one server): a
+    /// multi-lock takes all its names in one step. A cluster's keys of
+    /// different names may live on different nodes.
+    pub atomic_multi: bool,
+    /// A lock taken by a plain `SET NX` may be released by a plain
+    /// compare-and-delete (`release::plain`), whose re-send is told apart by
+    /// the time it was sent. A cluster client re-sends on its own (a
+    /// redirection, a failover) at times the caller does not see, so there
+    /// every release goes through the call-marked script.
+    pub plain_release: bool,
+}
+
+impl Capabilities {
+    /// What a node reached through `dsn` can do.
+    pub fn of(dsn: &Dsn) -> Capabilities {
+        let cluster = dsn.cluster().is_some();
+        Capabilities {
+            atomic_multi: !cluster,
+            plain_release: !cluster,
+        }
+    }
+}
+
+/// One node, its connection pool entry and the metrics its operations count in.
+#[derive(Clone)]
+pub(crate) struct Node {
+    pub(crate) pool: Arc<Pool>,
+    /// `target`'s entry in `pool`, looked up once.
+    pub(crate) entry: Arc<PoolEntry>,
+    pub(crate) stats: Arc<Mutex<Stats>>,
+    pub(crate) target: Target,
+    /// How many replicas must hold a new hold before an acquire reports it.
+    pub(crate) replicas: u32,
+    pub(crate) capabilities: Capabilities,
+}
+
+impl Node {
+    pub(crate) fn new(
+        pool: Arc<Pool>,
+        stats: Arc<Mutex<Stats>>,
+        dsn: Dsn,
+        options: &ClientOptions,
+    ) -> Node {
+        Node {
+            entry: pool.entry(&dsn),
+            pool,
+            stats,
+            capabilities: Capabilities::of(&dsn),
+            target: Target {
+                dsn,
+                connect_timeout: options.connect_timeout,
+                timeout: options.timeout,
+            },
+            replicas: options.replicas,
+        }
+    }
+
+    /// The same node on another pool (the watchdog's own).
+    pub(crate) fn on_pool(&self, pool: Arc<Pool>) -> Node {
+        Node {
+            entry: pool.entry(&self.target.dsn),
+            pool,
+            ..self.clone()
+        }
+    }
+
+    /// The same node, counted in other metrics.
+    pub(crate) fn with_stats(&self, stats: Arc<Mutex<Stats>>) -> Node {
+        Node {
+            stats,
+            ..self.clone()
+        }
+    }
+
+    /// Runs `op` within the command timeout (see [`PoolEntry::run`]: `op`
+    /// may be sent twice).
+    pub(crate) fn run<T>(
+        &self,
+        op: impl FnMut(&mut dyn redis::ConnectionLike) -> std::result::Result<T, redis::RedisError>,
+    ) -> Result<T> {
+        self.entry.run(&self.target, self.target.timeout, op)
+    }
+
+    /// Blocks on a waiter's wake list for at most `block`; never re-sent
+    /// (see [`PoolEntry::pop_wake`]).
+    pub(crate) fn pop_wake(&self, key: &[u8], block: Duration) -> Result<Option<redis::Value>> {
+        self.entry.pop_wake(&self.target, key, block)
+    }
+}
