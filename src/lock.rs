@@ -7,7 +7,6 @@ use std::time::Duration;
 use ext_php_rs::binary::Binary;
 use ext_php_rs::prelude::*;
 use ext_php_rs::types::{ZendCallable, Zval};
-use parking_lot::Mutex;
 use redis_lock_core::Ownership;
 use redis_lock_core::{Kind, Wait};
 
@@ -15,7 +14,7 @@ use crate::args::{self, Param};
 use crate::callback;
 use crate::exceptions::{from_core, not_acquired};
 use crate::guard::guard;
-use crate::holds::{self, Acquired, HoldId, Locker};
+use crate::holds::{self, session, Handle, Locker};
 
 /// A named lock owned by one token (`owner()`).
 ///
@@ -25,12 +24,7 @@ use crate::holds::{self, Acquired, HoldId, Locker};
 #[php_class]
 #[php(name = "RedisLock\\Lock")]
 pub struct Lock {
-    locker: Arc<Locker>,
-    name: Vec<u8>,
-    token: String,
-    ttl: Mutex<Duration>,
-    auto_release: bool,
-    hold: Mutex<Option<HoldId>>,
+    handle: Handle,
 }
 
 impl Lock {
@@ -43,12 +37,7 @@ impl Lock {
         auto_release: bool,
     ) -> Self {
         Lock {
-            locker,
-            name,
-            token,
-            ttl: Mutex::new(ttl),
-            auto_release,
-            hold: Mutex::new(None),
+            handle: Handle::new(locker, name, token, ttl, auto_release),
         }
     }
 
@@ -56,70 +45,18 @@ impl Lock {
     /// write) or demoted (write to read) by the same call, in Redis (see the
     /// core's read locks): the hold this Lock keeps becomes the new kind.
     fn take(&self, kind: Kind, wait: Wait) -> PhpResult<bool> {
-        let ttl = *self.ttl.lock();
-        match self.locker.acquire_kind(
-            kind,
-            &self.name,
-            &self.token,
-            ttl,
-            wait,
-            self.auto_release,
-        )? {
-            Acquired::Yes(id) => {
-                // A re-acquire by the same owner renews the same lock, a
-                // promotion or demotion turns it into the other kind: one
-                // hold either way.
-                if let Some(old) = self.hold.lock().replace(id) {
-                    holds::forget(old);
-                }
-                Ok(true)
-            }
-            Acquired::Conflicted | Acquired::TimedOut => Ok(false),
-        }
+        holds::take(&self.handle, kind, wait)
     }
 
     /// Releases with the core error (see `release`).
     fn release_core(&self) -> Result<bool, redis_lock_core::Error> {
-        let id = self.hold.lock().take();
-        match id {
-            Some(id) => holds::release_core(id),
-            // Restored (or never acquired here): release by owner token,
-            // whichever kind it holds.
-            None => {
-                let client = &self.locker.client;
-                Ok(client.release(&self.name, &self.token, None)?
-                    || client.release_read(&self.name, &self.token, None)?)
-            }
-        }
+        self.handle.release(session())
     }
 
     fn ownership(&self) -> PhpResult<Ownership> {
-        if let Some(held) = self.current_hold() {
-            if held.phantom {
-                return Ok(Ownership::Mine { remaining: None });
-            }
-        }
-        let client = &self.locker.client;
-        let read = || client.read_ownership(&self.name, &self.token);
-        match self.current_hold().map(|h| h.kind) {
-            Some(Kind::Shared) => read(),
-            Some(Kind::Exclusive) => client.ownership(&self.name, &self.token),
-            // Restored: whichever kind this owner holds.
-            None => {
-                client
-                    .ownership(&self.name, &self.token)
-                    .and_then(|exclusive| match exclusive {
-                        Ownership::NotMine => read(),
-                        mine => Ok(mine),
-                    })
-            }
-        }
-        .map_err(|e| from_core(&e))
-    }
-
-    fn current_hold(&self) -> Option<holds::Held> {
-        let id = (*self.hold.lock())?;
-        holds::get(id)
+        self.handle
+            .ownership(session())
+            .map_err(|e| from_core(&e))
     }
 }
 
@@ -175,7 +112,7 @@ impl Lock {
                 Duration::ZERO,
             )?;
             if !self.take(Kind::Exclusive, Wait::For(wait))? {
-                return Err(not_acquired(&self.name, Some(wait)));
+                return Err(not_acquired(self.handle.name(), Some(wait)));
             }
             let Some(callback) = callback else {
                 let mut yes = Zval::new();
@@ -200,35 +137,14 @@ impl Lock {
     /// @param int|float|null $ttl seconds; null: the lock's TTL
     pub fn refresh(&self, ttl: Option<&Zval>) -> PhpResult<bool> {
         guard(|| {
-            let current = *self.ttl.lock();
             let ttl = args::ttl(
                 ttl,
                 Param::new("RedisLock\\Lock::refresh", 1, "ttl"),
-                current,
+                self.handle.ttl(),
             )?;
-            if self.current_hold().is_some_and(|h| h.phantom) {
-                return Ok(true);
-            }
-            // Before the refresh: no renewal to the old TTL may land after it.
-            if let Some(id) = *self.hold.lock() {
-                holds::retime(id, ttl);
-            }
-            let client = &self.locker.client;
-            let refreshed = match self.current_hold().map(|h| h.kind) {
-                Some(Kind::Shared) => client.refresh_read(&self.name, &self.token, ttl),
-                Some(Kind::Exclusive) => client.refresh(&self.name, &self.token, ttl),
-                // Restored: whichever kind this owner holds.
-                None => client
-                    .refresh(&self.name, &self.token, ttl)
-                    .and_then(
-                        |done| Ok(done || client.refresh_read(&self.name, &self.token, ttl)?),
-                    ),
-            }
-            .map_err(|e| from_core(&e))?;
-            if refreshed {
-                *self.ttl.lock() = ttl;
-            }
-            Ok(refreshed)
+            self.handle
+                .refresh(session(), ttl)
+                .map_err(|e| from_core(&e))
         })
     }
 
@@ -240,7 +156,7 @@ impl Lock {
     /// Whether this Lock acquired the lock and has since lost it to its TTL.
     pub fn is_expired(&self) -> PhpResult<bool> {
         guard(|| {
-            if self.current_hold().is_none() {
+            if self.handle.held(session()).is_none() {
                 return Ok(false);
             }
             Ok(matches!(self.ownership()?, Ownership::NotMine))
@@ -263,12 +179,12 @@ impl Lock {
     /// The owner token (128-bit random, UUID text); pass it to
     /// `LockManager::restoreLock()` to act on this lock from another process.
     pub fn owner(&self) -> String {
-        self.token.clone()
+        self.handle.token().to_owned()
     }
 
     /// The lock name.
     pub fn name(&self) -> Binary<u8> {
-        Binary::from(self.name.clone())
+        Binary::from(self.handle.name().to_vec())
     }
 
     /// The fencing token of the current hold: strictly increasing per name
@@ -276,18 +192,12 @@ impl Lock {
     ///
     /// @return ?int null when not held or fencing is off
     pub fn fencing_token(&self) -> Option<i64> {
-        self.current_hold().and_then(|h| h.fence)
+        self.handle.held(session()).and_then(|h| h.fence)
     }
 }
 
 impl Drop for Lock {
     fn drop(&mut self) {
-        if let Some(id) = self.hold.get_mut().take() {
-            if self.auto_release {
-                holds::release_quietly(id);
-            } else {
-                holds::forget(id);
-            }
-        }
+        self.handle.end(session());
     }
 }

@@ -327,7 +327,7 @@ impl LockManager {
         ttl: Duration,
         wait: Wait,
     ) -> PhpResult<Zval> {
-        let id = match self.locker.acquire(&name, &new_token(), ttl, wait, true)? {
+        let id = match holds::acquire(&self.locker, &name, &new_token(), ttl, wait)? {
             Acquired::Yes(id) => id,
             Acquired::Conflicted | Acquired::TimedOut => {
                 let waited = match wait {
@@ -337,7 +337,7 @@ impl LockManager {
                 return Err(not_acquired(&name, waited));
             }
         };
-        callback::run_then_release(callback, || holds::release_core(id))
+        callback::run_then_release(callback, || holds::session().release(id))
     }
 }
 

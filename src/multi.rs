@@ -13,15 +13,13 @@ use ext_php_rs::binary::Binary;
 use ext_php_rs::boxed::ZBox;
 use ext_php_rs::prelude::*;
 use ext_php_rs::types::{ZendCallable, ZendHashTable, Zval};
-use parking_lot::Mutex;
-use redis_lock_core::Ownership;
-use redis_lock_core::Wait;
+use redis_lock_core::{Kind, Ownership, Wait};
 
 use crate::args::{self, Param};
 use crate::callback;
 use crate::exceptions::{conflicted, from_core, timed_out};
 use crate::guard::guard;
-use crate::holds::{self, Acquired, HoldId, Locker};
+use crate::holds::{self, session, Handle, Locker};
 
 /// The locks `names()`, held together under one owner token.
 ///
@@ -31,13 +29,9 @@ use crate::holds::{self, Acquired, HoldId, Locker};
 #[php_class]
 #[php(name = "RedisLock\\MultiLock")]
 pub struct MultiLock {
-    locker: Arc<Locker>,
+    /// Its name is the encoded names (core `multi::encode`).
+    handle: Handle,
     names: Vec<Vec<u8>>,
-    encoded: Vec<u8>,
-    token: String,
-    ttl: Mutex<Duration>,
-    auto_release: bool,
-    hold: Mutex<Option<HoldId>>,
 }
 
 impl MultiLock {
@@ -50,53 +44,24 @@ impl MultiLock {
         ttl: Duration,
         auto_release: bool,
     ) -> Self {
+        let encoded = redis_lock_core::multi::encode(&names);
         MultiLock {
-            locker,
-            encoded: redis_lock_core::multi::encode(&names),
+            handle: Handle::new(locker, encoded, token, ttl, auto_release),
             names,
-            token,
-            ttl: Mutex::new(ttl),
-            auto_release,
-            hold: Mutex::new(None),
         }
     }
 
     fn take(&self, wait: Wait) -> PhpResult<bool> {
-        let ttl = *self.ttl.lock();
-        match self
-            .locker
-            .acquire(&self.encoded, &self.token, ttl, wait, self.auto_release)?
-        {
-            Acquired::Yes(id) => {
-                if let Some(old) = self.hold.lock().replace(id) {
-                    holds::forget(old);
-                }
-                Ok(true)
-            }
-            Acquired::Conflicted | Acquired::TimedOut => Ok(false),
-        }
+        holds::take(&self.handle, Kind::Exclusive, wait)
     }
 
     fn release_core(&self) -> Result<bool, redis_lock_core::Error> {
-        let id = self.hold.lock().take();
-        match id {
-            Some(id) => holds::release_core(id),
-            None => self.locker.client.release(&self.encoded, &self.token, None),
-        }
-    }
-
-    fn is_phantom(&self) -> bool {
-        let id = *self.hold.lock();
-        id.and_then(holds::get).is_some_and(|h| h.phantom)
+        self.handle.release(session())
     }
 
     fn ownership(&self) -> PhpResult<Ownership> {
-        if self.is_phantom() {
-            return Ok(Ownership::Mine { remaining: None });
-        }
-        self.locker
-            .client
-            .ownership(&self.encoded, &self.token)
+        self.handle
+            .ownership(session())
             .map_err(|e| from_core(&e))
     }
 
@@ -168,27 +133,14 @@ impl MultiLock {
     /// @return bool true only if every lock was still held and is refreshed
     pub fn refresh(&self, ttl: Option<&Zval>) -> PhpResult<bool> {
         guard(|| {
-            let current = *self.ttl.lock();
             let ttl = args::ttl(
                 ttl,
                 Param::new("RedisLock\\MultiLock::refresh", 1, "ttl"),
-                current,
+                self.handle.ttl(),
             )?;
-            if self.is_phantom() {
-                return Ok(true);
-            }
-            if let Some(id) = *self.hold.lock() {
-                holds::retime(id, ttl);
-            }
-            let refreshed = self
-                .locker
-                .client
-                .refresh(&self.encoded, &self.token, ttl)
-                .map_err(|e| from_core(&e))?;
-            if refreshed {
-                *self.ttl.lock() = ttl;
-            }
-            Ok(refreshed)
+            self.handle
+                .refresh(session(), ttl)
+                .map_err(|e| from_core(&e))
         })
     }
 
@@ -224,19 +176,13 @@ impl MultiLock {
 
     /// The owner token (128-bit random, UUID text).
     pub fn owner(&self) -> String {
-        self.token.clone()
+        self.handle.token().to_owned()
     }
 }
 
 impl Drop for MultiLock {
     fn drop(&mut self) {
-        if let Some(id) = self.hold.get_mut().take() {
-            if self.auto_release {
-                holds::release_quietly(id);
-            } else {
-                holds::forget(id);
-            }
-        }
+        self.handle.end(session());
     }
 }
 

@@ -1,19 +1,21 @@
 //! `RedisLock\RedisMutex`: per-key locks held by one object, the shape a
 //! WordPress plugin or a script uses.
 
+use std::sync::Arc;
+
 use ext_php_rs::prelude::*;
 use ext_php_rs::types::{ZendCallable, ZendHashTable, Zval};
 use foldhash::HashMap;
 use parking_lot::Mutex;
 use redis_lock_core::token::new_token;
-use redis_lock_core::Ownership;
-use redis_lock_core::Wait;
+use redis_lock_core::session::Held;
+use redis_lock_core::{Kind, Ownership, Wait};
 
 use crate::args::{self, Param};
 use crate::callback;
 use crate::exceptions::{from_core, not_acquired};
 use crate::guard::guard;
-use crate::holds::{self, Acquired, HoldId, Locker};
+use crate::holds::{self, session, Handle, Locker};
 use crate::settings::Settings;
 
 /// A per-key mutex: `acquire($key)` … `release($key)`, or `synchronized($key, $fn)`.
@@ -25,8 +27,9 @@ use crate::settings::Settings;
 #[php_class]
 #[php(name = "RedisLock\\RedisMutex")]
 pub struct RedisMutex {
-    locker: Locker,
-    holds: Mutex<HashMap<Vec<u8>, HoldId>>,
+    locker: Arc<Locker>,
+    /// A handle per key held, each with its own owner token.
+    holds: Mutex<HashMap<Vec<u8>, Arc<Handle>>>,
 }
 
 #[php_impl]
@@ -43,12 +46,12 @@ impl RedisMutex {
         guard(|| {
             let s = Settings::resolve("RedisLock\\RedisMutex::__construct", dsn, options)?;
             Ok(RedisMutex {
-                locker: Locker {
+                locker: Arc::new(Locker {
                     client: s.client,
                     default_ttl: s.ttl,
                     fail_open: s.fail_open,
                     watchdog_max: s.watchdog_max,
-                },
+                }),
                 holds: Mutex::default(),
             })
         })
@@ -85,9 +88,9 @@ impl RedisMutex {
     pub fn release(&self, key: &Zval) -> PhpResult<bool> {
         guard(|| {
             let name = args::name(key, Param::new("RedisLock\\RedisMutex::release", 1, "key"))?;
-            let id = self.holds.lock().remove(&name);
-            match id {
-                Some(id) => holds::release(id),
+            let handle = self.holds.lock().remove(&name);
+            match handle {
+                Some(handle) => handle.release(session()).map_err(|e| from_core(&e)),
                 None => Ok(false),
             }
         })
@@ -105,17 +108,13 @@ impl RedisMutex {
                 Param::new("RedisLock\\RedisMutex::extend", 2, "ttl"),
                 self.locker.default_ttl,
             )?;
-            let Some((id, held)) = self.held_with_id(&name) else {
+            let Some(handle) = self.handle(&name) else {
                 return Ok(false);
             };
-            if held.phantom {
-                return Ok(true);
+            if handle.held(session()).is_none() {
+                return Ok(false);
             }
-            // Before the refresh: no renewal to the old TTL may land after it.
-            holds::retime(id, ttl);
-            held.client
-                .refresh(&held.name, &held.token, ttl)
-                .map_err(|e| from_core(&e))
+            handle.refresh(session(), ttl).map_err(|e| from_core(&e))
         })
     }
 
@@ -139,7 +138,10 @@ impl RedisMutex {
                 key,
                 Param::new("RedisLock\\RedisMutex::fencingToken", 1, "key"),
             )?;
-            Ok(self.held(&name).and_then(|h| h.fence))
+            Ok(self
+                .handle(&name)
+                .and_then(|h| h.held(session()))
+                .and_then(|h| h.fence))
         })
     }
 
@@ -166,17 +168,17 @@ impl RedisMutex {
             let name = args::name(key, Param::new(FUNC, 1, "key"))?;
             let ttl = args::ttl(ttl, Param::new(FUNC, 3, "ttl"), self.locker.default_ttl)?;
             let wait = args::wait(wait, Param::new(FUNC, 4, "wait"), std::time::Duration::ZERO)?;
-            let Some(id) = self.take(name.clone(), ttl, wait)? else {
+            let Some(handle) = self.take(name.clone(), ttl, wait)? else {
                 return Err(not_acquired(&name, (!wait.is_zero()).then_some(wait)));
             };
             // The callback may call this object again: no Rust lock is held across it.
             callback::run_then_release(&callback, || {
                 let mut holds = self.holds.lock();
-                if holds.get(&name) == Some(&id) {
+                if holds.get(&name).is_some_and(|h| Arc::ptr_eq(h, &handle)) {
                     holds.remove(&name);
                 }
                 drop(holds);
-                holds::release_core(id)
+                handle.release(session())
             })
         })
     }
@@ -189,14 +191,13 @@ impl RedisMutex {
         name: Vec<u8>,
         ttl: std::time::Duration,
         wait: std::time::Duration,
-    ) -> PhpResult<Option<HoldId>> {
+    ) -> PhpResult<Option<Arc<Handle>>> {
         // Copied out first so the guard is not held across the Redis call below.
-        let existing = self.holds.lock().get(&name).copied();
-        if let Some(id) = existing {
-            match holds::get(id) {
+        if let Some(existing) = self.handle(&name) {
+            match existing.held(session()) {
                 // Still ours as far as we know: not reentrant.
                 Some(held) if held.phantom || still_ours(&held) => return Ok(None),
-                _ => holds::forget(id),
+                _ => existing.forget(session()),
             }
         }
         let wait = if wait.is_zero() {
@@ -204,26 +205,21 @@ impl RedisMutex {
         } else {
             Wait::For(wait)
         };
-        match self.locker.acquire(&name, &new_token(), ttl, wait, true)? {
-            Acquired::Yes(id) => {
-                self.holds.lock().insert(name, id);
-                Ok(Some(id))
-            }
-            Acquired::Conflicted | Acquired::TimedOut => Ok(None),
+        let handle = Handle::new(Arc::clone(&self.locker), name.clone(), new_token(), ttl, true);
+        let handle = Arc::new(handle);
+        if !holds::take(&handle, Kind::Exclusive, wait)? {
+            return Ok(None);
         }
+        self.holds.lock().insert(name, Arc::clone(&handle));
+        Ok(Some(handle))
     }
 
-    fn held(&self, name: &[u8]) -> Option<holds::Held> {
-        self.held_with_id(name).map(|(_, held)| held)
-    }
-
-    fn held_with_id(&self, name: &[u8]) -> Option<(HoldId, holds::Held)> {
-        let id = self.holds.lock().get(name).copied()?;
-        Some((id, holds::get(id)?))
+    fn handle(&self, name: &[u8]) -> Option<Arc<Handle>> {
+        self.holds.lock().get(name).cloned()
     }
 }
 
-fn still_ours(held: &holds::Held) -> bool {
+fn still_ours(held: &Held) -> bool {
     // An error here means Redis is unreachable; treat it as still ours so a
     // second acquire does not report success it cannot prove.
     !matches!(
@@ -234,8 +230,8 @@ fn still_ours(held: &holds::Held) -> bool {
 
 impl Drop for RedisMutex {
     fn drop(&mut self) {
-        for (_, id) in self.holds.get_mut().drain() {
-            holds::release_quietly(id);
+        for (_, handle) in self.holds.get_mut().drain() {
+            handle.end(session());
         }
     }
 }

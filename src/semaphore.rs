@@ -11,15 +11,13 @@ use std::time::Duration;
 use ext_php_rs::binary::Binary;
 use ext_php_rs::prelude::*;
 use ext_php_rs::types::{ZendCallable, Zval};
-use parking_lot::Mutex;
-use redis_lock_core::Ownership;
-use redis_lock_core::Wait;
+use redis_lock_core::{Kind, Ownership, Wait};
 
 use crate::args::{self, Param};
 use crate::callback;
 use crate::exceptions::{conflicted, from_core, timed_out};
 use crate::guard::guard;
-use crate::holds::{self, Acquired, HoldId, Locker};
+use crate::holds::{self, session, Handle, Locker};
 
 /// The highest `$limit` of a semaphore.
 pub const MAX_LIMIT: i64 = 1_000_000;
@@ -33,13 +31,8 @@ pub const MAX_LIMIT: i64 = 1_000_000;
 #[php_class]
 #[php(name = "RedisLock\\Semaphore")]
 pub struct Semaphore {
-    locker: Arc<Locker>,
-    name: Vec<u8>,
+    handle: Handle,
     limit: u32,
-    token: String,
-    ttl: Mutex<Duration>,
-    auto_release: bool,
-    hold: Mutex<Option<HoldId>>,
 }
 
 impl Semaphore {
@@ -54,50 +47,28 @@ impl Semaphore {
         auto_release: bool,
     ) -> Self {
         Semaphore {
-            locker,
-            name,
+            handle: Handle::new(locker, name, token, ttl, auto_release),
             limit,
-            token,
-            ttl: Mutex::new(ttl),
-            auto_release,
-            hold: Mutex::new(None),
         }
     }
 
+    /// Takes a permit; acquiring again while holding renews the same permit.
     fn take(&self, wait: Wait) -> PhpResult<bool> {
-        let ttl = *self.ttl.lock();
-        match self
-            .locker
-            .acquire(&self.name, &self.token, ttl, wait, self.auto_release)?
-        {
-            Acquired::Yes(id) => {
-                // Acquiring again while holding renews the same permit.
-                if let Some(old) = self.hold.lock().replace(id) {
-                    holds::forget(old);
-                }
-                Ok(true)
-            }
-            Acquired::Conflicted | Acquired::TimedOut => Ok(false),
-        }
+        holds::take(&self.handle, Kind::Exclusive, wait)
     }
 
     fn release_core(&self) -> Result<bool, redis_lock_core::Error> {
-        let id = self.hold.lock().take();
-        match id {
-            Some(id) => holds::release_core(id),
-            // Not recorded as held here (an acquire that failed with an
-            // unknown outcome may still have taken it): release by token.
-            None => self.locker.client.release(&self.name, &self.token, None),
-        }
+        self.handle.release(session())
     }
 
-    fn is_phantom(&self) -> bool {
-        let id = *self.hold.lock();
-        id.and_then(holds::get).is_some_and(|h| h.phantom)
+    fn ownership(&self) -> PhpResult<Ownership> {
+        self.handle
+            .ownership(session())
+            .map_err(|e| from_core(&e))
     }
 
     fn full(&self, waited: Option<Duration>) -> PhpException {
-        let shown = String::from_utf8_lossy(&self.name);
+        let shown = String::from_utf8_lossy(self.handle.name());
         match waited {
             None => conflicted(format!(
                 "Semaphore \"{shown}\" has all its {} permits taken",
@@ -162,44 +133,20 @@ impl Semaphore {
     /// @param int|float|null $ttl seconds; null: the semaphore's TTL
     pub fn refresh(&self, ttl: Option<&Zval>) -> PhpResult<bool> {
         guard(|| {
-            let current = *self.ttl.lock();
             let ttl = args::ttl(
                 ttl,
                 Param::new("RedisLock\\Semaphore::refresh", 1, "ttl"),
-                current,
+                self.handle.ttl(),
             )?;
-            if self.is_phantom() {
-                return Ok(true);
-            }
-            // Before the refresh: no renewal to the old TTL may land after it.
-            if let Some(id) = *self.hold.lock() {
-                holds::retime(id, ttl);
-            }
-            let refreshed = self
-                .locker
-                .client
-                .refresh(&self.name, &self.token, ttl)
-                .map_err(|e| from_core(&e))?;
-            if refreshed {
-                *self.ttl.lock() = ttl;
-            }
-            Ok(refreshed)
+            self.handle
+                .refresh(session(), ttl)
+                .map_err(|e| from_core(&e))
         })
     }
 
     /// Whether this Semaphore holds a permit now (asks Redis).
     pub fn is_acquired(&self) -> PhpResult<bool> {
-        guard(|| {
-            if self.is_phantom() {
-                return Ok(true);
-            }
-            let ownership = self
-                .locker
-                .client
-                .ownership(&self.name, &self.token)
-                .map_err(|e| from_core(&e))?;
-            Ok(matches!(ownership, Ownership::Mine { .. }))
-        })
+        guard(|| Ok(matches!(self.ownership()?, Ownership::Mine { .. })))
     }
 
     /// Seconds left before the permit expires.
@@ -207,15 +154,7 @@ impl Semaphore {
     /// @return ?float null when this Semaphore holds no permit
     pub fn get_remaining_lifetime(&self) -> PhpResult<Option<f64>> {
         guard(|| {
-            if self.is_phantom() {
-                return Ok(None);
-            }
-            let ownership = self
-                .locker
-                .client
-                .ownership(&self.name, &self.token)
-                .map_err(|e| from_core(&e))?;
-            Ok(match ownership {
+            Ok(match self.ownership()? {
                 Ownership::Mine { remaining } => remaining.map(|r| r.as_secs_f64()),
                 Ownership::NotMine => None,
             })
@@ -224,12 +163,12 @@ impl Semaphore {
 
     /// The owner token of this Semaphore's permit (128-bit random, UUID text).
     pub fn owner(&self) -> String {
-        self.token.clone()
+        self.handle.token().to_owned()
     }
 
     /// The semaphore's name.
     pub fn name(&self) -> Binary<u8> {
-        Binary::from(self.name.clone())
+        Binary::from(self.handle.name().to_vec())
     }
 
     /// At most this many holders at once.
@@ -240,13 +179,7 @@ impl Semaphore {
 
 impl Drop for Semaphore {
     fn drop(&mut self) {
-        if let Some(id) = self.hold.get_mut().take() {
-            if self.auto_release {
-                holds::release_quietly(id);
-            } else {
-                holds::forget(id);
-            }
-        }
+        self.handle.end(session());
     }
 }
 

@@ -116,7 +116,7 @@ impl LockClient {
 
     /// The server's DSN, as given: see [`crate::Locks::server`].
     pub fn server(&self) -> &str {
-        self.node.target.dsn.as_str()
+        self.node.server()
     }
 
     /// Remembers `token`'s `kind` hold of `name` for a later release (see

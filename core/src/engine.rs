@@ -92,12 +92,12 @@ pub(crate) fn acquire(
         // An earlier failed acquire with this token (a Lock object keeps
         // its owner) left an orphan of this very hold: it is live again,
         // not to be freed.
-        orphans::forget(&node.target, hold.main_key(), hold.token());
+        orphans::forget(node.server(), hold.main_key(), hold.token());
         hold.on_acquired(node);
     }
     // Only once the server has answered: a stalled server must not cost a
     // second timeout on top of the caller's own.
-    orphans::clean_up_server(&node.pool, &node.target);
+    orphans::clean_up_server(&node.pool, node.server());
     if acquired && node.replicas > 0 {
         confirm_replicas(node, hold, ttl)?;
     }
@@ -139,8 +139,7 @@ fn wait_loop(
         // The holder may be this process's own earlier acquire whose reply
         // was lost; the server just answered, so clear it now rather than
         // report a conflict with ourselves.
-        if !cleared_own_orphan && orphans::clean_up_lock(&node.pool, &node.target, hold.main_key())
-        {
+        if !cleared_own_orphan && orphans::clean_up_lock(&node.pool, node.server(), hold.main_key()) {
             cleared_own_orphan = true;
             continue;
         }

@@ -12,13 +12,16 @@
 //! - [`packed`]: commands written straight into RESP bytes, one buffer each;
 //! - [`scripts`] and [`keys`]: what is stored in Redis and the Lua that changes it;
 //! - [`vocab`]: the words every lock module shares (waits, kinds, outcomes, options);
-//! - [`client`]: acquire / release / refresh and woken waits on one server (also behind
-//!   a Sentinel service or a cluster); [`shared`]: its read locks;
+//! - [`engine`]: how every kind of hold is acquired on one node (deadline, woken wait,
+//!   retries, orphans, replicas); [`node`]: one node and what it can do;
+//! - [`client`]: the exclusive lock on one server (also behind a Sentinel service or a
+//!   cluster); [`shared`]: its read locks;
 //! - [`orphans`]: locks an acquire with an unknown outcome may have left set, released later;
 //! - [`release`]: every release script's call (safe to send twice), and with
 //!   [`plain_holds`] the cheap release of a lock taken by a plain `SET NX` (native
 //!   compare-and-delete where the server has one);
 //! - [`release_all`]: a request end's releases, a server that does not answer given up once;
+//! - [`session`]: a request's holds, their handles, request end, fail-open and watchdog policy;
 //! - [`semaphore`]: counting semaphores (at most N holders), their scripts and keys;
 //! - [`stats`]: this process's lock metrics;
 //! - [`watchdog`]: background renewal of held locks;
@@ -53,6 +56,7 @@ pub mod release_all;
 pub mod scripts;
 pub mod semaphore;
 pub mod sentinel;
+pub mod session;
 pub mod shared;
 pub mod stats;
 pub mod token;

@@ -91,6 +91,11 @@ impl Node {
         }
     }
 
+    /// The node's DSN, as given: its identity (see [`crate::Locks::server`]).
+    pub(crate) fn server(&self) -> &str {
+        self.target.dsn.as_str()
+    }
+
     /// Runs `op` within the command timeout (see [`PoolEntry::run`]: `op`
     /// may be sent twice).
     pub(crate) fn run<T>(

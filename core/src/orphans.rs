@@ -8,8 +8,9 @@
 //!
 //! The same registry keeps holds whose release could not be sent (a request
 //! end that found the server unavailable, `release_all`), semaphore permits
-//! among them. Redlock keeps its own list (see `redlock`): its orphans span
-//! masters.
+//! among them, and Redlock's, whose orphans span its masters: those are
+//! released only by that deployment's later acquires, which ask every
+//! master anyway (see `redlock`).
 
 use std::time::{Duration, Instant};
 
@@ -32,7 +33,11 @@ const ORPHANS_PER_CLEAN_UP: usize = 16;
 /// An acquire whose outcome is unknown, or a hold whose release could not
 /// be sent.
 pub(crate) struct Orphan {
-    target: Target,
+    /// The deployment it lives on, as [`crate::Locks::server`] names it.
+    server: String,
+    /// Its one node, where it lives on one: a request end releases it when
+    /// the pool is connected there again. None: Redlock's masters.
+    target: Option<Target>,
     /// The lock's main key: what `forget` and `clean_up_lock` match on.
     lock: Vec<u8>,
     undo: Undo,
@@ -78,16 +83,38 @@ pub(crate) unsafe fn repair_after_fork() {
 }
 
 /// Remembers that `token`'s acquire of the hold whose main key is `lock`,
-/// on `target`'s server, may have left it taken (or that its release could
+/// on `target`'s node, may have left it taken (or that its release could
 /// not be sent), for at most `ttl`: `undo` releases it once the server
 /// answers again, where it is still `token`'s.
 pub(crate) fn remember(target: &Target, lock: &[u8], undo: Undo, token: &str, ttl: Duration) {
+    push(target.dsn.as_str(), Some(target), lock, undo, token, ttl);
+}
+
+/// [`remember`] for a hold spread over several servers (Redlock's masters,
+/// `server` naming them): `undo` (a [`Undo::Release`]) answers an error
+/// until every one of them has answered its release.
+pub(crate) fn remember_spread(server: &str, lock: &[u8], undo: Undo, token: &str, ttl: Duration) {
+    push(server, None, lock, undo, token, ttl);
+}
+
+fn push(
+    server: &str,
+    target: Option<&Target>,
+    lock: &[u8],
+    undo: Undo,
+    token: &str,
+    ttl: Duration,
+) {
     let mut orphans = ORPHANS.lock();
     let now = Instant::now();
     orphans.retain(|o| o.gone_by > now);
-    if orphans.len() < MAX_ORPHANS && !known(&orphans, target, lock, token) {
+    let known = orphans
+        .iter()
+        .any(|o| o.lock == lock && o.token == token && o.server == server);
+    if orphans.len() < MAX_ORPHANS && !known {
         orphans.push(Orphan {
-            target: target.clone(),
+            server: server.to_owned(),
+            target: target.cloned(),
             lock: lock.to_vec(),
             undo,
             token: token.to_owned(),
@@ -97,35 +124,24 @@ pub(crate) fn remember(target: &Target, lock: &[u8], undo: Undo, token: &str, tt
     }
 }
 
-/// Whether `token`'s hold on `lock` of `target`'s server is remembered
-/// already (a multi-lock's release and the request end may both hand it in).
-fn known(orphans: &[Orphan], target: &Target, lock: &[u8], token: &str) -> bool {
-    orphans
-        .iter()
-        .any(|o| o.lock == lock && o.token == token && o.target.dsn.as_str() == target.dsn.as_str())
-}
-
 /// `token` now holds the hold whose main key is `lock` after all (an
 /// acquire with the same token succeeded): its orphan is live again, not to
 /// be freed.
-pub(crate) fn forget(target: &Target, lock: &[u8], token: &str) {
-    let dsn = target.dsn.as_str();
-    take(|o| o.target.dsn.as_str() == dsn && o.lock == lock && o.token == token);
+pub(crate) fn forget(server: &str, lock: &[u8], token: &str) {
+    take(|o| o.server == server && o.lock == lock && o.token == token);
 }
 
 /// Releases this process's orphans of the hold whose main key is `lock` on
-/// `target`'s server; true if one was still set.
-pub(crate) fn clean_up_lock(pool: &Pool, target: &Target, lock: &[u8]) -> bool {
-    let dsn = target.dsn.as_str();
-    let mine = take(|o| o.target.dsn.as_str() == dsn && o.lock == lock);
+/// deployment `server` (see [`crate::Locks::server`]); true if one was still set.
+pub(crate) fn clean_up_lock(pool: &Pool, server: &str, lock: &[u8]) -> bool {
+    let mine = take(|o| o.server == server && o.lock == lock);
     !mine.is_empty() && release(pool, mine) > 0
 }
 
-/// Releases this process's orphans on `target`'s server (called once the
-/// server has answered: a stalled server must not cost a second timeout).
-pub(crate) fn clean_up_server(pool: &Pool, target: &Target) {
-    let dsn = target.dsn.as_str();
-    let _ = release(pool, take(|o| o.target.dsn.as_str() == dsn));
+/// Releases this process's orphans on deployment `server` (called once it
+/// has answered: a stalled server must not cost a second timeout).
+pub(crate) fn clean_up_server(pool: &Pool, server: &str) {
+    let _ = release(pool, take(|o| o.server == server));
 }
 
 /// Deletes, where they are still set under their token, the locks of
@@ -134,7 +150,10 @@ pub(crate) fn clean_up_server(pool: &Pool, target: &Target) {
 /// connected to again, so that a request ending while Redis is down does
 /// not wait on a connect.
 pub fn clean_up_all(pool: &Pool) {
-    let _ = release(pool, take(|o| pool.is_connected(&o.target.dsn)));
+    let _ = release(
+        pool,
+        take(|o| o.target.as_ref().is_some_and(|t| pool.is_connected(&t.dsn))),
+    );
 }
 
 /// Removes and returns the orphans `wanted` selects.
@@ -170,7 +189,12 @@ fn release(pool: &Pool, orphans: Vec<Orphan>) -> usize {
             continue;
         }
         attempts += 1;
-        match orphan.undo.run(pool, &orphan.target, &orphan.token) {
+        let released = match (&orphan.undo, &orphan.target) {
+            (Undo::Release(release), _) => release().map(i64::from),
+            (undo, Some(target)) => undo.run(pool, target, &orphan.token),
+            (Undo::Lock(..), None) => continue, // never made: a lock's undo needs its node
+        };
+        match released {
             Ok(1) => deleted += 1,
             Ok(_) => {}
             Err(_) => {

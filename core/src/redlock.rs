@@ -55,6 +55,7 @@ use redis::{Cmd, Value};
 use crate::dsn::Dsn;
 use crate::error::{Error, Result};
 use crate::keys::LockKeys;
+use crate::orphans::{self, Undo};
 use crate::pool::{Lease, Pool, Target};
 use crate::release::{force_release_script, resend_window_ms};
 use crate::scripts::is_marked_own;
@@ -73,27 +74,6 @@ const RETRY_PAUSE_MS: (u64, u64) = (5, 50);
 /// Masters that failed, by DSN, and until when they are left out.
 static SKIPPED: Lazy<Mutex<HashMap<String, Instant>>> = Lazy::new(|| Mutex::new(HashMap::new()));
 
-/// Orphans cleaned up per acquire at most, so that one call after a long
-/// outage does not pay for all of them.
-const ORPHANS_PER_CALL: usize = 4;
-/// Orphans kept at most; more are left to their TTL.
-const MAX_ORPHANS: usize = 1024;
-
-/// A lock this process may have set on some masters without knowing it:
-/// an acquire whose answers did not all come, or whose undo did not reach
-/// every master. A lost answer can still be applied later (a partition
-/// heals and TCP delivers the SET), so such a lock could block its name
-/// until its TTL; it is released on every master by later acquires.
-struct Orphan {
-    masters: String,
-    keys: LockKeys,
-    token: String,
-    gone_by: Instant,
-    pid: u32,
-}
-
-static ORPHANS: Lazy<Mutex<Vec<Orphan>>> = Lazy::new(|| Mutex::new(Vec::new()));
-
 /// After `fork()`, in the child: see `fork`.
 ///
 /// # Safety
@@ -102,7 +82,6 @@ pub(crate) unsafe fn repair_after_fork() {
     // SAFETY: as the caller's.
     unsafe {
         crate::after_fork::repair_lazy(&SKIPPED);
-        crate::after_fork::repair_lazy(&ORPHANS);
     }
 }
 
@@ -573,59 +552,38 @@ impl Redlock {
         self.remember_orphan(&self.keys(name), token, ttl);
     }
 
+    /// Remembers that `token` may hold lock `keys` on some masters without
+    /// knowing it: an acquire whose answers did not all come, or whose undo
+    /// did not reach every master. A lost answer can still be applied later
+    /// (a partition heals and TCP delivers the SET), so such a lock could
+    /// block its name until its TTL; later acquires on these masters
+    /// release it on every master (core `orphans`).
     fn remember_orphan(&self, keys: &LockKeys, token: &str, ttl: Duration) {
-        let mut orphans = ORPHANS.lock();
-        let now = Instant::now();
-        orphans.retain(|o| o.gone_by > now);
-        if orphans.len() < MAX_ORPHANS {
-            orphans.push(Orphan {
-                masters: self.id.clone(),
-                keys: keys.clone(),
-                token: token.to_owned(),
-                gone_by: now + ttl,
-                pid: crate::pid::current(),
-            });
-        }
+        let (redlock, owner, lock) = (self.clone(), token.to_owned(), keys.clone());
+        let undo = Undo::Release(Box::new(move || redlock.release_everywhere(&lock, &owner)));
+        orphans::remember_spread(&self.id, &keys.lock, undo, token, ttl);
     }
 
-    /// Releases this process's orphans on these masters, a few per call;
-    /// one stays remembered until every master has answered its release.
-    /// True if one of lock `keys` was among them.
-    fn clean_up_orphans(&self, keys: &LockKeys) -> bool {
-        let mine: Vec<Orphan> = {
-            let mut orphans = ORPHANS.lock();
-            if orphans.is_empty() {
-                return false;
-            }
-            let (now, pid) = (Instant::now(), crate::pid::current());
-            // Another process's (inherited over fork()) or expired: drop.
-            orphans.retain(|o| o.pid == pid && o.gone_by > now);
-            let mut taken = Vec::new();
-            let mut i = 0;
-            while i < orphans.len() && taken.len() < ORPHANS_PER_CALL {
-                if orphans[i].masters == self.id {
-                    taken.push(orphans.swap_remove(i));
-                } else {
-                    i += 1;
-                }
-            }
-            taken
-        };
-        let mut of_keys = false;
-        let mut failed = false;
-        for orphan in mine {
-            if !failed {
-                let answers = self.ask_all(|target| {
-                    let call = orphan.keys.call(&new_token());
-                    release_call(&orphan.keys, &orphan.token, &call, target).into()
-                });
-                failed = !answers.all_answered();
-                of_keys |= !failed && orphan.keys == *keys;
-            }
-            if failed {
-                ORPHANS.lock().push(orphan); // masters are missing again: later
-            }
+    /// An orphan's release on every master: true if one still held it; an
+    /// error (it stays remembered) until every master has answered.
+    fn release_everywhere(&self, keys: &LockKeys, token: &str) -> Result<bool> {
+        let call = keys.call(&new_token());
+        let answers = self.ask_all(|target| release_call(keys, token, &call, target).into());
+        if !answers.all_answered() {
+            return Err(self.no_quorum(&answers));
         }
+        Ok(answers
+            .each
+            .iter()
+            .filter_map(|a| a.as_ref().ok().and_then(Released::read))
+            .any(|r| r.released))
+    }
+
+    /// Releases this process's orphans on these masters (a few per call);
+    /// true if one of lock `keys` still held a master.
+    fn clean_up_orphans(&self, keys: &LockKeys) -> bool {
+        let of_keys = orphans::clean_up_lock(&self.pool, &self.id, &keys.lock);
+        orphans::clean_up_server(&self.pool, &self.id);
         of_keys
     }
 

@@ -681,7 +681,7 @@ impl Locks for Permits {
     }
     // A permit has no read kind: none is taken, so none is held.
     fn server(&self) -> &str {
-        self.semaphores.node.target.dsn.as_str()
+        self.semaphores.node.server()
     }
     /// A permit is kept in the orphans registry with its own release.
     fn release_later(&self, _kind: crate::vocab::Kind, name: &[u8], token: &str, ttl: Duration) {
