@@ -54,9 +54,7 @@ impl Lock {
     }
 
     fn ownership(&self) -> PhpResult<Ownership> {
-        self.handle
-            .ownership(session())
-            .map_err(|e| from_core(&e))
+        self.handle.ownership(session()).map_err(|e| from_core(&e))
     }
 }
 

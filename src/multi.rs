@@ -60,9 +60,7 @@ impl MultiLock {
     }
 
     fn ownership(&self) -> PhpResult<Ownership> {
-        self.handle
-            .ownership(session())
-            .map_err(|e| from_core(&e))
+        self.handle.ownership(session()).map_err(|e| from_core(&e))
     }
 
     fn shown(&self) -> String {

@@ -7,8 +7,8 @@ use ext_php_rs::prelude::*;
 use ext_php_rs::types::{ZendCallable, ZendHashTable, Zval};
 use foldhash::HashMap;
 use parking_lot::Mutex;
-use redis_lock_core::token::new_token;
 use redis_lock_core::session::Held;
+use redis_lock_core::token::new_token;
 use redis_lock_core::{Kind, Ownership, Wait};
 
 use crate::args::{self, Param};
@@ -205,7 +205,13 @@ impl RedisMutex {
         } else {
             Wait::For(wait)
         };
-        let handle = Handle::new(Arc::clone(&self.locker), name.clone(), new_token(), ttl, true);
+        let handle = Handle::new(
+            Arc::clone(&self.locker),
+            name.clone(),
+            new_token(),
+            ttl,
+            true,
+        );
         let handle = Arc::new(handle);
         if !holds::take(&handle, Kind::Exclusive, wait)? {
             return Ok(None);

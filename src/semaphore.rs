@@ -62,9 +62,7 @@ impl Semaphore {
     }
 
     fn ownership(&self) -> PhpResult<Ownership> {
-        self.handle
-            .ownership(session())
-            .map_err(|e| from_core(&e))
+        self.handle.ownership(session()).map_err(|e| from_core(&e))
     }
 
     fn full(&self, waited: Option<Duration>) -> PhpException {

@@ -27,8 +27,9 @@ use std::time::{Duration, Instant};
 use once_cell::sync::Lazy;
 use parking_lot::Mutex;
 
+use crate::backend::HoldKeys;
 use crate::dsn::Dsn;
-use crate::engine::{self, HoldKind};
+use crate::engine::{self, Grant, HoldKind};
 use crate::error::{Error, Result};
 use crate::keys::LockKeys;
 use crate::node::Node;
@@ -124,7 +125,13 @@ impl LockClient {
     pub fn release_later(&self, kind: Kind, name: &[u8], token: &str, ttl: Duration) {
         let keys = self.keys(name);
         plain_holds::forget(&self.node.target, &keys, token);
-        orphans::remember(&self.node.target, &keys.lock.clone(), Undo::Lock(kind, keys), token, ttl);
+        orphans::remember(
+            &self.node.target,
+            &keys.lock.clone(),
+            Undo::Lock(kind, keys),
+            token,
+            ttl,
+        );
     }
 
     /// The Redis keys of lock `name`.
@@ -407,7 +414,7 @@ struct ExclusiveHold<'a> {
     token: &'a str,
 }
 
-impl HoldKind for ExclusiveHold<'_> {
+impl HoldKeys for ExclusiveHold<'_> {
     fn token(&self) -> &str {
         self.token
     }
@@ -416,6 +423,19 @@ impl HoldKind for ExclusiveHold<'_> {
         &self.keys.lock
     }
 
+    fn refresh_call(&self, ttl_ms: u64) -> Invocation<'static> {
+        scripts::REFRESH
+            .key(&self.keys.lock)
+            .arg(self.token)
+            .arg(ttl_ms)
+    }
+
+    fn undo(&self) -> Undo {
+        Undo::Lock(Kind::Exclusive, self.keys.clone())
+    }
+}
+
+impl HoldKind<Node> for ExclusiveHold<'_> {
     fn attempt(
         &self,
         _node: &Node,
@@ -433,20 +453,9 @@ impl HoldKind for ExclusiveHold<'_> {
     }
 
     /// The grant is the fencing token (-1 without fencing).
-    fn granted(&self, _node: &Node, popped: &redis::Value) -> Option<i64> {
+    fn granted(&self, _node: &Node, popped: &redis::Value) -> Grant {
         self.client.granted(&self.keys, self.token);
         let fence = redis::from_redis_value_ref::<i64>(popped).ok();
-        fence.filter(|_| self.client.fencing)
-    }
-
-    fn refresh_call(&self, ttl_ms: u64) -> Invocation<'static> {
-        scripts::REFRESH
-            .key(&self.keys.lock)
-            .arg(self.token)
-            .arg(ttl_ms)
-    }
-
-    fn undo(&self) -> Undo {
-        Undo::Lock(Kind::Exclusive, self.keys.clone())
+        Grant::Held(fence.filter(|_| self.client.fencing))
     }
 }

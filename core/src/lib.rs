@@ -13,7 +13,8 @@
 //! - [`scripts`] and [`keys`]: what is stored in Redis and the Lua that changes it;
 //! - [`vocab`]: the words every lock module shares (waits, kinds, outcomes, options);
 //! - [`engine`]: how every kind of hold is acquired on one node (deadline, woken wait,
-//!   retries, orphans, replicas); [`node`]: one node and what it can do;
+//!   retries, orphans); [`backend`]: where holds live, one [`node`] (and what it can do)
+//!   or Redlock's masters;
 //! - [`client`]: the exclusive lock on one server (also behind a Sentinel service or a
 //!   cluster); [`shared`]: its read locks;
 //! - [`orphans`]: locks an acquire with an unknown outcome may have left set, released later;
@@ -34,6 +35,7 @@
 //! above them, [`fork`] (which calls every module's repair) at the top.
 
 pub mod after_fork;
+pub mod backend;
 pub mod client;
 pub mod cluster;
 pub mod connect;

@@ -128,8 +128,9 @@ impl dyn Locks + '_ {
     }
     /// Whether `token` holds a read lock on `name`: not without read locks.
     pub fn read_ownership(&self, name: &[u8], token: &str) -> Result<Ownership> {
-        self.read_locks()
-            .map_or(Ok(Ownership::NotMine), |read| read.read_ownership(name, token))
+        self.read_locks().map_or(Ok(Ownership::NotMine), |read| {
+            read.read_ownership(name, token)
+        })
     }
 }
 

@@ -331,7 +331,6 @@ impl Locks for MultiLocks {
         Ok(any)
     }
 
-
     fn on_pool(&self, pool: Arc<Pool>) -> Arc<dyn Locks> {
         Arc::new(MultiLocks {
             names: self.names.on_pool(pool),

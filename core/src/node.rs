@@ -8,10 +8,13 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
+use crate::backend::{Backend, HoldKeys};
 use crate::dsn::Dsn;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::orphans::{self, Undo};
 use crate::pool::{Pool, PoolEntry, Target};
 use crate::stats::Stats;
+use crate::vocab::millis;
 use crate::vocab::ClientOptions;
 
 /// What a deployment can do, asked by the kinds instead of its type.
@@ -109,5 +112,76 @@ impl Node {
     /// (see [`PoolEntry::pop_wake`]).
     pub(crate) fn pop_wake(&self, key: &[u8], block: Duration) -> Result<Option<redis::Value>> {
         self.entry.pop_wake(&self.target, key, block)
+    }
+}
+
+impl Backend for Node {
+    fn server(&self) -> &str {
+        Node::server(self)
+    }
+
+    fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    fn stats(&self) -> &Mutex<Stats> {
+        &self.stats
+    }
+
+    fn pop_wake(&self, key: &[u8], block: Duration) -> Result<Option<redis::Value>> {
+        Node::pop_wake(self, key, block)
+    }
+
+    fn remember_orphan(&self, lock: &[u8], undo: Undo, token: &str, ttl: Duration) {
+        orphans::remember(&self.target, lock, undo, token, ttl);
+    }
+
+    /// Waits until `replicas` replicas hold the hold just taken; if fewer
+    /// confirm, gives it back and fails, within the command timeout.
+    ///
+    /// WAIT returns as soon as enough replicas acknowledge (the master asks
+    /// them at once), but its timeout is only checked on the server's cron
+    /// tick (hz 10: every 100 ms; WAIT 450 answered after 0.55 s on Redis
+    /// 7.0), so it is given the timeout less two ticks, and at least a
+    /// quarter of it.
+    fn confirm_replicas(&self, hold: &dyn HoldKeys, ttl: Duration) -> Result<()> {
+        let wanted = self.replicas;
+        if wanted == 0 {
+            return Ok(());
+        }
+        let timeout = self.target.timeout;
+        let within = timeout
+            .saturating_sub(Duration::from_millis(200))
+            .max(timeout / 4)
+            .max(Duration::from_millis(1));
+        // WAIT counts the replicas that have every earlier write of *this*
+        // connection, and the hold may have been set by another one (a
+        // grant by a release): so first a write of our own, the
+        // owner-checked TTL reset, in the same op so that a re-sent op
+        // re-does both.
+        let mut refresh = hold.refresh_call(millis(ttl));
+        let confirmed = self.entry.run(&self.target, timeout * 2, |con| {
+            let still_ours: i64 = refresh.invoke(con)?;
+            let replicas: i64 = redis::cmd("WAIT")
+                .arg(wanted)
+                .arg(millis(within))
+                .query(con)?;
+            Ok(if still_ours == 1 { replicas } else { 0 })
+        });
+        let failure = match confirmed {
+            Ok(n) if n >= i64::from(wanted) => return Ok(()),
+            Ok(confirmed) => Error::NotReplicated {
+                dsn: self.target.dsn.redacted().to_owned(),
+                wanted,
+                confirmed,
+                within,
+            },
+            Err(err) => err,
+        };
+        let undo = hold.undo();
+        if undo.run(&self.pool, &self.target, hold.token()).is_err() {
+            orphans::remember(&self.target, hold.main_key(), undo, hold.token(), ttl);
+        }
+        Err(failure)
     }
 }

@@ -40,10 +40,16 @@
 //! reached, waiters fall back to trying again after a random pause (5 to
 //! 50 ms).
 //!
+//! The waiting itself (deadline, attempts, the woken wait, orphans) is the
+//! engine's, as for every kind (`engine`): Redlock is a backend of it (its
+//! masters), and the lock over them a kind ([`QuorumHold`]) whose attempt
+//! is the majority rule above.
+//!
 //! # What it does not do
 //! No fencing (no counter is monotonic across independent masters: refused
 //! when the object is made), no `replicas`.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -52,7 +58,9 @@ use once_cell::sync::Lazy;
 use parking_lot::Mutex;
 use redis::{Cmd, Value};
 
+use crate::backend::{Backend, HoldKeys};
 use crate::dsn::Dsn;
+use crate::engine::{self, Grant, HoldKind};
 use crate::error::{Error, Result};
 use crate::keys::LockKeys;
 use crate::orphans::{self, Undo};
@@ -62,9 +70,7 @@ use crate::scripts::is_marked_own;
 use crate::scripts::{self, Invocation};
 use crate::stats::Stats;
 use crate::token::new_token;
-use crate::vocab::{
-    AcquireOutcome, ClientOptions, Hold, Ownership, Wait, FOREVER_SLICE, WAIT_SLACK,
-};
+use crate::vocab::{AcquireOutcome, Attempt, ClientOptions, Ownership, Wait};
 
 /// How long a master that failed is left out before it is asked again.
 pub const SKIP_AFTER_FAILURE: Duration = Duration::from_millis(500);
@@ -227,7 +233,9 @@ impl Redlock {
         LockKeys::new(&self.prefix, name)
     }
 
-    /// Takes lock `name` for `token` on a majority of the masters.
+    /// Takes lock `name` for `token` on a majority of the masters, waiting
+    /// as `wait` says (see "Waiting"): the engine's wait over this
+    /// deployment's quorum attempt ([`QuorumHold`]).
     pub fn acquire(
         &self,
         name: &[u8],
@@ -235,161 +243,20 @@ impl Redlock {
         ttl: Duration,
         wait: Wait,
     ) -> Result<AcquireOutcome> {
-        let keys = self.keys(name);
-        let start = Instant::now();
-        let deadline = wait.deadline_from(start);
-        let ttl_ms = millis(ttl);
-        let mut cleared_own_orphan = false;
-        // The home master this waiter is queued on (see "Waiting"), and
-        // when the wait that ended in a grant began.
-        let mut queued_on: Option<usize> = None;
-        let mut granted_since: Option<Instant> = None;
-        let mut woken_at: Option<Instant> = None;
-        let mut free_at_home = false;
-        loop {
-            let asked_at = Instant::now();
-            let answers = self.ask_all(|_| {
-                redis::cmd("SET")
-                    .arg(&keys.lock)
-                    .arg(token)
-                    .arg("NX")
-                    .arg("PX")
-                    .arg(ttl_ms)
-                    .arg("GET")
-                    .clone()
-                    .into()
-            });
-            // Per master: whether the SET may have taken the lock for
-            // `token` (it did, or it was sent and its answer is unknown).
-            let mut may_hold = answers.sent.clone();
-            let (mut set, mut held) = (0, 0);
-            for (answer, may_hold) in answers.each.iter().zip(&mut may_hold) {
-                match answer
-                    .as_ref()
-                    .map(redis::from_redis_value_ref::<Option<Vec<u8>>>)
-                {
-                    // Ours already: a re-send, or an earlier call's leftover.
-                    Ok(Ok(None)) => set += 1,
-                    Ok(Ok(Some(v))) if v == token.as_bytes() || is_marked_own(&v, token) => {
-                        set += 1
-                    }
-                    Ok(Ok(Some(_))) => {
-                        held += 1;
-                        *may_hold = false;
-                    }
-                    Ok(Err(_)) | Err(_) => {}
-                }
-            }
-            let spent = asked_at.elapsed() + drift(ttl);
-            // Clean-up only while every master answers, so that an outage
-            // does not cost each call another round of timeouts.
-            let cleared = answers.all_answered() && self.clean_up_orphans(&keys);
-            if set >= self.quorum() && spent < ttl {
-                if let Some(home) = queued_on {
-                    self.leave(home, &keys, token, ttl_ms);
-                }
-                self.stats.lock().record_acquired(start.elapsed());
-                return Ok(AcquireOutcome::Acquired(Hold {
-                    fence: None,
-                    // The TTL runs from when the masters were asked, or
-                    // from before the grant that set it on them.
-                    acquired_at: granted_since.map_or(asked_at, |g| g.min(asked_at)),
-                }));
-            }
-            // Granted on the home master, and the releaser's step on the
-            // others (its release, then the hand-on) has not landed
-            // everywhere yet: the grant holds meanwhile, so try again
-            // shortly rather than give it back.
-            if let Some(woken) = woken_at.filter(|_| set >= 1 && held > 0) {
-                if woken.elapsed() < self.masters[0].timeout {
-                    std::thread::sleep(Duration::from_millis(1));
-                    continue;
-                }
-            }
-            woken_at = None;
-            let lost_a_grant = granted_since.take().is_some();
-            // Not held: give back whatever this attempt took, or may have
-            // taken where the answer was lost. Only those masters: one the
-            // SET never reached (left out, unreachable) is not asked again,
-            // which would cost it another connect_timeout.
-            if may_hold.contains(&true) {
-                let undone = self.ask(&may_hold, |target| {
-                    release_call(&keys, token, &keys.call(&new_token()), target).into()
-                });
-                if undone.answered() < may_hold.iter().filter(|m| **m).count() {
-                    self.remember_orphan(&keys, token, ttl);
-                }
-            }
-            if set + held < self.quorum() {
-                if let Some(home) = queued_on {
-                    self.leave(home, &keys, token, ttl_ms);
-                }
-                return Err(self.no_quorum(&answers));
-            }
-            // The holder was this process's own lost acquire: try again now.
-            if cleared && !cleared_own_orphan {
-                cleared_own_orphan = true;
-                continue;
-            }
-            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            if left.is_some_and(|l| l.is_zero()) {
-                if let Some(home) = queued_on {
-                    self.leave(home, &keys, token, ttl_ms);
-                }
-                return Ok(if matches!(wait, Wait::For(d) if !d.is_zero()) {
-                    self.stats.lock().record_timeout();
-                    AcquireOutcome::TimedOut
-                } else {
-                    self.stats.lock().record_conflict();
-                    AcquireOutcome::Conflicted
-                });
-            }
-            // Wait on the home master, woken by a release (see "Waiting").
-            let wait_ms = millis(match left {
-                Some(left) => left + WAIT_SLACK,
-                None => FOREVER_SLICE + WAIT_SLACK,
-            });
-            let registered = self.home().map(|home| {
-                (
-                    home,
-                    self.register(home, &keys, token, ttl_ms, wait_ms, lost_a_grant),
-                )
-            });
-            match registered {
-                // Free there now: at once, unless it was so last time too
-                // (the other masters disagree: a holder's leftovers).
-                Some((_, Ok(-2))) if !std::mem::replace(&mut free_at_home, true) => continue,
-                Some((home, Ok(pttl_ms))) if pttl_ms != -2 => {
-                    free_at_home = false;
-                    queued_on = Some(home);
-                    let mut block = left.unwrap_or(FOREVER_SLICE).min(FOREVER_SLICE);
-                    if pttl_ms > 0 {
-                        block = block.min(Duration::from_millis(pttl_ms.unsigned_abs()));
-                    }
-                    let blocked_at = Instant::now();
-                    let target = &self.masters[home];
-                    let popped = self.pool.entry(&target.dsn).pop_wake::<i64>(
-                        target,
-                        &keys.wake(token),
-                        block,
-                    );
-                    match popped {
-                        Ok(Some(_)) => {
-                            // Granted: the release took it off the queue.
-                            granted_since = Some(blocked_at);
-                            woken_at = Some(Instant::now());
-                            queued_on = None;
-                        }
-                        Ok(None) => {}
-                        Err(_) => self.pause(left),
-                    }
-                }
-                _ => {
-                    free_at_home = false;
-                    self.pause(left);
-                }
-            }
-        }
+        let hold = QuorumHold {
+            redlock: self,
+            keys: self.keys(name),
+            token,
+            ttl,
+            queued_on: Cell::new(None),
+            queued_now: Cell::new(false),
+            blocked_at: Cell::new(None),
+            granted_since: Cell::new(None),
+            woken_at: Cell::new(None),
+            free_at_home: Cell::new(false),
+            since: Cell::new(None),
+        };
+        engine::acquire(self, &hold, ttl, wait)
     }
 
     /// The master waiters queue on: the first not left out after a failure.
@@ -437,10 +304,10 @@ impl Redlock {
         let _ = self.register(home, keys, token, ttl_ms, 0, false);
     }
 
-    /// The random pause of a waiter that cannot wait on its home master.
-    fn pause(&self, left: Option<Duration>) {
-        let pause = random_pause();
-        std::thread::sleep(left.map_or(pause, |l| l.min(pause)));
+    /// The random pause of a waiter that cannot wait on its home master,
+    /// at most `left`.
+    fn pause(&self, left: Duration) {
+        std::thread::sleep(left.min(random_pause()));
     }
 
     /// Releases lock `name` of `token` on every master; true when a majority
@@ -577,14 +444,6 @@ impl Redlock {
             .iter()
             .filter_map(|a| a.as_ref().ok().and_then(Released::read))
             .any(|r| r.released))
-    }
-
-    /// Releases this process's orphans on these masters (a few per call);
-    /// true if one of lock `keys` still held a master.
-    fn clean_up_orphans(&self, keys: &LockKeys) -> bool {
-        let of_keys = orphans::clean_up_lock(&self.pool, &self.id, &keys.lock);
-        orphans::clean_up_server(&self.pool, &self.id);
-        of_keys
     }
 
     /// [`Self::ask_all`], failing when fewer than a majority answered.
@@ -776,6 +635,240 @@ impl Redlock {
 }
 
 /// Writes `cmd` on the leased connection.
+/// Redlock's masters as the engine's backend: holds live on a majority of
+/// them, waiters' wake lists on the home master, orphans on all of them.
+impl Backend for Redlock {
+    fn server(&self) -> &str {
+        &self.id
+    }
+
+    fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    fn stats(&self) -> &Mutex<Stats> {
+        &self.stats
+    }
+
+    /// On the home master, where waiters queue.
+    fn pop_wake(&self, key: &[u8], block: Duration) -> Result<Option<Value>> {
+        let Some(home) = self.home() else {
+            return Ok(None);
+        };
+        let target = &self.masters[home];
+        self.pool.entry(&target.dsn).pop_wake(target, key, block)
+    }
+
+    fn remember_orphan(&self, lock: &[u8], undo: Undo, token: &str, ttl: Duration) {
+        orphans::remember_spread(&self.id, lock, undo, token, ttl);
+    }
+}
+
+/// The exclusive lock over a quorum of masters: one attempt is the SET on
+/// every master, the majority and validity rule, the give-back of what a
+/// failed attempt took, and the registration on the home master (see
+/// "Waiting"). What it must remember between attempts is kept here.
+struct QuorumHold<'a> {
+    redlock: &'a Redlock,
+    keys: LockKeys,
+    token: &'a str,
+    ttl: Duration,
+    /// The home master this waiter is queued on.
+    queued_on: Cell<Option<usize>>,
+    /// Whether the last attempt queued it (else its wait is a pause).
+    queued_now: Cell<bool>,
+    /// When the last wait on the home master began.
+    blocked_at: Cell<Option<Instant>>,
+    /// When the wait that ended in a grant began.
+    granted_since: Cell<Option<Instant>>,
+    /// When that grant was popped.
+    woken_at: Cell<Option<Instant>>,
+    /// The last registration found the lock free on the home master.
+    free_at_home: Cell<bool>,
+    /// When the hold's TTL began on the masters.
+    since: Cell<Option<Instant>>,
+}
+
+impl HoldKeys for QuorumHold<'_> {
+    fn token(&self) -> &str {
+        self.token
+    }
+
+    fn main_key(&self) -> &[u8] {
+        &self.keys.lock
+    }
+
+    fn refresh_call(&self, ttl_ms: u64) -> Invocation<'static> {
+        scripts::REFRESH
+            .key(&self.keys.lock)
+            .arg(self.token)
+            .arg(ttl_ms)
+    }
+
+    /// On every master (see [`Redlock::release_everywhere`]).
+    fn undo(&self) -> Undo {
+        let (redlock, owner, keys) = (
+            self.redlock.clone(),
+            self.token.to_owned(),
+            self.keys.clone(),
+        );
+        Undo::Release(Box::new(move || redlock.release_everywhere(&keys, &owner)))
+    }
+}
+
+impl HoldKind<Redlock> for QuorumHold<'_> {
+    fn attempt(
+        &self,
+        redlock: &Redlock,
+        ttl_ms: u64,
+        wait_ms: u64,
+        _registered: bool,
+        _now: Instant,
+    ) -> Result<Attempt> {
+        let (keys, token, ttl) = (&self.keys, self.token, self.ttl);
+        self.queued_now.set(false);
+        let asked_at = Instant::now();
+        let answers = redlock.ask_all(|_| {
+            redis::cmd("SET")
+                .arg(&keys.lock)
+                .arg(token)
+                .arg("NX")
+                .arg("PX")
+                .arg(ttl_ms)
+                .arg("GET")
+                .clone()
+                .into()
+        });
+        // Per master: whether the SET may have taken the lock for `token`
+        // (it did, or it was sent and its answer is unknown).
+        let mut may_hold = answers.sent.clone();
+        let (mut set, mut held) = (0, 0);
+        for (answer, may_hold) in answers.each.iter().zip(&mut may_hold) {
+            match answer
+                .as_ref()
+                .map(redis::from_redis_value_ref::<Option<Vec<u8>>>)
+            {
+                // Ours already: a re-send, or an earlier call's leftover.
+                Ok(Ok(None)) => set += 1,
+                Ok(Ok(Some(v))) if v == token.as_bytes() || is_marked_own(&v, token) => set += 1,
+                Ok(Ok(Some(_))) => {
+                    held += 1;
+                    *may_hold = false;
+                }
+                Ok(Err(_)) | Err(_) => {}
+            }
+        }
+        let spent = asked_at.elapsed() + drift(ttl);
+        if set >= redlock.quorum() && spent < ttl {
+            self.give_up(redlock); // off the queue, if on it
+                                   // The TTL runs from when the masters were asked, or from before
+                                   // the grant that set it on them.
+            let since = self
+                .granted_since
+                .take()
+                .map_or(asked_at, |g| g.min(asked_at));
+            self.since.set(Some(since));
+            return Ok(Attempt::Acquired(None));
+        }
+        // Granted on the home master, and the releaser's step on the others
+        // (its release, then the hand-on) has not landed everywhere yet:
+        // the grant holds meanwhile, so try again shortly rather than give
+        // it back.
+        if let Some(woken) = self.woken_at.get().filter(|_| set >= 1 && held > 0) {
+            if woken.elapsed() < redlock.masters[0].timeout {
+                std::thread::sleep(Duration::from_millis(1));
+                return Ok(Attempt::Held { pttl_ms: -2 });
+            }
+        }
+        self.woken_at.set(None);
+        let lost_a_grant = self.granted_since.take().is_some();
+        // Not held: give back whatever this attempt took, or may have taken
+        // where the answer was lost. Only those masters: one the SET never
+        // reached (left out, unreachable) is not asked again, which would
+        // cost it another connect_timeout.
+        if may_hold.contains(&true) {
+            let undone = redlock.ask(&may_hold, |target| {
+                release_call(keys, token, &keys.call(&new_token()), target).into()
+            });
+            if undone.answered() < may_hold.iter().filter(|m| **m).count() {
+                redlock.remember_orphan(keys, token, ttl);
+            }
+        }
+        if set + held < redlock.quorum() {
+            return Err(redlock.no_quorum(&answers));
+        }
+        if wait_ms == 0 {
+            return Ok(Attempt::Held { pttl_ms: 0 });
+        }
+        // Wait on the home master, woken by a release (see "Waiting").
+        let registered = redlock.home().map(|home| {
+            let at_home = redlock.register(home, keys, token, ttl_ms, wait_ms, lost_a_grant);
+            (home, at_home)
+        });
+        Ok(match registered {
+            // Free there now: at once, unless it was so last time too (the
+            // other masters disagree: a holder's leftovers).
+            Some((_, Ok(-2))) if !self.free_at_home.replace(true) => Attempt::Held { pttl_ms: -2 },
+            Some((home, Ok(pttl_ms))) if pttl_ms != -2 => {
+                self.free_at_home.set(false);
+                self.queued_on.set(Some(home));
+                self.queued_now.set(true);
+                Attempt::Held { pttl_ms }
+            }
+            // No home master to wait on: the wait is a pause.
+            _ => {
+                self.free_at_home.set(false);
+                Attempt::Held { pttl_ms: 0 }
+            }
+        })
+    }
+
+    fn wake_key(&self) -> Vec<u8> {
+        self.keys.wake(self.token)
+    }
+
+    /// On the master this waiter queued on; where it could not queue, a
+    /// random pause (as after a failed wait there).
+    fn wait_for_grant(&self, redlock: &Redlock, block: Duration) -> Result<Option<Value>> {
+        let home = self.queued_on.get().filter(|_| self.queued_now.get());
+        let Some(home) = home else {
+            redlock.pause(block);
+            return Ok(None);
+        };
+        let target = &redlock.masters[home];
+        self.blocked_at.set(Some(Instant::now()));
+        let popped = redlock
+            .pool
+            .entry(&target.dsn)
+            .pop_wake(target, &self.wake_key(), block);
+        popped.or_else(|_| {
+            redlock.pause(block);
+            Ok(None)
+        })
+    }
+
+    /// Granted on the home master (the release took it off the queue); the
+    /// next attempt finds its token on a majority.
+    fn granted(&self, _redlock: &Redlock, _popped: &Value) -> Grant {
+        self.granted_since.set(self.blocked_at.get());
+        self.woken_at.set(Some(Instant::now()));
+        self.queued_on.set(None);
+        Grant::AttemptAgain
+    }
+
+    fn held_since(&self) -> Option<Instant> {
+        self.since.get()
+    }
+
+    /// Off the home master's queue; a failure leaves the entry to its
+    /// deadline, where every release skips it.
+    fn give_up(&self, redlock: &Redlock) {
+        if let Some(home) = self.queued_on.take() {
+            redlock.leave(home, &self.keys, self.token, millis(self.ttl));
+        }
+    }
+}
+
 fn send(lease: &mut Lease, cmd: &[u8], timeout: Duration) -> redis::RedisResult<()> {
     lease.connection(timeout)?.send_packed_command(cmd)
 }

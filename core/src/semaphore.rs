@@ -53,8 +53,9 @@ use std::time::{Duration, Instant};
 use once_cell::sync::Lazy;
 use parking_lot::Mutex;
 
+use crate::backend::HoldKeys;
 use crate::dsn::{Deployment, Dsn};
-use crate::engine::{self, HoldKind};
+use crate::engine::{self, Grant, HoldKind};
 use crate::error::{Error, Result};
 use crate::locks::Locks;
 use crate::node::Node;
@@ -571,7 +572,7 @@ struct PermitHold<'a> {
     token: &'a str,
 }
 
-impl HoldKind for PermitHold<'_> {
+impl HoldKeys for PermitHold<'_> {
     fn token(&self) -> &str {
         self.token
     }
@@ -580,6 +581,16 @@ impl HoldKind for PermitHold<'_> {
         &self.keys.permits
     }
 
+    fn refresh_call(&self, ttl_ms: u64) -> Invocation<'static> {
+        REFRESH.key(&self.keys.permits).arg(self.token).arg(ttl_ms)
+    }
+
+    fn undo(&self) -> Undo {
+        self.semaphores.undo(self.keys.clone(), self.token)
+    }
+}
+
+impl HoldKind<Node> for PermitHold<'_> {
     /// The reply's second item, while no permit is free, is when the first
     /// permit expires (ms from now): the wait ends then at the latest.
     fn attempt(
@@ -618,16 +629,8 @@ impl HoldKind for PermitHold<'_> {
         self.keys.wake(self.token)
     }
 
-    fn granted(&self, _node: &Node, _popped: &redis::Value) -> Option<i64> {
-        None
-    }
-
-    fn refresh_call(&self, ttl_ms: u64) -> Invocation<'static> {
-        REFRESH.key(&self.keys.permits).arg(self.token).arg(ttl_ms)
-    }
-
-    fn undo(&self) -> Undo {
-        self.semaphores.undo(self.keys.clone(), self.token)
+    fn granted(&self, _node: &Node, _popped: &redis::Value) -> Grant {
+        Grant::Held(None)
     }
 }
 

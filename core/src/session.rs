@@ -166,15 +166,17 @@ impl Session {
             Err(err) => return Err(err),
         };
         let watch = match locker.watchdog_max {
-            Some(max) if !phantom => match watch(locker, kind, name, token, ttl, max, acquired_at) {
-                Ok(watch) => Some(watch),
-                Err(err) => {
-                    // The caller asked for a renewed lock and cannot have
-                    // one: give it back rather than hold it unrenewed.
-                    let _ = release_kind(&*locker.client, kind, name, token, None);
-                    return Err(err);
+            Some(max) if !phantom => {
+                match watch(locker, kind, name, token, ttl, max, acquired_at) {
+                    Ok(watch) => Some(watch),
+                    Err(err) => {
+                        // The caller asked for a renewed lock and cannot have
+                        // one: give it back rather than hold it unrenewed.
+                        let _ = release_kind(&*locker.client, kind, name, token, None);
+                        return Err(err);
+                    }
                 }
-            },
+            }
             _ => None,
         };
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;

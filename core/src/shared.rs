@@ -9,8 +9,9 @@
 
 use std::time::{Duration, Instant};
 
+use crate::backend::HoldKeys;
 use crate::client::LockClient;
-use crate::engine::{self, HoldKind};
+use crate::engine::{self, Grant, HoldKind};
 use crate::error::{Error, Result};
 use crate::keys::LockKeys;
 use crate::node::Node;
@@ -98,7 +99,7 @@ struct ReadHold<'a> {
     token: &'a str,
 }
 
-impl HoldKind for ReadHold<'_> {
+impl HoldKeys for ReadHold<'_> {
     fn token(&self) -> &str {
         self.token
     }
@@ -107,6 +108,20 @@ impl HoldKind for ReadHold<'_> {
         &self.keys.lock
     }
 
+    fn refresh_call(&self, ttl_ms: u64) -> Invocation<'static> {
+        scripts::REFRESH_READ
+            .key(&self.keys.lock)
+            .key(self.keys.readers())
+            .arg(self.token)
+            .arg(ttl_ms)
+    }
+
+    fn undo(&self) -> Undo {
+        Undo::Lock(Kind::Shared, self.keys.clone())
+    }
+}
+
+impl HoldKind<Node> for ReadHold<'_> {
     /// Registers the caller as a waiter when it must wait and `wait_ms` > 0.
     fn attempt(
         &self,
@@ -145,21 +160,9 @@ impl HoldKind for ReadHold<'_> {
         self.keys.wake(self.token)
     }
 
-    fn granted(&self, _node: &Node, _popped: &redis::Value) -> Option<i64> {
+    fn granted(&self, _node: &Node, _popped: &redis::Value) -> Grant {
         self.client.granted(&self.keys, self.token);
-        None
-    }
-
-    fn refresh_call(&self, ttl_ms: u64) -> Invocation<'static> {
-        scripts::REFRESH_READ
-            .key(&self.keys.lock)
-            .key(self.keys.readers())
-            .arg(self.token)
-            .arg(ttl_ms)
-    }
-
-    fn undo(&self) -> Undo {
-        Undo::Lock(Kind::Shared, self.keys.clone())
+        Grant::Held(None)
     }
 
     fn on_acquired(&self, node: &Node) {

@@ -170,8 +170,35 @@ fn eight_contending_threads_count_exactly() {
     assert_eq!(
         holders(&servers, "counter"),
         0,
-        "no lock left behind on any master"
+        "no lock left behind on any master: {}",
+        left_behind(&servers, "counter")
     );
+}
+
+/// What each master keeps of lock `name` (value, TTL left), its queue
+/// and its freed marker: what a failed "nothing left behind" shows.
+fn left_behind(servers: &[RedisServer], name: &str) -> String {
+    let lock = format!("test:{{{name}}}");
+    servers
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let mut con = s.raw();
+            let value: Option<Vec<u8>> = redis::cmd("GET").arg(&lock).query(&mut con).unwrap();
+            let pttl: i64 = redis::cmd("PTTL").arg(&lock).query(&mut con).unwrap();
+            let queue: Vec<String> = redis::cmd("LRANGE")
+                .arg(format!("{lock}:queue"))
+                .arg(0)
+                .arg(-1)
+                .query(&mut con)
+                .unwrap_or_default();
+            format!(
+                "master {i}: {:?} pttl {pttl} queue {queue:?}",
+                value.map(|v| String::from_utf8_lossy(&v).into_owned())
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 #[test]

@@ -49,7 +49,10 @@ fn a_request_end_releases_the_auto_release_holds_and_leaves_the_others_set() {
     let redis = RedisServer::start();
     let session = Session::new();
     let locker = locker(&redis, false, None);
-    let (auto, kept) = (handle(&locker, "auto", true), handle(&locker, "kept", false));
+    let (auto, kept) = (
+        handle(&locker, "auto", true),
+        handle(&locker, "kept", false),
+    );
     assert!(auto.take(&session, Kind::Exclusive, Wait::No).unwrap());
     assert!(kept.take(&session, Kind::Exclusive, Wait::No).unwrap());
     assert_eq!(stored(&redis, "auto").as_deref(), Some(auto.token()));
@@ -99,7 +102,10 @@ fn a_handle_without_a_hold_acts_on_what_its_owner_token_holds() {
         Ownership::Mine { .. }
     ));
     assert!(restored.refresh(&session, Duration::from_secs(60)).unwrap());
-    assert!(restored.release(&session).unwrap(), "the read lock, by token");
+    assert!(
+        restored.release(&session).unwrap(),
+        "the read lock, by token"
+    );
     assert!(!owner.release(&session).unwrap(), "gone already");
 }
 
@@ -113,7 +119,9 @@ fn an_unreachable_server_under_fail_open_grants_phantom_holds_and_says_so_once_a
     assert!(a.take(&session, Kind::Exclusive, Wait::No).unwrap());
     assert!(b.take(&session, Kind::Exclusive, Wait::No).unwrap());
     assert!(a.is_phantom(&session));
-    let notice = session.take_open_notice().expect("the first phantom is said");
+    let notice = session
+        .take_open_notice()
+        .expect("the first phantom is said");
     assert!(notice.is_unavailable(), "{notice}");
     assert!(session.take_open_notice().is_none(), "once a request");
     assert!(matches!(
@@ -124,7 +132,10 @@ fn an_unreachable_server_under_fail_open_grants_phantom_holds_and_says_so_once_a
     assert!(a.release(&session).unwrap(), "nothing to release");
     session.end_request();
     assert!(b.take(&session, Kind::Exclusive, Wait::No).unwrap());
-    assert!(session.take_open_notice().is_some(), "said again in the next request");
+    assert!(
+        session.take_open_notice().is_some(),
+        "said again in the next request"
+    );
 
     // Fail closed: the fault is the caller's.
     let closed = locker_on(&dsn, false, None);
@@ -185,7 +196,7 @@ fn a_forked_child_neither_releases_nor_reports_its_parents_holds() {
     let lock = handle(&locker, "parent", true);
     assert!(lock.take(&session, Kind::Exclusive, Wait::No).unwrap());
     let _ = redis_lock_core::pid::current(); // the pid cache and its fork handler
-    // SAFETY: the child runs only the calls below and leaves by _exit.
+                                             // SAFETY: the child runs only the calls below and leaves by _exit.
     let pid = unsafe { fork() };
     assert!(pid >= 0, "fork failed");
     if pid == 0 {
@@ -209,5 +220,8 @@ fn a_forked_child_neither_releases_nor_reports_its_parents_holds() {
     assert_eq!(unsafe { waitpid(pid, &mut status, 0) }, pid);
     assert_eq!(status, 0, "the child saw the parent's hold as its own");
     assert_eq!(stored(&redis, "parent").as_deref(), Some(lock.token()));
-    assert!(lock.release(&session).unwrap(), "still the parent's to release");
+    assert!(
+        lock.release(&session).unwrap(),
+        "still the parent's to release"
+    );
 }
