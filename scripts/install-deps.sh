@@ -32,3 +32,7 @@ fi
 if ! cargo php --version >/dev/null 2>&1; then
     cargo install cargo-php --version 0.2.2 --locked
 fi
+
+# Symfony Lock's own store tests, which Debian's binary packages leave out
+# (php-tests/SymfonyOwnStoreTest.php).
+"$(dirname "$0")/symfony-store-tests.sh"
