@@ -36,7 +36,7 @@ extern "C" fn repair_in_child() {
     // SAFETY: called from the child handler, in the child, before it runs
     // anything else: the watchdog thread (or any other) is not there.
     unsafe {
-        crate::client::repair_after_fork();
+        crate::kinds::exclusive::repair_after_fork();
         crate::plain_holds::repair_after_fork();
         crate::orphans::repair_after_fork();
         crate::redlock::repair_after_fork();
@@ -58,7 +58,7 @@ pub fn hold_process_mutexes_for(hold: std::time::Duration) -> std::thread::JoinH
     let stats = crate::stats::Stats::global();
     let thread = std::thread::spawn(move || {
         let _holds = crate::plain_holds::HOLDS.lock();
-        let _contended = crate::client::CONTENDED.lock();
+        let _contended = crate::kinds::exclusive::CONTENDED.lock();
         let _orphans = crate::orphans::ORPHANS.lock();
         let _stats = stats.lock();
         let _ = held.send(());

@@ -15,6 +15,7 @@
 //! - [`engine`]: how every kind of hold is acquired on one node (deadline, woken wait,
 //!   retries, orphans); [`backend`]: where holds live, one [`node`] (and what it can do)
 //!   or Redlock's masters;
+//! - `kinds`: the kinds of hold the engine waits on (exclusive, read, permit, quorum);
 //! - [`client`]: the exclusive lock on one server (also behind a Sentinel service or a
 //!   cluster); [`shared`]: its read locks;
 //! - [`orphans`]: locks an acquire with an unknown outcome may have left set, released later;
@@ -44,6 +45,7 @@ pub mod engine;
 pub mod error;
 pub mod fork;
 pub mod keys;
+pub(crate) mod kinds;
 pub mod locks;
 pub mod multi;
 pub mod node;

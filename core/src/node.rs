@@ -14,8 +14,8 @@ use crate::error::{Error, Result};
 use crate::orphans::{self, Undo};
 use crate::pool::{Pool, PoolEntry, Target};
 use crate::stats::Stats;
-use crate::vocab::millis;
 use crate::vocab::ClientOptions;
+use crate::vocab::{millis, Attempt};
 
 /// What a deployment can do, asked by the kinds instead of its type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -106,6 +106,21 @@ impl Node {
         op: impl FnMut(&mut dyn redis::ConnectionLike) -> std::result::Result<T, redis::RedisError>,
     ) -> Result<T> {
         self.entry.run(&self.target, self.target.timeout, op)
+    }
+
+    /// An acquire script's reply read as an attempt: `{1, fence}` taken
+    /// (the fencing token, or anything where the script keeps none),
+    /// `{0, ms}` held by someone else whose hold ends in `ms`. Any other
+    /// shape is a protocol error naming `script`.
+    pub(crate) fn attempt_from(&self, reply: &[i64], script: &str) -> Result<Attempt> {
+        match reply {
+            [1, fence] => Ok(Attempt::Acquired(Some(*fence))),
+            [0, pttl_ms] => Ok(Attempt::Held { pttl_ms: *pttl_ms }),
+            other => Err(Error::Protocol {
+                dsn: self.target.dsn.redacted().to_owned(),
+                detail: format!("{script} script returned {other:?}"),
+            }),
+        }
     }
 
     /// Blocks on a waiter's wake list for at most `block`; never re-sent

@@ -42,14 +42,13 @@
 //!
 //! The waiting itself (deadline, attempts, the woken wait, orphans) is the
 //! engine's, as for every kind (`engine`): Redlock is a backend of it (its
-//! masters), and the lock over them a kind ([`QuorumHold`]) whose attempt
-//! is the majority rule above.
+//! masters), and the lock over them a kind (`kinds::quorum`, where
+//! `Redlock::acquire` is) whose attempt is the majority rule above.
 //!
 //! # What it does not do
 //! No fencing (no counter is monotonic across independent masters: refused
 //! when the object is made), no `replicas`.
 
-use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -58,19 +57,17 @@ use once_cell::sync::Lazy;
 use parking_lot::Mutex;
 use redis::{Cmd, Value};
 
-use crate::backend::{Backend, HoldKeys};
+use crate::backend::Backend;
 use crate::dsn::Dsn;
-use crate::engine::{self, Grant, HoldKind};
 use crate::error::{Error, Result};
 use crate::keys::LockKeys;
 use crate::orphans::{self, Undo};
 use crate::pool::{Lease, Pool, Target};
 use crate::release::{force_release_script, resend_window_ms};
-use crate::scripts::is_marked_own;
 use crate::scripts::{self, Invocation};
 use crate::stats::Stats;
 use crate::token::new_token;
-use crate::vocab::{AcquireOutcome, Attempt, ClientOptions, Ownership, Wait};
+use crate::vocab::{ClientOptions, Ownership};
 
 /// How long a master that failed is left out before it is asked again.
 pub const SKIP_AFTER_FAILURE: Duration = Duration::from_millis(500);
@@ -94,8 +91,8 @@ pub(crate) unsafe fn repair_after_fork() {
 /// Lock operations over N independent masters.
 #[derive(Clone)]
 pub struct Redlock {
-    masters: Vec<Target>,
-    pool: Arc<Pool>,
+    pub(crate) masters: Vec<Target>,
+    pub(crate) pool: Arc<Pool>,
     stats: Arc<Mutex<Stats>>,
     prefix: Vec<u8>,
     shown: String,
@@ -105,7 +102,7 @@ pub struct Redlock {
 
 /// One command for one master, and what to send instead on NOSCRIPT, as
 /// the bytes written to each master.
-struct Request {
+pub(crate) struct Request {
     cmd: Vec<u8>,
     on_noscript: Option<Vec<u8>>,
 }
@@ -130,11 +127,11 @@ impl From<Invocation<'_>> for Request {
 }
 
 /// What the masters answered to one request: one entry per master.
-struct Answers {
-    each: Vec<Result<Value>>,
+pub(crate) struct Answers {
+    pub(crate) each: Vec<Result<Value>>,
     /// Whether the request was written to each master. One it was not
     /// written to (left out, not asked, no connection) cannot have run it.
-    sent: Vec<bool>,
+    pub(crate) sent: Vec<bool>,
 }
 
 impl Answers {
@@ -146,11 +143,11 @@ impl Answers {
             .filter_map(|v| redis::from_redis_value_ref(v).ok())
     }
 
-    fn answered(&self) -> usize {
+    pub(crate) fn answered(&self) -> usize {
         self.each.iter().filter(|a| a.is_ok()).count()
     }
 
-    fn all_answered(&self) -> bool {
+    pub(crate) fn all_answered(&self) -> bool {
         self.answered() == self.each.len()
     }
 
@@ -229,38 +226,12 @@ impl Redlock {
         self.masters.len() / 2 + 1
     }
 
-    fn keys(&self, name: &[u8]) -> LockKeys {
+    pub(crate) fn keys(&self, name: &[u8]) -> LockKeys {
         LockKeys::new(&self.prefix, name)
     }
 
-    /// Takes lock `name` for `token` on a majority of the masters, waiting
-    /// as `wait` says (see "Waiting"): the engine's wait over this
-    /// deployment's quorum attempt ([`QuorumHold`]).
-    pub fn acquire(
-        &self,
-        name: &[u8],
-        token: &str,
-        ttl: Duration,
-        wait: Wait,
-    ) -> Result<AcquireOutcome> {
-        let hold = QuorumHold {
-            redlock: self,
-            keys: self.keys(name),
-            token,
-            ttl,
-            queued_on: Cell::new(None),
-            queued_now: Cell::new(false),
-            blocked_at: Cell::new(None),
-            granted_since: Cell::new(None),
-            woken_at: Cell::new(None),
-            free_at_home: Cell::new(false),
-            since: Cell::new(None),
-        };
-        engine::acquire(self, &hold, ttl, wait)
-    }
-
     /// The master waiters queue on: the first not left out after a failure.
-    fn home(&self) -> Option<usize> {
+    pub(crate) fn home(&self) -> Option<usize> {
         let now = Instant::now();
         let skipped = SKIPPED.lock();
         self.masters.iter().position(|t| {
@@ -273,7 +244,7 @@ impl Redlock {
     /// Registers `token` as a waiter on master `home` (see
     /// [`scripts::REDLOCK_WAIT`]): the holder's time left there, or -2 when
     /// the lock is free there.
-    fn register(
+    pub(crate) fn register(
         &self,
         home: usize,
         keys: &LockKeys,
@@ -300,13 +271,13 @@ impl Redlock {
 
     /// Takes `token` off the queue on master `home`; a failure leaves the
     /// entry to its deadline, where every release skips it.
-    fn leave(&self, home: usize, keys: &LockKeys, token: &str, ttl_ms: u64) {
+    pub(crate) fn leave(&self, home: usize, keys: &LockKeys, token: &str, ttl_ms: u64) {
         let _ = self.register(home, keys, token, ttl_ms, 0, false);
     }
 
     /// The random pause of a waiter that cannot wait on its home master,
     /// at most `left`.
-    fn pause(&self, left: Duration) {
+    pub(crate) fn pause(&self, left: Duration) {
         std::thread::sleep(left.min(random_pause()));
     }
 
@@ -425,7 +396,7 @@ impl Redlock {
     /// (a partition heals and TCP delivers the SET), so such a lock could
     /// block its name until its TTL; later acquires on these masters
     /// release it on every master (core `orphans`).
-    fn remember_orphan(&self, keys: &LockKeys, token: &str, ttl: Duration) {
+    pub(crate) fn remember_orphan(&self, keys: &LockKeys, token: &str, ttl: Duration) {
         let (redlock, owner, lock) = (self.clone(), token.to_owned(), keys.clone());
         let undo = Undo::Release(Box::new(move || redlock.release_everywhere(&lock, &owner)));
         orphans::remember_spread(&self.id, &keys.lock, undo, token, ttl);
@@ -433,7 +404,7 @@ impl Redlock {
 
     /// An orphan's release on every master: true if one still held it; an
     /// error (it stays remembered) until every master has answered.
-    fn release_everywhere(&self, keys: &LockKeys, token: &str) -> Result<bool> {
+    pub(crate) fn release_everywhere(&self, keys: &LockKeys, token: &str) -> Result<bool> {
         let call = keys.call(&new_token());
         let answers = self.ask_all(|target| release_call(keys, token, &call, target).into());
         if !answers.all_answered() {
@@ -455,7 +426,7 @@ impl Redlock {
         Ok(answers)
     }
 
-    fn no_quorum(&self, answers: &Answers) -> Error {
+    pub(crate) fn no_quorum(&self, answers: &Answers) -> Error {
         Error::NoQuorum {
             dsn: self.shown.clone(),
             answered: answers.answered(),
@@ -468,13 +439,13 @@ impl Redlock {
     /// Sends each master its request, all before reading any reply; each
     /// master's answer (a server error answer is an `Err`, as a failure to
     /// reach it is).
-    fn ask_all(&self, request: impl Fn(&Target) -> Request) -> Answers {
+    pub(crate) fn ask_all(&self, request: impl Fn(&Target) -> Request) -> Answers {
         self.ask(&vec![true; self.masters.len()], request)
     }
 
     /// [`Self::ask_all`] for the masters marked in `asked` only; the others
     /// get an `Unavailable` answer, and no connection is made to them.
-    fn ask(&self, asked: &[bool], request: impl Fn(&Target) -> Request) -> Answers {
+    pub(crate) fn ask(&self, asked: &[bool], request: impl Fn(&Target) -> Request) -> Answers {
         let requests: Vec<Request> = self.masters.iter().map(&request).collect();
         let (mut leases, left_out) = self.leases(Instant::now(), asked);
         let mut sent = vec![false; self.masters.len()];
@@ -664,211 +635,6 @@ impl Backend for Redlock {
     }
 }
 
-/// The exclusive lock over a quorum of masters: one attempt is the SET on
-/// every master, the majority and validity rule, the give-back of what a
-/// failed attempt took, and the registration on the home master (see
-/// "Waiting"). What it must remember between attempts is kept here.
-struct QuorumHold<'a> {
-    redlock: &'a Redlock,
-    keys: LockKeys,
-    token: &'a str,
-    ttl: Duration,
-    /// The home master this waiter is queued on.
-    queued_on: Cell<Option<usize>>,
-    /// Whether the last attempt queued it (else its wait is a pause).
-    queued_now: Cell<bool>,
-    /// When the last wait on the home master began.
-    blocked_at: Cell<Option<Instant>>,
-    /// When the wait that ended in a grant began.
-    granted_since: Cell<Option<Instant>>,
-    /// When that grant was popped.
-    woken_at: Cell<Option<Instant>>,
-    /// The last registration found the lock free on the home master.
-    free_at_home: Cell<bool>,
-    /// When the hold's TTL began on the masters.
-    since: Cell<Option<Instant>>,
-}
-
-impl HoldKeys for QuorumHold<'_> {
-    fn token(&self) -> &str {
-        self.token
-    }
-
-    fn main_key(&self) -> &[u8] {
-        &self.keys.lock
-    }
-
-    fn refresh_call(&self, ttl_ms: u64) -> Invocation<'static> {
-        scripts::REFRESH
-            .key(&self.keys.lock)
-            .arg(self.token)
-            .arg(ttl_ms)
-    }
-
-    /// On every master (see [`Redlock::release_everywhere`]).
-    fn undo(&self) -> Undo {
-        let (redlock, owner, keys) = (
-            self.redlock.clone(),
-            self.token.to_owned(),
-            self.keys.clone(),
-        );
-        Undo::Release(Box::new(move || redlock.release_everywhere(&keys, &owner)))
-    }
-}
-
-impl HoldKind<Redlock> for QuorumHold<'_> {
-    fn attempt(
-        &self,
-        redlock: &Redlock,
-        ttl_ms: u64,
-        wait_ms: u64,
-        _registered: bool,
-        _now: Instant,
-    ) -> Result<Attempt> {
-        let (keys, token, ttl) = (&self.keys, self.token, self.ttl);
-        self.queued_now.set(false);
-        let asked_at = Instant::now();
-        let answers = redlock.ask_all(|_| {
-            redis::cmd("SET")
-                .arg(&keys.lock)
-                .arg(token)
-                .arg("NX")
-                .arg("PX")
-                .arg(ttl_ms)
-                .arg("GET")
-                .clone()
-                .into()
-        });
-        // Per master: whether the SET may have taken the lock for `token`
-        // (it did, or it was sent and its answer is unknown).
-        let mut may_hold = answers.sent.clone();
-        let (mut set, mut held) = (0, 0);
-        for (answer, may_hold) in answers.each.iter().zip(&mut may_hold) {
-            match answer
-                .as_ref()
-                .map(redis::from_redis_value_ref::<Option<Vec<u8>>>)
-            {
-                // Ours already: a re-send, or an earlier call's leftover.
-                Ok(Ok(None)) => set += 1,
-                Ok(Ok(Some(v))) if v == token.as_bytes() || is_marked_own(&v, token) => set += 1,
-                Ok(Ok(Some(_))) => {
-                    held += 1;
-                    *may_hold = false;
-                }
-                Ok(Err(_)) | Err(_) => {}
-            }
-        }
-        let spent = asked_at.elapsed() + drift(ttl);
-        if set >= redlock.quorum() && spent < ttl {
-            self.give_up(redlock); // off the queue, if on it
-                                   // The TTL runs from when the masters were asked, or from before
-                                   // the grant that set it on them.
-            let since = self
-                .granted_since
-                .take()
-                .map_or(asked_at, |g| g.min(asked_at));
-            self.since.set(Some(since));
-            return Ok(Attempt::Acquired(None));
-        }
-        // Granted on the home master, and the releaser's step on the others
-        // (its release, then the hand-on) has not landed everywhere yet:
-        // the grant holds meanwhile, so try again shortly rather than give
-        // it back.
-        if let Some(woken) = self.woken_at.get().filter(|_| set >= 1 && held > 0) {
-            if woken.elapsed() < redlock.masters[0].timeout {
-                std::thread::sleep(Duration::from_millis(1));
-                return Ok(Attempt::Held { pttl_ms: -2 });
-            }
-        }
-        self.woken_at.set(None);
-        let lost_a_grant = self.granted_since.take().is_some();
-        // Not held: give back whatever this attempt took, or may have taken
-        // where the answer was lost. Only those masters: one the SET never
-        // reached (left out, unreachable) is not asked again, which would
-        // cost it another connect_timeout.
-        if may_hold.contains(&true) {
-            let undone = redlock.ask(&may_hold, |target| {
-                release_call(keys, token, &keys.call(&new_token()), target).into()
-            });
-            if undone.answered() < may_hold.iter().filter(|m| **m).count() {
-                redlock.remember_orphan(keys, token, ttl);
-            }
-        }
-        if set + held < redlock.quorum() {
-            return Err(redlock.no_quorum(&answers));
-        }
-        if wait_ms == 0 {
-            return Ok(Attempt::Held { pttl_ms: 0 });
-        }
-        // Wait on the home master, woken by a release (see "Waiting").
-        let registered = redlock.home().map(|home| {
-            let at_home = redlock.register(home, keys, token, ttl_ms, wait_ms, lost_a_grant);
-            (home, at_home)
-        });
-        Ok(match registered {
-            // Free there now: at once, unless it was so last time too (the
-            // other masters disagree: a holder's leftovers).
-            Some((_, Ok(-2))) if !self.free_at_home.replace(true) => Attempt::Held { pttl_ms: -2 },
-            Some((home, Ok(pttl_ms))) if pttl_ms != -2 => {
-                self.free_at_home.set(false);
-                self.queued_on.set(Some(home));
-                self.queued_now.set(true);
-                Attempt::Held { pttl_ms }
-            }
-            // No home master to wait on: the wait is a pause.
-            _ => {
-                self.free_at_home.set(false);
-                Attempt::Held { pttl_ms: 0 }
-            }
-        })
-    }
-
-    fn wake_key(&self) -> Vec<u8> {
-        self.keys.wake(self.token)
-    }
-
-    /// On the master this waiter queued on; where it could not queue, a
-    /// random pause (as after a failed wait there).
-    fn wait_for_grant(&self, redlock: &Redlock, block: Duration) -> Result<Option<Value>> {
-        let home = self.queued_on.get().filter(|_| self.queued_now.get());
-        let Some(home) = home else {
-            redlock.pause(block);
-            return Ok(None);
-        };
-        let target = &redlock.masters[home];
-        self.blocked_at.set(Some(Instant::now()));
-        let popped = redlock
-            .pool
-            .entry(&target.dsn)
-            .pop_wake(target, &self.wake_key(), block);
-        popped.or_else(|_| {
-            redlock.pause(block);
-            Ok(None)
-        })
-    }
-
-    /// Granted on the home master (the release took it off the queue); the
-    /// next attempt finds its token on a majority.
-    fn granted(&self, _redlock: &Redlock, _popped: &Value) -> Grant {
-        self.granted_since.set(self.blocked_at.get());
-        self.woken_at.set(Some(Instant::now()));
-        self.queued_on.set(None);
-        Grant::AttemptAgain
-    }
-
-    fn held_since(&self) -> Option<Instant> {
-        self.since.get()
-    }
-
-    /// Off the home master's queue; a failure leaves the entry to its
-    /// deadline, where every release skips it.
-    fn give_up(&self, redlock: &Redlock) {
-        if let Some(home) = self.queued_on.take() {
-            redlock.leave(home, &self.keys, self.token, millis(self.ttl));
-        }
-    }
-}
-
 fn send(lease: &mut Lease, cmd: &[u8], timeout: Duration) -> redis::RedisResult<()> {
     lease.connection(timeout)?.send_packed_command(cmd)
 }
@@ -891,7 +657,7 @@ fn receive(lease: &mut Lease, request: &Request, deadline: Instant) -> redis::Re
 }
 
 /// Clock drift allowance: 1 % of the TTL plus 2 ms.
-fn drift(ttl: Duration) -> Duration {
+pub(crate) fn drift(ttl: Duration) -> Duration {
     ttl / 100 + Duration::from_millis(2)
 }
 
@@ -911,7 +677,12 @@ fn millis(d: Duration) -> u64 {
 /// own, an undo, an orphan's): each leaves `<lock>:freed` changed, so that a
 /// hand-on ([`scripts::REDLOCK_PASS`]) of an earlier release never sets the
 /// lock again after it.
-fn release_call(keys: &LockKeys, token: &str, call: &[u8], target: &Target) -> Invocation<'static> {
+pub(crate) fn release_call(
+    keys: &LockKeys,
+    token: &str,
+    call: &[u8],
+    target: &Target,
+) -> Invocation<'static> {
     scripts::REDLOCK_RELEASE
         .key(&keys.lock)
         .key(keys.fence())
@@ -924,16 +695,16 @@ fn release_call(keys: &LockKeys, token: &str, call: &[u8], target: &Target) -> I
 }
 
 /// One master's answer to [`scripts::REDLOCK_RELEASE`].
-struct Released {
+pub(crate) struct Released {
     /// The caller's lock was there, and is now freed or granted on.
-    released: bool,
+    pub(crate) released: bool,
     /// The waiter it was granted to there, and its TTL (ms).
-    grant: Option<(String, u64)>,
+    pub(crate) grant: Option<(String, u64)>,
 }
 
 impl Released {
     /// Reads the script's reply; None for an unexpected shape.
-    fn read(value: &Value) -> Option<Released> {
+    pub(crate) fn read(value: &Value) -> Option<Released> {
         let Value::Array(items) = value else {
             return None;
         };

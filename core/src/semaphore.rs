@@ -53,19 +53,17 @@ use std::time::{Duration, Instant};
 use once_cell::sync::Lazy;
 use parking_lot::Mutex;
 
-use crate::backend::HoldKeys;
 use crate::dsn::{Deployment, Dsn};
-use crate::engine::{self, Grant, HoldKind};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::locks::Locks;
 use crate::node::Node;
 use crate::orphans::Undo;
 use crate::pool::Pool;
 use crate::release::resend_window_ms;
-use crate::scripts::{Invocation, LockScript};
+use crate::scripts::LockScript;
 use crate::stats::Stats;
 use crate::token::new_token;
-use crate::vocab::{millis, AcquireOutcome, Attempt, ClientOptions, Ownership, Wait};
+use crate::vocab::{millis, AcquireOutcome, ClientOptions, Ownership, Wait};
 
 /// The Redis keys of one semaphore.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -413,7 +411,7 @@ pub(crate) fn build_scripts() {
 /// the shared [`Pool`].
 #[derive(Clone)]
 pub struct Semaphores {
-    node: Node,
+    pub(crate) node: Node,
     prefix: Vec<u8>,
 }
 
@@ -457,26 +455,6 @@ impl Semaphores {
         SemaphoreKeys::new(&self.prefix, name)
     }
 
-    /// Takes a permit of `name` (at most `limit` holders) for `token` with
-    /// `ttl`, waiting as `wait` says, in arrival order. No free permit is an
-    /// `Ok` outcome; errors are faults.
-    pub fn acquire(
-        &self,
-        name: &[u8],
-        limit: u32,
-        token: &str,
-        ttl: Duration,
-        wait: Wait,
-    ) -> Result<AcquireOutcome> {
-        let hold = PermitHold {
-            semaphores: self,
-            keys: self.keys(name),
-            limit,
-            token,
-        };
-        engine::acquire(&self.node, &hold, ttl, wait)
-    }
-
     /// Gives back `token`'s permit of `name`, to the first waiter if any.
     /// False when it had expired (or was never held).
     pub fn release(&self, name: &[u8], token: &str, acquired_at: Option<Instant>) -> Result<bool> {
@@ -490,7 +468,7 @@ impl Semaphores {
 
     /// How `token`'s permit on `keys` is given back later: by its own
     /// release, as the permits are not a lock's keys.
-    fn undo(&self, keys: SemaphoreKeys, token: &str) -> Undo {
+    pub(crate) fn undo(&self, keys: SemaphoreKeys, token: &str) -> Undo {
         let (semaphores, owner) = (self.clone(), token.to_owned());
         Undo::Release(Box::new(move || semaphores.release_keys(&keys, &owner)))
     }
@@ -560,77 +538,6 @@ impl Semaphores {
         op: impl FnMut(&mut dyn redis::ConnectionLike) -> std::result::Result<T, redis::RedisError>,
     ) -> Result<T> {
         self.node.run(op)
-    }
-}
-
-/// The permit kind: a holder's token in the permits' sorted set, at most
-/// `limit` of them.
-struct PermitHold<'a> {
-    semaphores: &'a Semaphores,
-    keys: SemaphoreKeys,
-    limit: u32,
-    token: &'a str,
-}
-
-impl HoldKeys for PermitHold<'_> {
-    fn token(&self) -> &str {
-        self.token
-    }
-
-    fn main_key(&self) -> &[u8] {
-        &self.keys.permits
-    }
-
-    fn refresh_call(&self, ttl_ms: u64) -> Invocation<'static> {
-        REFRESH.key(&self.keys.permits).arg(self.token).arg(ttl_ms)
-    }
-
-    fn undo(&self) -> Undo {
-        self.semaphores.undo(self.keys.clone(), self.token)
-    }
-}
-
-impl HoldKind<Node> for PermitHold<'_> {
-    /// The reply's second item, while no permit is free, is when the first
-    /// permit expires (ms from now): the wait ends then at the latest.
-    fn attempt(
-        &self,
-        node: &Node,
-        ttl_ms: u64,
-        wait_ms: u64,
-        registered: bool,
-        _now: Instant,
-    ) -> Result<Attempt> {
-        let (keys, token) = (&self.keys, self.token);
-        let reply: Vec<i64> = node.run(|con| {
-            ACQUIRE
-                .key(&keys.permits)
-                .key(&keys.waiters)
-                .key(&keys.queue)
-                .key(keys.wake(token))
-                .arg(token)
-                .arg(self.limit)
-                .arg(ttl_ms)
-                .arg(wait_ms)
-                .arg(if registered { "1" } else { "0" })
-                .invoke(con)
-        })?;
-        match reply.as_slice() {
-            [1, _] => Ok(Attempt::Acquired(None)),
-            [0, until_ms] => Ok(Attempt::Held { pttl_ms: *until_ms }),
-            other => Err(Error::Protocol {
-                dsn: node.target.dsn.redacted().to_owned(),
-                detail: format!("semaphore acquire script returned {other:?}"),
-            }),
-        }
-    }
-
-    fn wake_key(&self) -> Vec<u8> {
-        self.keys.wake(self.token)
-    }
-
-    fn granted(&self, _node: &Node, _popped: &redis::Value) -> Grant {
-        Grant::Held(None)
     }
 }
 

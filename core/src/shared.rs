@@ -9,17 +9,13 @@
 
 use std::time::{Duration, Instant};
 
-use crate::backend::HoldKeys;
 use crate::client::LockClient;
-use crate::engine::{self, Grant, HoldKind};
-use crate::error::{Error, Result};
-use crate::keys::LockKeys;
-use crate::node::Node;
-use crate::orphans::Undo;
-use crate::plain_holds;
+use crate::engine;
+use crate::error::Result;
+use crate::kinds::read::ReadHold;
 use crate::release::release_read_on;
-use crate::scripts::{self, Invocation};
-use crate::vocab::{millis, AcquireOutcome, Attempt, Kind, Ownership, Wait};
+use crate::scripts::{self};
+use crate::vocab::{millis, AcquireOutcome, Ownership, Wait};
 
 impl LockClient {
     /// Takes a read lock on `name` for `token`: shared with other readers,
@@ -34,7 +30,6 @@ impl LockClient {
         wait: Wait,
     ) -> Result<AcquireOutcome> {
         let hold = ReadHold {
-            client: self,
             keys: self.keys(name),
             token,
         };
@@ -88,86 +83,5 @@ impl LockClient {
                 remaining: Some(Duration::from_millis(left.unsigned_abs())),
             }
         })
-    }
-}
-
-/// The read kind: readers listed in `<lock>:readers`, the lock key holding
-/// `\0r` while any reader holds it.
-struct ReadHold<'a> {
-    client: &'a LockClient,
-    keys: LockKeys,
-    token: &'a str,
-}
-
-impl HoldKeys for ReadHold<'_> {
-    fn token(&self) -> &str {
-        self.token
-    }
-
-    fn main_key(&self) -> &[u8] {
-        &self.keys.lock
-    }
-
-    fn refresh_call(&self, ttl_ms: u64) -> Invocation<'static> {
-        scripts::REFRESH_READ
-            .key(&self.keys.lock)
-            .key(self.keys.readers())
-            .arg(self.token)
-            .arg(ttl_ms)
-    }
-
-    fn undo(&self) -> Undo {
-        Undo::Lock(Kind::Shared, self.keys.clone())
-    }
-}
-
-impl HoldKind<Node> for ReadHold<'_> {
-    /// Registers the caller as a waiter when it must wait and `wait_ms` > 0.
-    fn attempt(
-        &self,
-        node: &Node,
-        ttl_ms: u64,
-        wait_ms: u64,
-        registered: bool,
-        _now: Instant,
-    ) -> Result<Attempt> {
-        let (keys, token) = (&self.keys, self.token);
-        let reply: Vec<i64> = node.run(|con| {
-            scripts::ACQUIRE_READ
-                .key(&keys.lock)
-                .key(keys.waiters())
-                .key(keys.queue())
-                .key(keys.wake(token))
-                .key(keys.readers())
-                .key(keys.fence())
-                .arg(token)
-                .arg(ttl_ms)
-                .arg(wait_ms)
-                .arg(if registered { "1" } else { "0" })
-                .invoke(con)
-        })?;
-        match reply.as_slice() {
-            [1, _] => Ok(Attempt::Acquired(None)),
-            [0, pttl_ms] => Ok(Attempt::Held { pttl_ms: *pttl_ms }),
-            other => Err(Error::Protocol {
-                dsn: node.target.dsn.redacted().to_owned(),
-                detail: format!("read acquire script returned {other:?}"),
-            }),
-        }
-    }
-
-    fn wake_key(&self) -> Vec<u8> {
-        self.keys.wake(self.token)
-    }
-
-    fn granted(&self, _node: &Node, _popped: &redis::Value) -> Grant {
-        self.client.granted(&self.keys, self.token);
-        Grant::Held(None)
-    }
-
-    fn on_acquired(&self, node: &Node) {
-        node.stats.lock().record_read_acquired();
-        // A writer demoted to a reader holds no plain lock now.
-        plain_holds::forget(&node.target, &self.keys, self.token);
     }
 }
