@@ -52,6 +52,14 @@ impl LockKeys {
         self.with(b":freed")
     }
 
+    /// Set on a Redlock master for a while when the holder of `token` sent a
+    /// release there and found the lock not its own: a late hand-on of an
+    /// earlier release to it must not set it again (see
+    /// [`crate::scripts::REDLOCK_PASS`]).
+    pub fn gone(&self, token: &str) -> Vec<u8> {
+        self.with(format!(":gone:{token}").as_bytes())
+    }
+
     /// The holders of a read lock, scored by when each hold expires (ms).
     pub fn readers(&self) -> Vec<u8> {
         self.with(b":readers")
@@ -94,6 +102,8 @@ mod tests {
             &k.readers(),
             &k.wake("t"),
             &k.call("c"),
+            &k.gone("t"),
+            &k.freed(),
         ] {
             assert!(other.starts_with(&k.lock));
         }

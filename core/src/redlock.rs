@@ -307,6 +307,7 @@ impl Redlock {
                     scripts::REDLOCK_PASS
                         .key(&keys.lock)
                         .key(keys.freed())
+                        .key(keys.gone(&waiter))
                         .arg(&call)
                         .arg(&waiter)
                         .arg(ttl_ms)
@@ -674,9 +675,10 @@ fn millis(d: Duration) -> u64 {
 
 /// One call of [`scripts::REDLOCK_RELEASE`] for `token` on `target`, with
 /// the call marker `call`. Every release a Redlock sends is this one (its
-/// own, an undo, an orphan's): each leaves `<lock>:freed` changed, so that a
-/// hand-on ([`scripts::REDLOCK_PASS`]) of an earlier release never sets the
-/// lock again after it.
+/// own, an undo, an orphan's): each leaves `<lock>:freed` changed where it
+/// released, and `<lock>:gone:<token>` set where it found nothing of
+/// `token`'s, so that a hand-on ([`scripts::REDLOCK_PASS`]) of an earlier
+/// release never sets the lock again for `token` after it.
 pub(crate) fn release_call(
     keys: &LockKeys,
     token: &str,
@@ -690,6 +692,7 @@ pub(crate) fn release_call(
         .key(keys.queue())
         .key(call)
         .key(keys.freed())
+        .key(keys.gone(token))
         .arg(token)
         .arg(resend_window_ms(target))
 }

@@ -903,16 +903,19 @@ return left
 /// the releaser can set it for that waiter on the other masters too.
 ///
 /// KEYS as [`RELEASE`], then `<lock>:freed`, which keeps the call's
-/// marker name for [`REDLOCK_PASS`]; ARGV as [`RELEASE`]. Returns `{1}` if
-/// released, `{1, token, ttl ms}` if released and granted to the waiter
-/// `token` (a writer), `{0}` if the lock was not the caller's; a re-send
-/// returns the first run's `{1}` or `{0}`.
+/// marker name for [`REDLOCK_PASS`], then `<lock>:gone:<token>` (see
+/// [`crate::keys::LockKeys::gone`]), set for the window when the lock was
+/// not the caller's here; ARGV as [`RELEASE`]. Returns `{1}` if released,
+/// `{1, token, ttl ms}` if released and granted to the waiter `token` (a
+/// writer), `{0}` if the lock was not the caller's; a re-send returns the
+/// first run's `{1}` or `{0}`.
 pub static REDLOCK_RELEASE: Lazy<LockScript> = Lazy::new(|| {
     LockScript::new(&format!(
         r"{HOLDER}
 local current = redis.call('GET', KEYS[1])
 local holding, marked, ends = holder(current)
 if current == false or holding ~= ARGV[1] or (ends and ends <= clock()) then
+  redis.call('SET', KEYS[7], '1', 'PX', ARGV[2])
   return {{tonumber(redis.call('GET', KEYS[5]) or '0')}}
 end
 {HAND_OVER}
@@ -932,16 +935,21 @@ return {{1}}
 
 /// The second step of a Redlock release that granted the lock on the home
 /// master: sets it for that waiter on another master, only if that master's
-/// lock is still as this release left it (free, and no release since: a
-/// waiter quick enough to take it, use it and release it before this comes
-/// must not find it set again).
+/// lock is still as this release left it (free, and no release since) and
+/// the waiter has not released it here already. A waiter quick enough to
+/// take the lock, use it and release it before this comes must not find it
+/// set again: its release came after this one (`freed` changed), or before
+/// it, while the releaser's release had not reached this master yet (its
+/// `gone` marker is set).
 ///
-/// KEYS: lock, `<lock>:freed`. ARGV: the release's call marker name, the
-/// waiter's token, its ttl ms. Returns 1 if set, else 0.
+/// KEYS: lock, `<lock>:freed`, the waiter's `<lock>:gone:<token>`. ARGV:
+/// the release's call marker name, the waiter's token, its ttl ms. Returns
+/// 1 if set, else 0.
 pub static REDLOCK_PASS: Lazy<LockScript> = Lazy::new(|| {
     LockScript::new(
         r"
-if redis.call('EXISTS', KEYS[1]) == 0 and redis.call('GET', KEYS[2]) == ARGV[1] then
+if redis.call('EXISTS', KEYS[1]) == 0 and redis.call('GET', KEYS[2]) == ARGV[1]
+    and redis.call('EXISTS', KEYS[3]) == 0 then
   redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
   return 1
 end

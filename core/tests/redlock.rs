@@ -8,7 +8,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::RedisServer;
+use common::{Delayer, RedisServer};
 use parking_lot::Mutex;
 use redis_lock_core::redlock::{Redlock, SKIP_AFTER_FAILURE};
 use redis_lock_core::token::new_token;
@@ -23,7 +23,11 @@ fn masters(n: usize) -> Vec<RedisServer> {
 
 fn redlock(servers: &[RedisServer]) -> Redlock {
     let list: Vec<String> = servers.iter().map(RedisServer::dsn).collect();
-    let Deployment::Redlock(dsns) = Deployment::parse_list(&list).unwrap() else {
+    redlock_over(&list)
+}
+
+fn redlock_over(list: &[String]) -> Redlock {
+    let Deployment::Redlock(dsns) = Deployment::parse_list(list).unwrap() else {
         panic!("a list is a Redlock");
     };
     Redlock::with_pool(
@@ -453,6 +457,45 @@ fn a_release_hands_the_lock_to_the_queued_waiter_not_back_to_the_releaser() {
         "woken by the release: {waited:?}"
     );
     assert_eq!(holders(&servers, "k"), 5);
+}
+
+/// The releaser's second step (setting the lock for the waiter its release
+/// granted, on the other masters) can reach a master after the waiter has
+/// already taken the lock, used it and released it: the releaser's process
+/// was descheduled, its release reached that master late. That step must
+/// not set the lock again for a waiter that is done with it.
+#[test]
+fn a_late_hand_on_does_not_set_the_lock_again_for_a_waiter_done_with_it() {
+    let servers = masters(3);
+    let late = Delayer::start(servers[2].port);
+    let holder = redlock_over(&[servers[0].dsn(), servers[1].dsn(), late.dsn()]);
+    let t = new_token();
+    assert!(held(holder.acquire(b"k", &t, TTL, Wait::No).unwrap()));
+    let waiter = {
+        let r = redlock(&servers);
+        std::thread::spawn(move || {
+            let w = new_token();
+            let out = r
+                .acquire(b"k", &w, TTL, Wait::For(Duration::from_secs(5)))
+                .unwrap();
+            // Done at once, long before the release reaches the third master.
+            let released = r.release(b"k", &w, None).unwrap();
+            (out, released)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300)); // queued and blocked
+    late.delay(Duration::from_millis(150));
+    assert!(holder.release(b"k", &t, None).unwrap());
+    let (out, released) = waiter.join().unwrap();
+    assert!(held(out), "granted by the release");
+    assert!(released);
+    std::thread::sleep(Duration::from_millis(400)); // anything still in flight lands
+    assert_eq!(
+        holders(&servers, "k"),
+        0,
+        "nothing left behind: {}",
+        left_behind(&servers, "k")
+    );
 }
 
 #[test]
