@@ -150,16 +150,18 @@ final class ConnectionTest extends TestCase
     public function testOneConnectionPerDsnPerProcessAndNoneSharedWithAChild(): void
     {
         $dsn = $this->dsn();
-        [$counts] = Workers::run(1, function () use ($dsn) {
-            $probe = self::$server->client();
-            $before = count($probe->client('list'));
+        $port = self::$server->port;
+        [$counts] = Workers::run(1, function () use ($dsn, $port) {
+            // This process's own sockets, not the server's client list: that
+            // one also counts whoever else connects meanwhile.
+            $before = self::connectionsTo($port);
             $objects = [new RedisMutex($dsn), new RedisMutex($dsn), new LockManager($dsn)];
             for ($i = 0; $i < 20; $i++) {
                 $objects[0]->acquire("a$i");
                 $objects[1]->isLocked("a$i");
                 $objects[2]->createLock("b$i")->acquire();
             }
-            return [$before, count($probe->client('list'))];
+            return [$before, self::connectionsTo($port)];
         });
         $this->assertSame($counts[0] + 1, $counts[1], 'three objects, sixty calls, one connection');
 
@@ -190,6 +192,27 @@ final class ConnectionTest extends TestCase
         $this->assertTrue($m->extend('parent', 30));
         $this->assertSame($tokenBefore, $this->storedToken('parent'));
         $this->assertTrue($m->release('parent'));
+    }
+
+    /** How many established TCP connections this process has open to `127.0.0.1:$port`. */
+    private static function connectionsTo(int $port): int
+    {
+        $inodes = [];
+        foreach (file('/proc/net/tcp', FILE_IGNORE_NEW_LINES) ?: [] as $line) {
+            $f = preg_split('/\s+/', trim($line));
+            // remote address 127.0.0.1:<port>, state 01 (established), inode
+            if (($f[2] ?? '') === sprintf('0100007F:%04X', $port) && ($f[3] ?? '') === '01') {
+                $inodes['socket:[' . $f[9] . ']'] = true;
+            }
+        }
+        $n = 0;
+        foreach (scandir('/proc/self/fd') ?: [] as $fd) {
+            $target = @readlink("/proc/self/fd/$fd");
+            if ($target !== false && isset($inodes[$target])) {
+                $n++;
+            }
+        }
+        return $n;
     }
 
     public function testWorkDoneUnderTheLockIsNotReportedAsFailedWhenTheReleaseCannotReachRedis(): void
