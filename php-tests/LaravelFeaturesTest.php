@@ -359,6 +359,30 @@ final class LaravelFeaturesTest extends TestCase
         $this->assertSame('kept', $this->redis->get('app_cache:value'), 'values are not locks');
     }
 
+    /**
+     * Under the app's error handler, which turns PHP warnings into
+     * exceptions: a fail-open acquire with Redis unreachable returns true,
+     * and a callback whose lock cannot be released afterwards (Redis stopped
+     * while it ran) gives its value back; both are in the app's log.
+     */
+    public function testLockOutcomesThatAreNotExceptionsGoToTheLogNotTheErrorHandler(): void
+    {
+        try {
+            [$code, $out, $err] = self::finish(self::artisan(['app:lock-outcomes'], [
+                'REDIS_PID' => (string) self::$server->pid(),
+                'REDIS_DEAD_PORT' => (string) RedisServer::freePort(),
+            ]));
+        } finally {
+            self::$server->resume();
+        }
+        $this->assertSame(0, $code, $out . $err . $this->log());
+        $this->assertSame(['open' => true, 'value' => 'the work was done'], json_decode(trim($out), true), $err . $this->log());
+        $log = $this->log();
+        $this->assertStringContainsString('on_unavailable=open', $log);
+        $this->assertStringContainsString('could not be released after the callback', $log);
+        $this->assertStringContainsString('.WARNING: redis_lock:', $log, 'at the warning level');
+    }
+
     // --- helpers ---
 
     /** @return list<array> the recorded runs of $what (see App\Record) */

@@ -88,6 +88,41 @@ final class SymfonyTest extends TestCase
         ]);
     }
 
+    /**
+     * Symfony's ErrorHandler turns PHP warnings into exceptions: a lock
+     * granted without Redis (on_unavailable = open) must come back as
+     * acquired, and be told to the store's PSR-3 logger instead.
+     */
+    public function testAFailOpenGrantUnderSymfonysErrorHandlerIsAcquiredAndLogged(): void
+    {
+        $port = RedisServer::freePort();
+        $root = dirname(__DIR__);
+        [$code, $out, $err] = self::runPhp(<<<PHP
+        <?php
+        require '/usr/share/php/Symfony/Component/Lock/autoload.php';
+        require '/usr/share/php/Symfony/Component/ErrorHandler/autoload.php';
+        require '/usr/share/php/Psr/Log/autoload.php';
+        require '$root/php/autoload.php';
+        Symfony\\Component\\ErrorHandler\\ErrorHandler::register();
+        final class Lines extends Psr\\Log\\AbstractLogger {
+            public array \$lines = [];
+            public function log(\$level, \$message, array \$context = []): void { \$this->lines[] = [\$level, (string) \$message]; }
+        }
+        \$log = new Lines();
+        \$store = new RedisLock\\Symfony\\RedisLockStore('redis://127.0.0.1:$port', ['on_unavailable' => 'open', 'connect_timeout' => 0.3], \$log);
+        \$lock = (new Symfony\\Component\\Lock\\LockFactory(\$store))->createLock('invoice', 30);
+        \$r = [\$lock->acquire(), \$lock->isAcquired()];
+        \$lock->release();
+        echo json_encode(['results' => \$r, 'lines' => \$log->lines]);
+        PHP);
+        $this->assertSame(0, $code, $out . $err);
+        $got = json_decode($out, true);
+        $this->assertSame([true, true], $got['results'], $err);
+        $this->assertCount(1, $got['lines']);
+        $this->assertSame('warning', $got['lines'][0][0]);
+        $this->assertStringContainsString('on_unavailable=open', $got['lines'][0][1]);
+    }
+
     public function testLockLifecycleThroughTheFactory(): void
     {
         $factory = new LockFactory($this->ours());

@@ -1,11 +1,11 @@
 //! Calling user callbacks from under a lock.
 
-use ext_php_rs::error::{php_error, Error};
-use ext_php_rs::flags::ErrorType;
+use ext_php_rs::error::Error;
 use ext_php_rs::prelude::*;
 use ext_php_rs::types::{ZendCallable, Zval};
 
 use crate::exceptions::lock_error;
+use crate::report::{Outcome, Reporter};
 
 /// Calls `callback` with no arguments.
 ///
@@ -29,10 +29,12 @@ pub fn call(callback: &ZendCallable) -> PhpResult<Zval> {
 ///
 /// When the callback throws, its exception is what the caller sees. When the
 /// callback succeeded but the release failed (Redis went away meanwhile), the
-/// work was done under a valid lock: the value is returned and an E_WARNING
-/// says the lock will only go when its TTL runs out, rather than reporting
-/// a failure for work that happened.
+/// work was done under a valid lock: the value is returned, and `reporter`
+/// tells (not PHP's error handler, which a framework turns into an
+/// exception) that the lock will only go when its TTL runs out, rather than
+/// a failure being reported for work that happened.
 pub fn run_then_release(
+    reporter: &Reporter,
     callback: &ZendCallable,
     release: impl FnOnce() -> Result<bool, redis_lock_core::Error>,
 ) -> PhpResult<Zval> {
@@ -40,9 +42,12 @@ pub fn run_then_release(
     let released = release();
     let value = result?;
     if let Err(err) = released {
-        php_error(
-            &ErrorType::Warning,
-            &format!("redis_lock: the lock could not be released after the callback ({err}); it expires when its TTL runs out"),
+        redis_lock_core::Stats::global()
+            .lock()
+            .record_unreleased_after_callback();
+        reporter.tell(
+            Outcome::UnreleasedAfterCallback,
+            &format!("the lock could not be released after the callback ({err}); it expires when its TTL runs out"),
         );
     }
     Ok(value)

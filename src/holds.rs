@@ -1,16 +1,16 @@
 //! The PHP layer's side of core's `session`: this process's session (PHP
 //! serves one request at a time), core errors turned into PHP exceptions,
-//! and the fail-open notice reported as PHP's E_WARNING.
+//! and the fail-open notice told to the application (`report`).
 
 use std::time::Duration;
 
 use ext_php_rs::exception::PhpException;
-use ext_php_rs::flags::ErrorType;
 use redis_lock_core::session::Session;
 pub use redis_lock_core::session::{Acquired, Handle, HoldId, Locker};
 use redis_lock_core::{Kind, Wait};
 
 use crate::exceptions::from_core;
+use crate::report::{Outcome, Reporter};
 
 /// This process's session.
 pub fn session() -> &'static Session {
@@ -20,6 +20,7 @@ pub fn session() -> &'static Session {
 /// Acquires `name` for `token` as `locker` says, registering the hold (the
 /// callers that release it themselves: `waitAndExecute`, `RedisMutex`).
 pub fn acquire(
+    reporter: &Reporter,
     locker: &Locker,
     name: &[u8],
     token: &str,
@@ -27,29 +28,35 @@ pub fn acquire(
     wait: Wait,
 ) -> Result<Acquired, PhpException> {
     let acquired = session().acquire(locker, Kind::Exclusive, name, token, ttl, wait, true);
-    report_open();
+    report_open(reporter);
     acquired.map_err(|e| from_core(&e))
 }
 
 /// `handle` takes `kind` (see [`Handle::take`]).
-pub fn take(handle: &Handle, kind: Kind, wait: Wait) -> Result<bool, PhpException> {
+pub fn take(
+    reporter: &Reporter,
+    handle: &Handle,
+    kind: Kind,
+    wait: Wait,
+) -> Result<bool, PhpException> {
     let taken = handle.take(session(), kind, wait);
-    report_open();
+    report_open(reporter);
     taken.map_err(|e| from_core(&e))
 }
 
 /// The request ends (see [`Session::end_request`]).
 pub fn end_request() {
     session().end_request();
+    crate::report::new_request();
 }
 
 /// With `on_unavailable = open`, the first hold of a request granted
-/// without Redis is said once, as an E_WARNING.
-fn report_open() {
+/// without Redis is told once (see `report`).
+fn report_open(reporter: &Reporter) {
     if let Some(err) = session().take_open_notice() {
-        ext_php_rs::error::php_error(
-            &ErrorType::Warning,
-            &format!("redis_lock: {err}; on_unavailable=open, so locks are granted without Redis while it is unreachable (warned once per request)"),
+        reporter.tell(
+            Outcome::GrantedOpen,
+            &format!("{err}; on_unavailable=open, so locks are granted without Redis while it is unreachable (told once per request)"),
         );
     }
 }

@@ -19,6 +19,7 @@ pub mod lock;
 pub mod manager;
 pub mod multi;
 pub mod mutex;
+pub mod report;
 pub mod semaphore;
 pub mod settings;
 pub mod stats;

@@ -15,6 +15,7 @@ use crate::callback;
 use crate::exceptions::{from_core, not_acquired};
 use crate::guard::guard;
 use crate::holds::{self, session, Handle, Locker};
+use crate::report::Reporter;
 
 /// A named lock owned by one token (`owner()`).
 ///
@@ -25,6 +26,8 @@ use crate::holds::{self, session, Handle, Locker};
 #[php(name = "RedisLock\\Lock")]
 pub struct Lock {
     handle: Handle,
+    /// Where outcomes that are not exceptions are told.
+    reporter: Reporter,
 }
 
 impl Lock {
@@ -35,8 +38,10 @@ impl Lock {
         token: String,
         ttl: Duration,
         auto_release: bool,
+        reporter: Reporter,
     ) -> Self {
         Lock {
+            reporter,
             handle: Handle::new(locker, name, token, ttl, auto_release),
         }
     }
@@ -45,7 +50,7 @@ impl Lock {
     /// write) or demoted (write to read) by the same call, in Redis (see the
     /// core's read locks): the hold this Lock keeps becomes the new kind.
     fn take(&self, kind: Kind, wait: Wait) -> PhpResult<bool> {
-        holds::take(&self.handle, kind, wait)
+        holds::take(&self.reporter, &self.handle, kind, wait)
     }
 
     /// Releases with the core error (see `release`).
@@ -97,8 +102,9 @@ impl Lock {
     ///
     /// Without `$callback` returns true once held. With it, runs it under the
     /// lock, releases, and returns what it returned. If the release then fails (Redis went
-    /// away), the value is still returned, with an E_WARNING: the lock
-    /// expires by its TTL.
+    /// away), the value is still returned and the failure told to the
+    /// `logger` option (else `error_log()`), never as a PHP warning: the
+    /// lock expires by its TTL.
     ///
     /// @param int|float $seconds
     /// @throws \RedisLock\LockTimeoutException if not acquired within $seconds
@@ -117,7 +123,7 @@ impl Lock {
                 yes.set_bool(true);
                 return Ok(yes);
             };
-            callback::run_then_release(&callback, || self.release_core())
+            callback::run_then_release(&self.reporter, &callback, || self.release_core())
         })
     }
 

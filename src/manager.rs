@@ -19,6 +19,7 @@ use crate::guard::guard;
 use crate::holds::{self, Acquired, Locker};
 use crate::lock::Lock;
 use crate::multi::MultiLock;
+use crate::report::Reporter;
 use crate::semaphore::{self, Semaphore};
 use crate::settings::Settings;
 use redis_lock_core::multi::MultiLocks;
@@ -31,6 +32,8 @@ pub struct LockManager {
     locker: Arc<Locker>,
     /// None with Redlock (see `Semaphores::for_deployment`).
     semaphores: Option<Arc<Semaphores>>,
+    /// Where outcomes that are not exceptions are told (`logger`).
+    reporter: Reporter,
 }
 
 #[php_impl]
@@ -40,8 +43,11 @@ impl LockManager {
     ///                         redlock://; or a list of single-server DSNs (Redlock)
     /// @param array   $options overrides of the redis_lock.* ini entries (prefix, ttl,
     ///                         connect_timeout, timeout, on_unavailable, fencing, replicas,
-    ///                         watchdog, watchdog_max); with watchdog => true, held locks are
-    ///                         renewed in the background every third of their TTL
+    ///                         watchdog, watchdog_max), and logger: a PSR-3 logger told of
+    ///                         outcomes that are not exceptions (a fail-open grant, a failed
+    ///                         release after a callback), else error_log(); with
+    ///                         watchdog => true, held locks are renewed in the background
+    ///                         every third of their TTL
     /// @throws \ValueError on an invalid DSN or option; nothing is connected yet
     pub fn __construct(dsn: Option<&Zval>, options: Option<&ZendHashTable>) -> PhpResult<Self> {
         guard(|| {
@@ -54,6 +60,7 @@ impl LockManager {
                     watchdog_max: s.watchdog_max,
                 }),
                 semaphores: s.semaphores,
+                reporter: s.reporter,
             })
         })
     }
@@ -80,6 +87,7 @@ impl LockManager {
                 new_token(),
                 ttl,
                 autoRelease,
+                self.reporter.clone(),
             ))
         })
     }
@@ -118,6 +126,7 @@ impl LockManager {
                 new_token(),
                 ttl,
                 autoRelease,
+                self.reporter.clone(),
             ))
         })
     }
@@ -188,14 +197,16 @@ impl LockManager {
                 owner,
                 self.locker.default_ttl,
                 false,
+                self.reporter.clone(),
             ))
         })
     }
 
     /// Tries once to take `$name`, runs `$callback` under it, releases (also
     /// when it throws) and returns its value. If the release then fails (Redis went
-    /// away), the value is still returned, with an E_WARNING: the lock
-    /// expires by its TTL.
+    /// away), the value is still returned and the failure told to the
+    /// `logger` option (else `error_log()`), never as a PHP warning: the
+    /// lock expires by its TTL.
     ///
     /// @param int|float|null $ttl seconds; null: the configured ttl
     /// @throws \RedisLock\LockConflictedException when the lock is held
@@ -216,8 +227,9 @@ impl LockManager {
     /// Waits up to `$maxWait` for `$name` (woken on release), runs `$callback`
     /// under it, releases (also when it throws) and returns its value.
     /// If the release then fails (Redis went
-    /// away), the value is still returned, with an E_WARNING: the lock
-    /// expires by its TTL.
+    /// away), the value is still returned and the failure told to the
+    /// `logger` option (else `error_log()`), never as a PHP warning: the
+    /// lock expires by its TTL.
     ///
     /// @param int|float      $maxWait seconds
     /// @param int|float|null $ttl     seconds; null: the configured ttl
@@ -276,7 +288,10 @@ impl LockManager {
     /// This worker process's lock metrics since it started (or forked):
     /// acquired (read_acquired: of them, read locks), conflicts, timeouts,
     /// releases, releases_lost, watchdog_renewals, watchdog_lost (watched
-    /// locks found gone or not renewed within their TTL), and wait / hold
+    /// locks found gone or not renewed within their TTL), open_grants (holds
+    /// granted without Redis under on_unavailable = open) and
+    /// unreleased_after_callback (releases that failed after a callback
+    /// returned; these two count every kind at the top level), and wait / hold
     /// time summaries (count, mean, p50, p99, max, in seconds) of its locks;
     /// under `semaphore`, the same figures for semaphore permits.
     ///
@@ -317,6 +332,7 @@ impl LockManager {
             token,
             ttl,
             auto_release,
+            self.reporter.clone(),
         ))
     }
 
@@ -327,7 +343,8 @@ impl LockManager {
         ttl: Duration,
         wait: Wait,
     ) -> PhpResult<Zval> {
-        let id = match holds::acquire(&self.locker, &name, &new_token(), ttl, wait)? {
+        let id = match holds::acquire(&self.reporter, &self.locker, &name, &new_token(), ttl, wait)?
+        {
             Acquired::Yes(id) => id,
             Acquired::Conflicted | Acquired::TimedOut => {
                 let waited = match wait {
@@ -337,7 +354,7 @@ impl LockManager {
                 return Err(not_acquired(&name, waited));
             }
         };
-        callback::run_then_release(callback, || holds::session().release(id))
+        callback::run_then_release(&self.reporter, callback, || holds::session().release(id))
     }
 }
 

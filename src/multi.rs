@@ -20,6 +20,7 @@ use crate::callback;
 use crate::exceptions::{conflicted, from_core, timed_out};
 use crate::guard::guard;
 use crate::holds::{self, session, Handle, Locker};
+use crate::report::Reporter;
 
 /// The locks `names()`, held together under one owner token.
 ///
@@ -31,6 +32,8 @@ use crate::holds::{self, session, Handle, Locker};
 pub struct MultiLock {
     /// Its name is the encoded names (core `multi::encode`).
     handle: Handle,
+    /// Where outcomes that are not exceptions are told.
+    reporter: Reporter,
     names: Vec<Vec<u8>>,
 }
 
@@ -43,16 +46,18 @@ impl MultiLock {
         token: String,
         ttl: Duration,
         auto_release: bool,
+        reporter: Reporter,
     ) -> Self {
         let encoded = redis_lock_core::multi::encode(&names);
         MultiLock {
+            reporter,
             handle: Handle::new(locker, encoded, token, ttl, auto_release),
             names,
         }
     }
 
     fn take(&self, wait: Wait) -> PhpResult<bool> {
-        holds::take(&self.handle, Kind::Exclusive, wait)
+        holds::take(&self.reporter, &self.handle, Kind::Exclusive, wait)
     }
 
     fn release_core(&self) -> Result<bool, redis_lock_core::Error> {
@@ -114,7 +119,7 @@ impl MultiLock {
                 yes.set_bool(true);
                 return Ok(yes);
             };
-            callback::run_then_release(&callback, || self.release_core())
+            callback::run_then_release(&self.reporter, &callback, || self.release_core())
         })
     }
 

@@ -16,6 +16,7 @@ use crate::callback;
 use crate::exceptions::{from_core, not_acquired};
 use crate::guard::guard;
 use crate::holds::{self, session, Handle, Locker};
+use crate::report::Reporter;
 use crate::settings::Settings;
 
 /// A per-key mutex: `acquire($key)` … `release($key)`, or `synchronized($key, $fn)`.
@@ -28,6 +29,8 @@ use crate::settings::Settings;
 #[php(name = "RedisLock\\RedisMutex")]
 pub struct RedisMutex {
     locker: Arc<Locker>,
+    /// Where outcomes that are not exceptions are told (`logger`).
+    reporter: Reporter,
     /// A handle per key held, each with its own owner token.
     holds: Mutex<HashMap<Vec<u8>, Arc<Handle>>>,
 }
@@ -39,8 +42,11 @@ impl RedisMutex {
     ///                         redlock://; or a list of single-server DSNs (Redlock)
     /// @param array   $options overrides of the redis_lock.* ini entries (prefix, ttl,
     ///                         connect_timeout, timeout, on_unavailable, fencing, replicas,
-    ///                         watchdog, watchdog_max); with watchdog => true, held locks are
-    ///                         renewed in the background every third of their TTL
+    ///                         watchdog, watchdog_max), and logger: a PSR-3 logger told of
+    ///                         outcomes that are not exceptions (a fail-open grant, a failed
+    ///                         release after a callback), else error_log(); with
+    ///                         watchdog => true, held locks are renewed in the background
+    ///                         every third of their TTL
     /// @throws \ValueError on an invalid DSN or option; nothing is connected yet
     pub fn __construct(dsn: Option<&Zval>, options: Option<&ZendHashTable>) -> PhpResult<Self> {
         guard(|| {
@@ -52,6 +58,7 @@ impl RedisMutex {
                     fail_open: s.fail_open,
                     watchdog_max: s.watchdog_max,
                 }),
+                reporter: s.reporter,
                 holds: Mutex::default(),
             })
         })
@@ -148,8 +155,9 @@ impl RedisMutex {
     /// Runs `$fn` while holding `$key` and releases it afterwards, also when
     /// `$fn` throws (the exception then reaches the caller unchanged).
     /// If the release then fails (Redis went
-    /// away), the value is still returned, with an E_WARNING: the lock
-    /// expires by its TTL.
+    /// away), the value is still returned and the failure told to the
+    /// `logger` option (else `error_log()`), never as a PHP warning: the
+    /// lock expires by its TTL.
     ///
     /// @param int|float|null $ttl  seconds; null: the configured ttl
     /// @param int|float      $wait seconds to wait, woken on release
@@ -172,7 +180,7 @@ impl RedisMutex {
                 return Err(not_acquired(&name, (!wait.is_zero()).then_some(wait)));
             };
             // The callback may call this object again: no Rust lock is held across it.
-            callback::run_then_release(&callback, || {
+            callback::run_then_release(&self.reporter, &callback, || {
                 let mut holds = self.holds.lock();
                 if holds.get(&name).is_some_and(|h| Arc::ptr_eq(h, &handle)) {
                     holds.remove(&name);
@@ -213,7 +221,7 @@ impl RedisMutex {
             true,
         );
         let handle = Arc::new(handle);
-        if !holds::take(&handle, Kind::Exclusive, wait)? {
+        if !holds::take(&self.reporter, &handle, Kind::Exclusive, wait)? {
             return Ok(None);
         }
         self.holds.lock().insert(name, Arc::clone(&handle));

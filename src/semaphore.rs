@@ -18,6 +18,7 @@ use crate::callback;
 use crate::exceptions::{conflicted, from_core, timed_out};
 use crate::guard::guard;
 use crate::holds::{self, session, Handle, Locker};
+use crate::report::Reporter;
 
 /// The highest `$limit` of a semaphore.
 pub const MAX_LIMIT: i64 = 1_000_000;
@@ -32,6 +33,8 @@ pub const MAX_LIMIT: i64 = 1_000_000;
 #[php(name = "RedisLock\\Semaphore")]
 pub struct Semaphore {
     handle: Handle,
+    /// Where outcomes that are not exceptions are told.
+    reporter: Reporter,
     limit: u32,
 }
 
@@ -45,8 +48,10 @@ impl Semaphore {
         token: String,
         ttl: Duration,
         auto_release: bool,
+        reporter: Reporter,
     ) -> Self {
         Semaphore {
+            reporter,
             handle: Handle::new(locker, name, token, ttl, auto_release),
             limit,
         }
@@ -54,7 +59,7 @@ impl Semaphore {
 
     /// Takes a permit; acquiring again while holding renews the same permit.
     fn take(&self, wait: Wait) -> PhpResult<bool> {
-        holds::take(&self.handle, Kind::Exclusive, wait)
+        holds::take(&self.reporter, &self.handle, Kind::Exclusive, wait)
     }
 
     fn release_core(&self) -> Result<bool, redis_lock_core::Error> {
@@ -95,8 +100,8 @@ impl Semaphore {
     ///
     /// Without `$callback` returns true once held. With it, runs it holding
     /// the permit, releases, and returns what it returned (if the release
-    /// then fails, the value is still returned, with an E_WARNING: the
-    /// permit expires by its TTL).
+    /// then fails, the value is still returned and the failure told to the
+    /// `logger` option, else `error_log()`: the permit expires by its TTL).
     ///
     /// @param int|float $seconds
     /// @throws \RedisLock\LockTimeoutException if no permit was had within $seconds
@@ -115,7 +120,7 @@ impl Semaphore {
                 yes.set_bool(true);
                 return Ok(yes);
             };
-            callback::run_then_release(&callback, || self.release_core())
+            callback::run_then_release(&self.reporter, &callback, || self.release_core())
         })
     }
 

@@ -5,12 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ext_php_rs::exception::PhpException;
-use ext_php_rs::types::{ZendHashTable, Zval};
+use ext_php_rs::types::{ZendCallable, ZendHashTable, Zval};
 use redis_lock_core::{ClientOptions, Deployment, Locks, Semaphores};
 
 use crate::args::{self, Param};
 use crate::exceptions::{type_error, value_error};
 use crate::ini;
+use crate::report::Reporter;
 
 /// A resolved configuration.
 pub struct Settings {
@@ -25,6 +26,8 @@ pub struct Settings {
     pub watchdog_max: Option<Duration>,
     /// Semaphores on the same deployment; None for Redlock, which has none.
     pub semaphores: Option<Arc<Semaphores>>,
+    /// Where outcomes that are not exceptions are told (`logger`).
+    pub reporter: Reporter,
 }
 
 /// Where locks live, as given: one DSN string, or a list for Redlock.
@@ -57,6 +60,7 @@ impl Settings {
         let mut raw = Raw::from_ini(func)?;
         let options_param = Param::new(func, 2, "options");
         let mut dsn_from_options = None;
+        let mut logger = None;
         if let Some(options) = options {
             for (key, value) in options {
                 let key = key.to_string();
@@ -123,6 +127,16 @@ impl Settings {
                             .map_err(|_| typed("int|float"))?;
                         raw.watchdog_max = args::seconds_in_range(secs, true).map_err(at)?;
                     }
+                    "logger" => {
+                        if !value.is_null() {
+                            if !has_warning_method(value) {
+                                return Err(typed(
+                                    "Psr\\Log\\LoggerInterface (an object with a warning() method)",
+                                ));
+                            }
+                            logger = Some(value.shallow_clone());
+                        }
+                    }
                     "replicas" => {
                         let n = value.long().ok_or_else(|| typed("int"))?;
                         raw.replicas = replica_count(n).ok_or_else(|| at(REPLICAS_RANGE))?;
@@ -130,7 +144,10 @@ impl Settings {
                     _ => {
                         return Err(options_param.invalid(&format!(
                             "has unknown key \"{key}\" (known: {})",
-                            ini::names().collect::<Vec<_>>().join(", ")
+                            ini::names()
+                                .chain(["logger"])
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         )))
                     }
                 }
@@ -215,8 +232,28 @@ impl Settings {
             fail_open: raw.fail_open,
             watchdog_max: raw.watchdog.then_some(raw.watchdog_max),
             semaphores,
+            reporter: Reporter::new(logger),
         })
     }
+}
+
+/// Whether `value` is an object whose class has a `warning()` method (what
+/// the reporter calls: PSR-3's `LoggerInterface::warning`).
+fn has_warning_method(value: &Zval) -> bool {
+    let Some(object) = value.object() else {
+        return false;
+    };
+    let Ok(method_exists) = ZendCallable::try_from_name("method_exists") else {
+        return false;
+    };
+    method_exists
+        .try_call(vec![
+            &object.get_class_name().unwrap_or_default(),
+            &"warning",
+        ])
+        .ok()
+        .and_then(|found| found.bool())
+        .unwrap_or(false)
 }
 
 impl Raw {

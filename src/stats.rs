@@ -36,6 +36,8 @@ pub fn to_array(s: StatsSnapshot) -> PhpResult<ZBox<ZendHashTable>> {
         ("timeouts", s.timeouts),
         ("releases", s.releases),
         ("releases_lost", s.releases_lost),
+        ("open_grants", s.open_grants),
+        ("unreleased_after_callback", s.unreleased_after_callback),
         ("watchdog_renewals", s.watchdog_renewals),
         ("watchdog_lost", s.watchdog_lost),
     ] {

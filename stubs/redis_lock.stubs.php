@@ -39,8 +39,9 @@ namespace RedisLock {
          *
          * Without `$callback` returns true once held. With it, runs it under the
          * lock, releases, and returns what it returned. If the release then fails (Redis went
-         * away), the value is still returned, with an E_WARNING: the lock
-         * expires by its TTL.
+         * away), the value is still returned and the failure told to the
+         * `logger` option (else `error_log()`), never as a PHP warning: the
+         * lock expires by its TTL.
          *
          * @param int|float $seconds
          * @throws \RedisLock\LockTimeoutException if not acquired within $seconds
@@ -124,8 +125,11 @@ namespace RedisLock {
          *                         redlock://; or a list of single-server DSNs (Redlock)
          * @param array   $options overrides of the redis_lock.* ini entries (prefix, ttl,
          *                         connect_timeout, timeout, on_unavailable, fencing, replicas,
-         *                         watchdog, watchdog_max); with watchdog => true, held locks are
-         *                         renewed in the background every third of their TTL
+         *                         watchdog, watchdog_max), and logger: a PSR-3 logger told of
+         *                         outcomes that are not exceptions (a fail-open grant, a failed
+         *                         release after a callback), else error_log(); with
+         *                         watchdog => true, held locks are renewed in the background
+         *                         every third of their TTL
          * @throws \ValueError on an invalid DSN or option; nothing is connected yet
          */
         public function __construct(mixed $dsn = null, ?array $options = null) {}
@@ -173,8 +177,9 @@ namespace RedisLock {
         /**
          * Tries once to take `$name`, runs `$callback` under it, releases (also
          * when it throws) and returns its value. If the release then fails (Redis went
-         * away), the value is still returned, with an E_WARNING: the lock
-         * expires by its TTL.
+         * away), the value is still returned and the failure told to the
+         * `logger` option (else `error_log()`), never as a PHP warning: the
+         * lock expires by its TTL.
          *
          * @param int|float|null $ttl seconds; null: the configured ttl
          * @throws \RedisLock\LockConflictedException when the lock is held
@@ -233,7 +238,10 @@ namespace RedisLock {
          * This worker process's lock metrics since it started (or forked):
          * acquired (read_acquired: of them, read locks), conflicts, timeouts,
          * releases, releases_lost, watchdog_renewals, watchdog_lost (watched
-         * locks found gone or not renewed within their TTL), and wait / hold
+         * locks found gone or not renewed within their TTL), open_grants (holds
+         * granted without Redis under on_unavailable = open) and
+         * unreleased_after_callback (releases that failed after a callback
+         * returned; these two count every kind at the top level), and wait / hold
          * time summaries (count, mean, p50, p99, max, in seconds) of its locks;
          * under `semaphore`, the same figures for semaphore permits.
          *
@@ -245,8 +253,9 @@ namespace RedisLock {
          * Waits up to `$maxWait` for `$name` (woken on release), runs `$callback`
          * under it, releases (also when it throws) and returns its value.
          * If the release then fails (Redis went
-         * away), the value is still returned, with an E_WARNING: the lock
-         * expires by its TTL.
+         * away), the value is still returned and the failure told to the
+         * `logger` option (else `error_log()`), never as a PHP warning: the
+         * lock expires by its TTL.
          *
          * @param int|float      $maxWait seconds
          * @param int|float|null $ttl     seconds; null: the configured ttl
@@ -351,8 +360,11 @@ namespace RedisLock {
          *                         redlock://; or a list of single-server DSNs (Redlock)
          * @param array   $options overrides of the redis_lock.* ini entries (prefix, ttl,
          *                         connect_timeout, timeout, on_unavailable, fencing, replicas,
-         *                         watchdog, watchdog_max); with watchdog => true, held locks are
-         *                         renewed in the background every third of their TTL
+         *                         watchdog, watchdog_max), and logger: a PSR-3 logger told of
+         *                         outcomes that are not exceptions (a fail-open grant, a failed
+         *                         release after a callback), else error_log(); with
+         *                         watchdog => true, held locks are renewed in the background
+         *                         every third of their TTL
          * @throws \ValueError on an invalid DSN or option; nothing is connected yet
          */
         public function __construct(mixed $dsn = null, ?array $options = null) {}
@@ -410,8 +422,9 @@ namespace RedisLock {
          * Runs `$fn` while holding `$key` and releases it afterwards, also when
          * `$fn` throws (the exception then reaches the caller unchanged).
          * If the release then fails (Redis went
-         * away), the value is still returned, with an E_WARNING: the lock
-         * expires by its TTL.
+         * away), the value is still returned and the failure told to the
+         * `logger` option (else `error_log()`), never as a PHP warning: the
+         * lock expires by its TTL.
          *
          * @param int|float|null $ttl  seconds; null: the configured ttl
          * @param int|float      $wait seconds to wait, woken on release
@@ -449,8 +462,8 @@ namespace RedisLock {
          *
          * Without `$callback` returns true once held. With it, runs it holding
          * the permit, releases, and returns what it returned (if the release
-         * then fails, the value is still returned, with an E_WARNING: the
-         * permit expires by its TTL).
+         * then fails, the value is still returned and the failure told to the
+         * `logger` option, else `error_log()`: the permit expires by its TTL).
          *
          * @param int|float $seconds
          * @throws \RedisLock\LockTimeoutException if no permit was had within $seconds

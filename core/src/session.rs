@@ -157,6 +157,7 @@ impl Session {
             Ok(AcquireOutcome::Conflicted) => return Ok(Acquired::Conflicted),
             Ok(AcquireOutcome::TimedOut) => return Ok(Acquired::TimedOut),
             Err(err) if locker.fail_open && err.is_unavailable() => {
+                crate::stats::Stats::global().lock().record_open_grant();
                 let mut open = self.open.lock();
                 if !std::mem::replace(&mut open.0, true) {
                     open.1 = Some(err);
@@ -227,6 +228,31 @@ impl Session {
             .get(&id)
             .filter(|h| h.pid == crate::pid::current())
             .cloned()
+    }
+
+    /// This process's hold of `token` on lock `name` on `server` (see
+    /// [`crate::Locks::server`]), other than `except`: what a handle made
+    /// for the same owner token (`restoreLock()`: Symfony's store makes one
+    /// per call) holds.
+    pub fn find(
+        &self,
+        server: &str,
+        name: &[u8],
+        token: &str,
+        except: Option<HoldId>,
+    ) -> Option<HoldId> {
+        let pid = crate::pid::current();
+        self.held
+            .lock()
+            .iter()
+            .find(|(id, h)| {
+                Some(**id) != except
+                    && h.pid == pid
+                    && h.token == token
+                    && h.name == name
+                    && h.client.server() == server
+            })
+            .map(|(id, _)| *id)
     }
 
     /// Releases hold `id`: true only if this process still owned it.
@@ -416,7 +442,10 @@ impl Handle {
             self.auto_release,
         )? {
             Acquired::Yes(id) => {
-                if let Some(old) = self.hold.lock().replace(id) {
+                // The owner's earlier hold, through this handle or another
+                // one for the same token: replaced by this one.
+                let old = self.hold.lock().replace(id);
+                if let Some(old) = old.or_else(|| self.find_in(session, Some(id))) {
                     session.forget(old);
                 }
                 Ok(true)
@@ -425,9 +454,20 @@ impl Handle {
         }
     }
 
-    /// What the session holds for this handle now.
+    /// What the session holds for this handle now: its own entry, else
+    /// the one of another handle for the same owner token.
     pub fn held(&self, session: &Session) -> Option<Held> {
-        session.get(self.hold_id()?)
+        session.get(self.entry(session)?)
+    }
+
+    /// Its entry in `session`, else the entry of another handle for the
+    /// same owner token (see [`Session::find`]).
+    fn entry(&self, session: &Session) -> Option<HoldId> {
+        self.hold_id().or_else(|| self.find_in(session, None))
+    }
+
+    fn find_in(&self, session: &Session, except: Option<HoldId>) -> Option<HoldId> {
+        session.find(self.locker.client.server(), &self.name, &self.token, except)
     }
 
     /// Whether it holds a phantom (granted without Redis).
@@ -436,14 +476,17 @@ impl Handle {
     }
 
     /// Releases what it holds: true only if it still held it. Without an
-    /// entry, whatever this owner token holds, of either kind, but never in
-    /// a `fork()` child of the process that made the handle: the token is
+    /// entry of its own, the entry of another handle for the same owner
+    /// token (a phantom among them), else whatever this owner token holds in
+    /// Redis, of either kind; but never in a `fork()` child of the process
+    /// that made the handle: the token is
     /// the parent's too.
     pub fn release(&self, session: &Session) -> Result<bool> {
         let id = self.hold.lock().take();
-        match id {
+        let forked = self.pid != crate::pid::current();
+        match id.or_else(|| (!forked).then(|| self.find_in(session, None)).flatten()) {
             Some(id) => session.release(id),
-            None if self.pid != crate::pid::current() => Ok(false),
+            None if forked => Ok(false),
             None => {
                 let client = &*self.locker.client;
                 Ok(client.release(&self.name, &self.token, None)?
@@ -460,7 +503,7 @@ impl Handle {
             return Ok(true);
         }
         // Before the refresh: no renewal to the old TTL may land after it.
-        if let Some(id) = self.hold_id() {
+        if let Some(id) = self.entry(session) {
             session.retime(id, ttl);
         }
         let client = &*self.locker.client;
@@ -477,7 +520,8 @@ impl Handle {
     }
 
     /// Whether this owner holds it, and for how long still (asks Redis; a
-    /// phantom is held with no end).
+    /// phantom is held with no end; under fail-open with Redis unreachable,
+    /// a hold not granted to it is not held).
     pub fn ownership(&self, session: &Session) -> Result<Ownership> {
         let held = self.held(session);
         if held.as_ref().is_some_and(|h| h.phantom) {
@@ -488,10 +532,22 @@ impl Handle {
         match held.map(|h| h.kind) {
             Some(Kind::Shared) => client.read_ownership(name, token),
             Some(Kind::Exclusive) => client.ownership(name, token),
-            None => match client.ownership(name, token)? {
-                Ownership::NotMine => client.read_ownership(name, token),
-                mine => Ok(mine),
-            },
+            None => {
+                let asked = client.ownership(name, token).and_then(|mine| match mine {
+                    Ownership::NotMine => client.read_ownership(name, token),
+                    mine => Ok(mine),
+                });
+                match asked {
+                    // Under fail-open, with Redis unreachable, a hold this
+                    // process was not granted (not even a phantom one: one
+                    // just released, say) is not held, rather than an error:
+                    // Symfony's Lock asks right after its release.
+                    Err(err) if self.locker.fail_open && err.is_unavailable() => {
+                        Ok(Ownership::NotMine)
+                    }
+                    asked => asked,
+                }
+            }
         }
     }
 
@@ -505,11 +561,14 @@ impl Handle {
     /// The object is gone: releases its hold (auto-release) with no one to
     /// report to, or forgets it (a `Lock` made with `$autoRelease = false`:
     /// it stays set until its TTL, or until its restored owner releases it).
+    /// A phantom of such a lock is kept until the request ends: only the
+    /// session knows it, and a handle restored for its owner token acts on
+    /// it (Symfony's store makes one per call).
     pub fn end(&self, session: &Session) {
         if let Some(id) = self.hold.lock().take() {
             if self.auto_release {
                 session.release_quietly(id);
-            } else {
+            } else if !session.get(id).is_some_and(|h| h.phantom) {
                 session.forget(id);
             }
         }

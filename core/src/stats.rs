@@ -23,6 +23,8 @@ pub struct Stats {
     timeouts: u64,
     releases: u64,
     releases_lost: u64,
+    open_grants: u64,
+    unreleased_after_callback: u64,
     wait: Option<Histogram<u64>>,
     hold: Option<Histogram<u64>>,
 }
@@ -66,6 +68,12 @@ pub struct StatsSnapshot {
     pub releases: u64,
     /// Releases that found the lock expired or taken over by someone else.
     pub releases_lost: u64,
+    /// Holds granted without Redis under `on_unavailable = open` (counted
+    /// with the locks', whatever their kind).
+    pub open_grants: u64,
+    /// Releases that failed after a callback run under the lock returned
+    /// (counted with the locks', whatever their kind).
+    pub unreleased_after_callback: u64,
     /// Renewals by this process's watchdog that kept a lock.
     pub watchdog_renewals: u64,
     /// Watched locks the watchdog found gone, or could not renew before
@@ -105,6 +113,8 @@ impl Stats {
             timeouts: 0,
             releases: 0,
             releases_lost: 0,
+            open_grants: 0,
+            unreleased_after_callback: 0,
             // Construction only fails for invalid bounds, which are constant.
             wait: Histogram::new_with_bounds(1, MAX_MICROS, SIGNIFICANT_DIGITS).ok(),
             hold: Histogram::new_with_bounds(1, MAX_MICROS, SIGNIFICANT_DIGITS).ok(),
@@ -158,6 +168,17 @@ impl Stats {
         }
     }
 
+    /// Records a hold granted without Redis under `on_unavailable = open`.
+    pub fn record_open_grant(&mut self) {
+        self.for_this_process().open_grants += 1;
+    }
+
+    /// Records a release that failed after a callback run under the lock
+    /// had returned (the lock then ends at its TTL).
+    pub fn record_unreleased_after_callback(&mut self) {
+        self.for_this_process().unreleased_after_callback += 1;
+    }
+
     /// The current values, with `watchdog`'s counters (this process's:
     /// `watchdog::counters()`).
     pub fn snapshot(&mut self, watchdog: WatchdogCounters) -> StatsSnapshot {
@@ -169,6 +190,8 @@ impl Stats {
             timeouts: s.timeouts,
             releases: s.releases,
             releases_lost: s.releases_lost,
+            open_grants: s.open_grants,
+            unreleased_after_callback: s.unreleased_after_callback,
             watchdog_renewals: watchdog.renewals,
             watchdog_lost: watchdog.lost,
             wait: summarize(s.wait.as_ref()),

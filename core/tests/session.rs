@@ -130,6 +130,8 @@ fn an_unreachable_server_under_fail_open_grants_phantom_holds_and_says_so_once_a
     ));
     assert!(a.refresh(&session, TTL).unwrap());
     assert!(a.release(&session).unwrap(), "nothing to release");
+    // Released (as Symfony's Lock asks right after): not held, no error.
+    assert_eq!(a.ownership(&session).unwrap(), Ownership::NotMine);
     session.end_request();
     assert!(b.take(&session, Kind::Exclusive, Wait::No).unwrap());
     assert!(
@@ -144,6 +146,10 @@ fn an_unreachable_server_under_fail_open_grants_phantom_holds_and_says_so_once_a
         .unwrap_err();
     assert!(err.is_unavailable(), "{err}");
     assert!(session.take_open_notice().is_none());
+    assert!(handle(&closed, "c", true)
+        .ownership(&session)
+        .unwrap_err()
+        .is_unavailable());
 }
 
 #[test]
@@ -224,4 +230,54 @@ fn a_forked_child_neither_releases_nor_reports_its_parents_holds() {
         lock.release(&session).unwrap(),
         "still the parent's to release"
     );
+}
+
+/// Symfony's store makes a handle per call for one owner token
+/// (`restoreLock()`): each acts on what the others took, phantoms included,
+/// and a release through one leaves no entry behind.
+#[test]
+fn handles_for_one_owner_token_share_its_hold() {
+    let session = Session::new();
+    let restored = |locker: &Arc<Locker>, token: &str| {
+        Handle::new(
+            Arc::clone(locker),
+            b"k".to_vec(),
+            token.to_owned(),
+            TTL,
+            false,
+        )
+    };
+
+    // Redis unreachable, fail-open: the phantom outlives the handle that took it.
+    let open = locker_on(
+        &format!("redis://127.0.0.1:{}", common::free_port()),
+        true,
+        None,
+    );
+    let first = restored(&open, "t1");
+    assert!(first.take(&session, Kind::Exclusive, Wait::No).unwrap());
+    first.end(&session);
+    let second = restored(&open, "t1");
+    assert!(second.is_phantom(&session));
+    assert!(second.refresh(&session, TTL).unwrap());
+    assert!(second.release(&session).unwrap());
+    assert_eq!(second.ownership(&session).unwrap(), Ownership::NotMine);
+
+    // A real hold: taken through one handle, released through another.
+    let redis = RedisServer::start();
+    let real = locker(&redis, false, None);
+    let taker = restored(&real, "t2");
+    assert!(taker.take(&session, Kind::Exclusive, Wait::No).unwrap());
+    let again = restored(&real, "t2");
+    assert!(again.take(&session, Kind::Exclusive, Wait::No).unwrap());
+    assert!(
+        taker.held(&session).is_none(),
+        "one hold for the token, the new one"
+    );
+    assert!(restored(&real, "t2").release(&session).unwrap());
+    assert!(
+        again.held(&session).is_none(),
+        "released through the session"
+    );
+    assert_eq!(stored(&redis, "k"), None);
 }

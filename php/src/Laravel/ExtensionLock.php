@@ -72,21 +72,49 @@ class ExtensionLock extends Lock
         return $acquired;
     }
 
+    /**
+     * With a callback, the extension runs it under the lock and releases
+     * it: a release that fails after the callback returned (Redis went
+     * away) gives back the callback's value and is told to the app's log,
+     * where Laravel's `get()` would throw and lose the value.
+     */
+    public function get($callback = null)
+    {
+        if (!is_callable($callback)) {
+            return $this->acquire();
+        }
+        $ran = false;
+        try {
+            return $this->lock->block(0, static function () use ($callback, &$ran) {
+                $ran = true;
+                return $callback();
+            });
+        } catch (\RedisLock\LockConflictedException $e) {
+            if ($ran) {
+                throw $e; // the callback's own
+            }
+            return false;
+        }
+    }
+
     public function block($seconds, $callback = null)
     {
+        $ran = false;
         try {
-            $this->held((bool) $this->lock->block($seconds));
+            if (!is_callable($callback)) {
+                return $this->held((bool) $this->lock->block($seconds));
+            }
+            // As get(): released by the extension, the value kept.
+            return $this->lock->block($seconds, static function () use ($callback, &$ran) {
+                $ran = true;
+                return $callback();
+            });
         } catch (\RedisLock\LockTimeoutException $e) {
+            if ($ran) {
+                throw $e;
+            }
             throw new LockTimeoutException($e->getMessage(), 0, $e);
         }
-        if (is_callable($callback)) {
-            try {
-                return $callback();
-            } finally {
-                $this->release();
-            }
-        }
-        return true;
     }
 
     /**

@@ -91,6 +91,11 @@ class RedisLockStore implements Store, LockProvider, FlushesLocks
         if (isset($config['prefix'])) {
             $options['prefix'] = $config['prefix'];
         }
+        // Outcomes that are not exceptions (a fail-open grant, a failed
+        // release after a callback) go to the app's log.
+        if (!isset($options['logger']) && $app->bound('log')) {
+            $options['logger'] = $app->make('log');
+        }
         return new self($dsn, $options, self::valuesFromConfig($app, $config), $redis, $watchdog ? $watchdogTtl : null);
     }
 

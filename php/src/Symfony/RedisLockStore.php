@@ -3,6 +3,7 @@ declare(strict_types=1);
 
 namespace RedisLock\Symfony;
 
+use Psr\Log\LoggerInterface;
 use RedisLock\LockManager;
 use Symfony\Component\Lock\BlockingSharedLockStoreInterface;
 use Symfony\Component\Lock\BlockingStoreInterface;
@@ -50,9 +51,15 @@ final class RedisLockStore implements PersistingStoreInterface, BlockingStoreInt
      *                         timeout, on_unavailable, fencing); `ttl` is the TTL a
      *                         lock is first stored with (Symfony's Lock then refreshes
      *                         it to its own TTL). Default 300 s, as Symfony's RedisStore.
+     * @param ?LoggerInterface $logger told of outcomes that are not exceptions (a lock
+     *                         granted without Redis under on_unavailable = open); the
+     *                         `logger` option, else error_log()
      */
-    public function __construct(?string $dsn = null, array $options = [])
+    public function __construct(?string $dsn = null, array $options = [], ?LoggerInterface $logger = null)
     {
+        if ($logger !== null) {
+            $options['logger'] ??= $logger;
+        }
         $options += ['ttl' => 300.0];
         $this->initialTtl = (float) $options['ttl'];
         $this->locks = new LockManager($dsn, $options);

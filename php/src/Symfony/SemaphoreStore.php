@@ -3,6 +3,7 @@ declare(strict_types=1);
 
 namespace RedisLock\Symfony;
 
+use Psr\Log\LoggerInterface;
 use RedisLock\LockManager;
 use RedisLock\Semaphore;
 use Symfony\Component\Semaphore\Exception\InvalidArgumentException;
@@ -39,9 +40,15 @@ final class SemaphoreStore implements PersistingStoreInterface
      *                         Sentinel master or a cluster; not Redlock)
      * @param array   $options the extension's options (prefix, connect_timeout, timeout,
      *                         on_unavailable, …)
+     * @param ?LoggerInterface $logger told of outcomes that are not exceptions (a permit
+     *                         granted without Redis under on_unavailable = open); the
+     *                         `logger` option, else error_log()
      */
-    public function __construct(?string $dsn = null, array $options = [])
+    public function __construct(?string $dsn = null, array $options = [], ?LoggerInterface $logger = null)
     {
+        if ($logger !== null) {
+            $options['logger'] ??= $logger;
+        }
         $this->locks = new LockManager($dsn, $options);
     }
 

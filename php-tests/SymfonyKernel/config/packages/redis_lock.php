@@ -16,9 +16,10 @@ return static function (ContainerConfigurator $container): void {
 
     $services = $container->services();
 
-    // REDIS_LOCK_DSN unset: the redis_lock.dsn ini value.
+    // REDIS_LOCK_DSN unset: the redis_lock.dsn ini value. The logger hears
+    // of outcomes that are not exceptions (a fail-open grant).
     $services->set(RedisLockStore::class)
-        ->args(['%env(default::REDIS_LOCK_DSN)%', ['prefix' => 'app:lock:']]);
+        ->args(['%env(default::REDIS_LOCK_DSN)%', ['prefix' => 'app:lock:'], service('logger')->ignoreOnInvalid()]);
 
     // framework.lock would make its store through StoreFactory, which takes
     // DSNs and connections, not store objects: redefine the factory it makes

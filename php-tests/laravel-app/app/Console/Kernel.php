@@ -36,6 +36,7 @@ class Kernel extends ConsoleKernel
             Commands\DispatchCommand::class,
             Commands\CacheLockCommand::class,
             Commands\SlowTaskCommand::class,
+            Commands\LockOutcomesCommand::class,
         ];
         // Isolatable commands are Laravel 9+.
         if (interface_exists(Isolatable::class)) {
