@@ -69,7 +69,8 @@ final class ConnectionTest extends TestCase
                 } catch (ConnectionException $e) {
                     $this->assertStringContainsString('did not answer within 400 ms', $e->getMessage());
                 }
-                $this->assertLessThan(0.44, microtime(true) - $start, 'timeout + 10%');
+                // The timeout, plus a margin for a machine busy with other work.
+                $this->assertLessThan(0.5, microtime(true) - $start, 'timeout + 25%');
             }
         } finally {
             $server->resume();

@@ -26,7 +26,7 @@ final class IniTest extends TestCase
             'redis_lock.timeout => 1.0',
             'redis_lock.on_unavailable => closed',
             'redis_lock.fencing => 0',
-            'redis_lock.watchdog => 0',
+            'redis_lock.watchdog => auto',
             'redis_lock.watchdog_max => 3600',
         ] as $line) {
             $this->assertStringContainsString($line, $out);

@@ -159,6 +159,52 @@ final class WatchdogTest extends TestCase
         }
     }
 
+    /**
+     * The default (`watchdog` auto, TTL 5 s): a lock taken without a TTL is
+     * watched. A 12 s callback under `createLock('report')` keeps its lock
+     * throughout, while a holder of another such lock that is SIGKILLed
+     * frees it within the default TTL. A lock given a TTL is not watched.
+     */
+    public function testALockWithoutATtlIsWatchedByDefault(): void
+    {
+        $long = $this->startHolder(<<<'PHP'
+        $lm = new RedisLock\LockManager($dsn);
+        $lock = $lm->createLock('report');
+        $lock->block(0, function () { echo "held\n"; sleep(12); });
+        $given = $lm->createLock('given', 1);
+        $given->acquire();
+        usleep(1_500_000);
+        echo json_encode($lm->stats() + ['given_expired' => !$given->isAcquired()]), "\n";
+        PHP);
+        $killed = $this->startHolder(<<<'PHP'
+        $lock = (new RedisLock\LockManager($dsn))->createLock('job');
+        $lock->acquire() or exit(3);
+        echo "held\n";
+        fgets(STDIN);
+        PHP);
+        $this->assertSame('held', $this->readLine($long));
+        $this->assertSame('held', $this->readLine($killed));
+        $owner = $this->storedToken('report');
+        usleep(2_000_000);
+        posix_kill($this->pid($killed), SIGKILL);
+        $killedAt = microtime(true);
+        $freedAfter = $this->secondsUntilFree('job', 10);
+        $this->assertNotNull($freedAfter, 'a killed holder\'s lock must be freed');
+        $this->assertLessThan(6.0, $freedAfter, 'freed within the default TTL (5 s; 1 s of slack for polling)');
+
+        $m = new RedisMutex($this->dsn());
+        while ($this->running($long) && microtime(true) - $killedAt < 9.0) {
+            $this->assertFalse($m->acquire('report', 30), 'taken from a holder busy in a 12 s callback');
+            $this->assertSame($owner, $this->storedToken('report'));
+            usleep(250_000);
+        }
+        $stats = json_decode($this->readLine($long), true);
+        $this->assertGreaterThanOrEqual(6, $stats['watchdog_renewals'], 'renewed every third of 5 s for 12 s');
+        $this->assertSame(0, $stats['watchdog_lost']);
+        $this->assertSame(1, $stats['releases'], 'released by its holder at the end');
+        $this->assertTrue($stats['given_expired'], 'a lock given a TTL (1 s) lives exactly that');
+    }
+
     /** @return iterable<string, array{int}> */
     public static function signals(): iterable
     {

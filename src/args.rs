@@ -127,6 +127,16 @@ pub fn ttl(zv: Option<&Zval>, param: Param, default: Duration) -> Result<Duratio
     }
 }
 
+/// A TTL that may be left out: `None` (or null) gives None, the caller's
+/// default TTL, with what that means for the watchdog (`Watchdog::TtlLess`).
+pub fn given_ttl(zv: Option<&Zval>, param: Param) -> Result<Option<Duration>, PhpException> {
+    match zv {
+        None => Ok(None),
+        Some(zv) if zv.is_null() => Ok(None),
+        Some(zv) => in_range(number(zv, param, "int|float|null")?, param, true).map(Some),
+    }
+}
+
 /// A wait: `int|float` >= 0, at most 30 days. `None` gives `default`.
 pub fn wait(zv: Option<&Zval>, param: Param, default: Duration) -> Result<Duration, PhpException> {
     match zv {

@@ -18,16 +18,28 @@ pub fn session() -> &'static Session {
 }
 
 /// Acquires `name` for `token` as `locker` says, registering the hold (the
-/// callers that release it themselves: `waitAndExecute`, `RedisMutex`).
+/// callers that release it themselves: `waitAndExecute`, `RedisMutex`);
+/// `ttl` None: the default TTL, watched as `Watchdog::renews` says.
 pub fn acquire(
     reporter: &Reporter,
     locker: &Locker,
     name: &[u8],
     token: &str,
-    ttl: Duration,
+    ttl: Option<Duration>,
     wait: Wait,
 ) -> Result<Acquired, PhpException> {
-    let acquired = session().acquire(locker, Kind::Exclusive, name, token, ttl, wait, true);
+    let renew_for = locker.watchdog.renews(ttl.is_some());
+    let ttl = ttl.unwrap_or(locker.default_ttl);
+    let acquired = session().acquire(
+        locker,
+        Kind::Exclusive,
+        name,
+        token,
+        ttl,
+        wait,
+        true,
+        renew_for,
+    );
     report_open(reporter);
     acquired.map_err(|e| from_core(&e))
 }

@@ -19,7 +19,7 @@ const TABLE: [(&CStr, &CStr); 10] = [
     (c"redis_lock.on_unavailable", c"closed"),
     (c"redis_lock.fencing", c"0"),
     (c"redis_lock.replicas", c"0"),
-    (c"redis_lock.watchdog", c"0"),
+    (c"redis_lock.watchdog", c"auto"),
     (c"redis_lock.watchdog_max", c"3600"),
 ];
 

@@ -36,7 +36,7 @@ impl Lock {
         locker: Arc<Locker>,
         name: Vec<u8>,
         token: String,
-        ttl: Duration,
+        ttl: Option<Duration>,
         auto_release: bool,
         reporter: Reporter,
     ) -> Self {

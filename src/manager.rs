@@ -45,9 +45,9 @@ impl LockManager {
     ///                         connect_timeout, timeout, on_unavailable, fencing, replicas,
     ///                         watchdog, watchdog_max), and logger: a PSR-3 logger told of
     ///                         outcomes that are not exceptions (a fail-open grant, a failed
-    ///                         release after a callback), else error_log(); with
-    ///                         watchdog => true, held locks are renewed in the background
-    ///                         every third of their TTL
+    ///                         release after a callback), else error_log(). watchdog:
+    ///                         'auto' (default) renews, every third of their TTL, the locks
+    ///                         taken without a TTL of their own; true every lock; false none
     /// @throws \ValueError on an invalid DSN or option; nothing is connected yet
     pub fn __construct(dsn: Option<&Zval>, options: Option<&ZendHashTable>) -> PhpResult<Self> {
         guard(|| {
@@ -57,7 +57,7 @@ impl LockManager {
                     client: s.client,
                     default_ttl: s.ttl,
                     fail_open: s.fail_open,
-                    watchdog_max: s.watchdog_max,
+                    watchdog: s.watchdog,
                 }),
                 semaphores: s.semaphores,
                 reporter: s.reporter,
@@ -80,7 +80,7 @@ impl LockManager {
         guard(|| {
             const FUNC: &str = "RedisLock\\LockManager::createLock";
             let name = args::name(name, Param::new(FUNC, 1, "name"))?;
-            let ttl = args::ttl(ttl, Param::new(FUNC, 2, "ttl"), self.locker.default_ttl)?;
+            let ttl = args::given_ttl(ttl, Param::new(FUNC, 2, "ttl"))?;
             Ok(Lock::new(
                 Arc::clone(&self.locker),
                 name,
@@ -110,7 +110,7 @@ impl LockManager {
         guard(|| {
             const FUNC: &str = "RedisLock\\LockManager::createMultiLock";
             let names = crate::multi::names(names, Param::new(FUNC, 1, "names"))?;
-            let ttl = args::ttl(ttl, Param::new(FUNC, 2, "ttl"), self.locker.default_ttl)?;
+            let ttl = args::given_ttl(ttl, Param::new(FUNC, 2, "ttl"))?;
             let locker = Locker {
                 client: Arc::new(MultiLocks::new(
                     &*self.locker.client,
@@ -118,7 +118,7 @@ impl LockManager {
                 )),
                 default_ttl: self.locker.default_ttl,
                 fail_open: self.locker.fail_open,
-                watchdog_max: self.locker.watchdog_max,
+                watchdog: self.locker.watchdog,
             };
             Ok(MultiLock::new(
                 Arc::new(locker),
@@ -152,7 +152,7 @@ impl LockManager {
             const FUNC: &str = "RedisLock\\LockManager::createSemaphore";
             let name = args::name(name, Param::new(FUNC, 1, "name"))?;
             let limit = semaphore::limit(limit, Param::new(FUNC, 2, "limit"))?;
-            let ttl = args::ttl(ttl, Param::new(FUNC, 3, "ttl"), self.locker.default_ttl)?;
+            let ttl = args::given_ttl(ttl, Param::new(FUNC, 3, "ttl"))?;
             self.semaphore(FUNC, name, limit, new_token(), ttl, autoRelease)
         })
     }
@@ -179,8 +179,10 @@ impl LockManager {
             let name = args::name(name, Param::new(FUNC, 1, "name"))?;
             let limit = semaphore::limit(limit, Param::new(FUNC, 2, "limit"))?;
             let owner = owner_token(owner, Param::new(FUNC, 3, "owner"))?;
+            // A restored permit's TTL is its owner's to keep: never watched
+            // unless `watchdog` is on.
             let ttl = args::ttl(ttl, Param::new(FUNC, 4, "ttl"), self.locker.default_ttl)?;
-            self.semaphore(FUNC, name, limit, owner, ttl, false)
+            self.semaphore(FUNC, name, limit, owner, Some(ttl), false)
         })
     }
 
@@ -195,7 +197,9 @@ impl LockManager {
                 Arc::clone(&self.locker),
                 name,
                 owner,
-                self.locker.default_ttl,
+                // Its TTL is its owner's to keep (Symfony's Lock refreshes
+                // it): never watched unless `watchdog` is on.
+                Some(self.locker.default_ttl),
                 false,
                 self.reporter.clone(),
             ))
@@ -219,7 +223,7 @@ impl LockManager {
         guard(|| {
             const FUNC: &str = "RedisLock\\LockManager::executeWithLock";
             let name = args::name(name, Param::new(FUNC, 1, "name"))?;
-            let ttl = args::ttl(ttl, Param::new(FUNC, 3, "ttl"), self.locker.default_ttl)?;
+            let ttl = args::given_ttl(ttl, Param::new(FUNC, 3, "ttl"))?;
             self.run_locked(name, &callback, ttl, Wait::No)
         })
     }
@@ -249,7 +253,7 @@ impl LockManager {
                 Param::new(FUNC, 3, "maxWait"),
                 Duration::from_secs(10),
             )?;
-            let ttl = args::ttl(ttl, Param::new(FUNC, 4, "ttl"), self.locker.default_ttl)?;
+            let ttl = args::given_ttl(ttl, Param::new(FUNC, 4, "ttl"))?;
             self.run_locked(name, &callback, ttl, Wait::For(max_wait))
         })
     }
@@ -309,7 +313,7 @@ impl LockManager {
         name: Vec<u8>,
         limit: u32,
         token: String,
-        ttl: Duration,
+        ttl: Option<Duration>,
         auto_release: bool,
     ) -> PhpResult<Semaphore> {
         let Some(semaphores) = &self.semaphores else {
@@ -323,7 +327,7 @@ impl LockManager {
             default_ttl: self.locker.default_ttl,
             fail_open: self.locker.fail_open,
             // Permits are renewed by the watchdog as locks are.
-            watchdog_max: self.locker.watchdog_max,
+            watchdog: self.locker.watchdog,
         };
         Ok(Semaphore::new(
             Arc::new(locker),
@@ -340,7 +344,7 @@ impl LockManager {
         &self,
         name: Vec<u8>,
         callback: &ZendCallable,
-        ttl: Duration,
+        ttl: Option<Duration>,
         wait: Wait,
     ) -> PhpResult<Zval> {
         let id = match holds::acquire(&self.reporter, &self.locker, &name, &new_token(), ttl, wait)?

@@ -44,7 +44,7 @@ impl MultiLock {
         locker: Arc<Locker>,
         names: Vec<Vec<u8>>,
         token: String,
-        ttl: Duration,
+        ttl: Option<Duration>,
         auto_release: bool,
         reporter: Reporter,
     ) -> Self {

@@ -44,9 +44,9 @@ impl RedisMutex {
     ///                         connect_timeout, timeout, on_unavailable, fencing, replicas,
     ///                         watchdog, watchdog_max), and logger: a PSR-3 logger told of
     ///                         outcomes that are not exceptions (a fail-open grant, a failed
-    ///                         release after a callback), else error_log(); with
-    ///                         watchdog => true, held locks are renewed in the background
-    ///                         every third of their TTL
+    ///                         release after a callback), else error_log(). watchdog:
+    ///                         'auto' (default) renews, every third of their TTL, the locks
+    ///                         taken without a TTL of their own; true every lock; false none
     /// @throws \ValueError on an invalid DSN or option; nothing is connected yet
     pub fn __construct(dsn: Option<&Zval>, options: Option<&ZendHashTable>) -> PhpResult<Self> {
         guard(|| {
@@ -56,7 +56,7 @@ impl RedisMutex {
                     client: s.client,
                     default_ttl: s.ttl,
                     fail_open: s.fail_open,
-                    watchdog_max: s.watchdog_max,
+                    watchdog: s.watchdog,
                 }),
                 reporter: s.reporter,
                 holds: Mutex::default(),
@@ -74,11 +74,7 @@ impl RedisMutex {
     pub fn acquire(&self, key: &Zval, ttl: Option<&Zval>, wait: Option<&Zval>) -> PhpResult<bool> {
         guard(|| {
             let name = args::name(key, Param::new("RedisLock\\RedisMutex::acquire", 1, "key"))?;
-            let ttl = args::ttl(
-                ttl,
-                Param::new("RedisLock\\RedisMutex::acquire", 2, "ttl"),
-                self.locker.default_ttl,
-            )?;
+            let ttl = args::given_ttl(ttl, Param::new("RedisLock\\RedisMutex::acquire", 2, "ttl"))?;
             let wait = args::wait(
                 wait,
                 Param::new("RedisLock\\RedisMutex::acquire", 3, "wait"),
@@ -174,7 +170,7 @@ impl RedisMutex {
         guard(|| {
             const FUNC: &str = "RedisLock\\RedisMutex::synchronized";
             let name = args::name(key, Param::new(FUNC, 1, "key"))?;
-            let ttl = args::ttl(ttl, Param::new(FUNC, 3, "ttl"), self.locker.default_ttl)?;
+            let ttl = args::given_ttl(ttl, Param::new(FUNC, 3, "ttl"))?;
             let wait = args::wait(wait, Param::new(FUNC, 4, "wait"), std::time::Duration::ZERO)?;
             let Some(handle) = self.take(name.clone(), ttl, wait)? else {
                 return Err(not_acquired(&name, (!wait.is_zero()).then_some(wait)));
@@ -197,7 +193,7 @@ impl RedisMutex {
     fn take(
         &self,
         name: Vec<u8>,
-        ttl: std::time::Duration,
+        ttl: Option<std::time::Duration>,
         wait: std::time::Duration,
     ) -> PhpResult<Option<Arc<Handle>>> {
         // Copied out first so the guard is not held across the Redis call below.

@@ -46,7 +46,7 @@ impl Semaphore {
         name: Vec<u8>,
         limit: u32,
         token: String,
-        ttl: Duration,
+        ttl: Option<Duration>,
         auto_release: bool,
         reporter: Reporter,
     ) -> Self {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use ext_php_rs::exception::PhpException;
 use ext_php_rs::types::{ZendCallable, ZendHashTable, Zval};
+use redis_lock_core::session::Watchdog;
 use redis_lock_core::{ClientOptions, Deployment, Locks, Semaphores};
 
 use crate::args::{self, Param};
@@ -21,9 +22,8 @@ pub struct Settings {
     pub ttl: Duration,
     /// `on_unavailable = open`: acquire succeeds without a lock when Redis is down.
     pub fail_open: bool,
-    /// `watchdog` on: for how long after its acquire a hold is renewed
-    /// (`watchdog_max`). None: `watchdog` off.
-    pub watchdog_max: Option<Duration>,
+    /// Which holds the watchdog renews, for at most `watchdog_max`.
+    pub watchdog: Watchdog,
     /// Semaphores on the same deployment; None for Redlock, which has none.
     pub semaphores: Option<Arc<Semaphores>>,
     /// Where outcomes that are not exceptions are told (`logger`).
@@ -45,8 +45,17 @@ struct Raw {
     fail_open: bool,
     fencing: bool,
     replicas: u32,
-    watchdog: bool,
+    watchdog: Renewed,
     watchdog_max: Duration,
+}
+
+/// The `watchdog` setting: `auto`, on or off.
+#[derive(Clone, Copy)]
+enum Renewed {
+    /// Holds taken without a TTL of their own (the default).
+    TtlLess,
+    Every,
+    None,
 }
 
 impl Settings {
@@ -117,10 +126,17 @@ impl Settings {
                             .ok_or_else(|| typed("bool"))?;
                     }
                     "watchdog" => {
-                        raw.watchdog = value
-                            .bool()
-                            .filter(|_| value.is_bool())
-                            .ok_or_else(|| typed("bool"))?;
+                        raw.watchdog = if let Some(s) = value.zend_str() {
+                            (s.as_bytes() == b"auto")
+                                .then_some(Renewed::TtlLess)
+                                .ok_or_else(|| at("must be true, false or \"auto\""))?
+                        } else {
+                            match value.bool().filter(|_| value.is_bool()) {
+                                Some(true) => Renewed::Every,
+                                Some(false) => Renewed::None,
+                                None => return Err(typed("string|bool")),
+                            }
+                        };
                     }
                     "watchdog_max" => {
                         let secs = args::number(value, options_param, "int|float")
@@ -230,7 +246,11 @@ impl Settings {
             client,
             ttl: raw.ttl,
             fail_open: raw.fail_open,
-            watchdog_max: raw.watchdog.then_some(raw.watchdog_max),
+            watchdog: match raw.watchdog {
+                Renewed::TtlLess => Watchdog::TtlLess(raw.watchdog_max),
+                Renewed::Every => Watchdog::Every(raw.watchdog_max),
+                Renewed::None => Watchdog::Off,
+            },
             semaphores,
             reporter: Reporter::new(logger),
         })
@@ -288,8 +308,14 @@ impl Raw {
                 .filter(|n| n.fract() == 0.0)
                 .and_then(|n| replica_count(n as i64))
                 .ok_or_else(|| bad("replicas", REPLICAS_RANGE))?,
-            watchdog: parse_flag(&ini::get("watchdog"))
-                .ok_or_else(|| bad("watchdog", "must be on or off"))?,
+            watchdog: match &ini::get("watchdog")[..] {
+                b"auto" => Renewed::TtlLess,
+                flag => match parse_flag(flag) {
+                    Some(true) => Renewed::Every,
+                    Some(false) => Renewed::None,
+                    None => return Err(bad("watchdog", "must be auto, on or off")),
+                },
+            },
             watchdog_max: seconds("watchdog_max")?,
         })
     }

@@ -127,9 +127,9 @@ namespace RedisLock {
          *                         connect_timeout, timeout, on_unavailable, fencing, replicas,
          *                         watchdog, watchdog_max), and logger: a PSR-3 logger told of
          *                         outcomes that are not exceptions (a fail-open grant, a failed
-         *                         release after a callback), else error_log(); with
-         *                         watchdog => true, held locks are renewed in the background
-         *                         every third of their TTL
+         *                         release after a callback), else error_log(). watchdog:
+         *                         'auto' (default) renews, every third of their TTL, the locks
+         *                         taken without a TTL of their own; true every lock; false none
          * @throws \ValueError on an invalid DSN or option; nothing is connected yet
          */
         public function __construct(mixed $dsn = null, ?array $options = null) {}
@@ -362,9 +362,9 @@ namespace RedisLock {
          *                         connect_timeout, timeout, on_unavailable, fencing, replicas,
          *                         watchdog, watchdog_max), and logger: a PSR-3 logger told of
          *                         outcomes that are not exceptions (a fail-open grant, a failed
-         *                         release after a callback), else error_log(); with
-         *                         watchdog => true, held locks are renewed in the background
-         *                         every third of their TTL
+         *                         release after a callback), else error_log(). watchdog:
+         *                         'auto' (default) renews, every third of their TTL, the locks
+         *                         taken without a TTL of their own; true every lock; false none
          * @throws \ValueError on an invalid DSN or option; nothing is connected yet
          */
         public function __construct(mixed $dsn = null, ?array $options = null) {}

@@ -92,9 +92,34 @@ pub struct Locker {
     pub default_ttl: Duration,
     /// `on_unavailable = open`: Redis unreachable grants a phantom hold.
     pub fail_open: bool,
-    /// `watchdog` on: holds are renewed in the background for at most this
-    /// long after they were acquired (`watchdog_max`). None: off.
-    pub watchdog_max: Option<Duration>,
+    /// Which holds the watchdog renews.
+    pub watchdog: Watchdog,
+}
+
+/// Which holds the watchdog renews in the background, and for how long at
+/// most after they were acquired (`watchdog_max`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Watchdog {
+    /// None (`watchdog => false`).
+    Off,
+    /// Those taken without a TTL of their own, which live the default TTL
+    /// past their holder's last renewal (`watchdog => 'auto'`, the
+    /// default: Redisson's model for a lock without a lease time).
+    TtlLess(Duration),
+    /// Every hold (`watchdog => true`).
+    Every(Duration),
+}
+
+impl Watchdog {
+    /// For how long a hold is renewed, if at all: one whose TTL was given
+    /// (`ttl_given`) or not.
+    pub fn renews(self, ttl_given: bool) -> Option<Duration> {
+        match self {
+            Watchdog::Every(max) => Some(max),
+            Watchdog::TtlLess(max) if !ttl_given => Some(max),
+            Watchdog::TtlLess(_) | Watchdog::Off => None,
+        }
+    }
 }
 
 /// What an acquire came to.
@@ -147,6 +172,7 @@ impl Session {
         ttl: Duration,
         wait: Wait,
         auto_release: bool,
+        renew_for: Option<Duration>,
     ) -> Result<Acquired> {
         let outcome = match kind {
             Kind::Exclusive => locker.client.acquire(name, token, ttl, wait),
@@ -166,7 +192,7 @@ impl Session {
             }
             Err(err) => return Err(err),
         };
-        let watch = match locker.watchdog_max {
+        let watch = match renew_for {
             Some(max) if !phantom => {
                 match watch(locker, kind, name, token, ttl, max, acquired_at) {
                     Ok(watch) => Some(watch),
@@ -374,6 +400,9 @@ pub struct Handle {
     name: Vec<u8>,
     token: String,
     ttl: Mutex<Duration>,
+    /// For how long after an acquire the watchdog renews its hold (None:
+    /// not renewed): see [`Watchdog::renews`].
+    renew_for: Option<Duration>,
     auto_release: bool,
     hold: Mutex<Option<HoldId>>,
     /// The process that made it: a `fork()` child has a copy, whose
@@ -384,18 +413,23 @@ pub struct Handle {
 impl Handle {
     /// A handle for `name` (a multi-lock's encoded names) under `token`;
     /// nothing is sent yet.
+    ///
+    /// `ttl` None: the locker's default TTL, and renewed by the watchdog
+    /// under [`Watchdog::TtlLess`] (as under [`Watchdog::Every`]).
     pub fn new(
         locker: Arc<Locker>,
         name: Vec<u8>,
         token: String,
-        ttl: Duration,
+        ttl: Option<Duration>,
         auto_release: bool,
     ) -> Handle {
+        let renew_for = locker.watchdog.renews(ttl.is_some());
         Handle {
+            ttl: Mutex::new(ttl.unwrap_or(locker.default_ttl)),
+            renew_for,
             locker,
             name,
             token,
-            ttl: Mutex::new(ttl),
             auto_release,
             hold: Mutex::new(None),
             pid: crate::pid::current(),
@@ -440,6 +474,7 @@ impl Handle {
             ttl,
             wait,
             self.auto_release,
+            self.renew_for,
         )? {
             Acquired::Yes(id) => {
                 // The owner's earlier hold, through this handle or another

@@ -8,22 +8,22 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::RedisServer;
-use redis_lock_core::session::{Handle, Locker, Session};
+use redis_lock_core::session::{Handle, Locker, Session, Watchdog};
 use redis_lock_core::token::new_token;
 use redis_lock_core::{Kind, Ownership, Wait};
 
 const TTL: Duration = Duration::from_secs(30);
 
-fn locker(server: &RedisServer, fail_open: bool, watchdog_max: Option<Duration>) -> Arc<Locker> {
-    locker_on(&server.dsn(), fail_open, watchdog_max)
+fn locker(server: &RedisServer, fail_open: bool, watchdog: Watchdog) -> Arc<Locker> {
+    locker_on(&server.dsn(), fail_open, watchdog)
 }
 
-fn locker_on(dsn: &str, fail_open: bool, watchdog_max: Option<Duration>) -> Arc<Locker> {
+fn locker_on(dsn: &str, fail_open: bool, watchdog: Watchdog) -> Arc<Locker> {
     Arc::new(Locker {
         client: Arc::new(common::client_for(dsn, false, Duration::from_millis(300))),
         default_ttl: TTL,
         fail_open,
-        watchdog_max,
+        watchdog,
     })
 }
 
@@ -32,7 +32,7 @@ fn handle(locker: &Arc<Locker>, name: &str, auto_release: bool) -> Handle {
         Arc::clone(locker),
         name.as_bytes().to_vec(),
         new_token(),
-        TTL,
+        Some(TTL),
         auto_release,
     )
 }
@@ -48,7 +48,7 @@ fn stored(server: &RedisServer, name: &str) -> Option<String> {
 fn a_request_end_releases_the_auto_release_holds_and_leaves_the_others_set() {
     let redis = RedisServer::start();
     let session = Session::new();
-    let locker = locker(&redis, false, None);
+    let locker = locker(&redis, false, Watchdog::Off);
     let (auto, kept) = (
         handle(&locker, "auto", true),
         handle(&locker, "kept", false),
@@ -69,7 +69,7 @@ fn a_request_end_releases_the_auto_release_holds_and_leaves_the_others_set() {
 fn taking_again_replaces_the_hold_and_one_release_frees_it() {
     let redis = RedisServer::start();
     let session = Session::new();
-    let locker = locker(&redis, false, None);
+    let locker = locker(&redis, false, Watchdog::Off);
     let lock = handle(&locker, "k", true);
     assert!(lock.take(&session, Kind::Shared, Wait::No).unwrap());
     let first = lock.hold_id().unwrap();
@@ -86,7 +86,7 @@ fn taking_again_replaces_the_hold_and_one_release_frees_it() {
 fn a_handle_without_a_hold_acts_on_what_its_owner_token_holds() {
     let redis = RedisServer::start();
     let session = Session::new();
-    let locker = locker(&redis, false, None);
+    let locker = locker(&redis, false, Watchdog::Off);
     let owner = handle(&locker, "r", true);
     assert!(owner.take(&session, Kind::Shared, Wait::No).unwrap());
     // Another object, restored from the owner token (restoreLock).
@@ -94,7 +94,7 @@ fn a_handle_without_a_hold_acts_on_what_its_owner_token_holds() {
         Arc::clone(&locker),
         b"r".to_vec(),
         owner.token().to_owned(),
-        TTL,
+        Some(TTL),
         false,
     );
     assert!(matches!(
@@ -114,7 +114,7 @@ fn an_unreachable_server_under_fail_open_grants_phantom_holds_and_says_so_once_a
     let port = common::free_port();
     let dsn = format!("redis://127.0.0.1:{port}");
     let session = Session::new();
-    let open = locker_on(&dsn, true, None);
+    let open = locker_on(&dsn, true, Watchdog::Off);
     let (a, b) = (handle(&open, "a", true), handle(&open, "b", true));
     assert!(a.take(&session, Kind::Exclusive, Wait::No).unwrap());
     assert!(b.take(&session, Kind::Exclusive, Wait::No).unwrap());
@@ -140,7 +140,7 @@ fn an_unreachable_server_under_fail_open_grants_phantom_holds_and_says_so_once_a
     );
 
     // Fail closed: the fault is the caller's.
-    let closed = locker_on(&dsn, false, None);
+    let closed = locker_on(&dsn, false, Watchdog::Off);
     let err = handle(&closed, "c", true)
         .take(&session, Kind::Exclusive, Wait::No)
         .unwrap_err();
@@ -152,16 +152,56 @@ fn an_unreachable_server_under_fail_open_grants_phantom_holds_and_says_so_once_a
         .is_unavailable());
 }
 
+/// The default (`watchdog => 'auto'`): a hold taken without a TTL of its
+/// own lives the default TTL past its holder's last renewal; one given a
+/// TTL lives exactly that.
+#[test]
+fn by_default_only_holds_without_a_ttl_of_their_own_are_renewed() {
+    let redis = RedisServer::start();
+    let session = Session::new();
+    let locker = Arc::new(Locker {
+        client: Arc::new(common::client_for(
+            &redis.dsn(),
+            false,
+            Duration::from_millis(300),
+        )),
+        default_ttl: Duration::from_millis(300),
+        fail_open: false,
+        watchdog: Watchdog::TtlLess(Duration::from_secs(30)),
+    });
+    let make = |name: &str, ttl: Option<Duration>| {
+        Handle::new(
+            Arc::clone(&locker),
+            name.as_bytes().to_vec(),
+            new_token(),
+            ttl,
+            true,
+        )
+    };
+    let (watched, exact) = (make("w", None), make("e", Some(Duration::from_millis(300))));
+    assert!(watched.take(&session, Kind::Exclusive, Wait::No).unwrap());
+    assert!(exact.take(&session, Kind::Exclusive, Wait::No).unwrap());
+    std::thread::sleep(Duration::from_millis(900));
+    assert_eq!(
+        stored(&redis, "w").as_deref(),
+        Some(watched.token()),
+        "renewed past three TTLs"
+    );
+    assert_eq!(stored(&redis, "e"), None, "expired at its own TTL");
+    assert!(watched.release(&session).unwrap());
+    assert!(!exact.release(&session).unwrap());
+}
+
 #[test]
 fn a_watched_hold_is_renewed_until_its_handle_releases_it() {
     let redis = RedisServer::start();
     let session = Session::new();
-    let locker = locker(&redis, false, Some(Duration::from_secs(30)));
+    let locker = locker(&redis, false, Watchdog::Every(Duration::from_secs(30)));
     let lock = Handle::new(
         Arc::clone(&locker),
         b"w".to_vec(),
         new_token(),
-        Duration::from_millis(300),
+        Some(Duration::from_millis(300)),
         true,
     );
     assert!(lock.take(&session, Kind::Exclusive, Wait::No).unwrap());
@@ -198,7 +238,7 @@ extern "C" {
 fn a_forked_child_neither_releases_nor_reports_its_parents_holds() {
     let redis = RedisServer::start();
     let session = Session::new();
-    let locker = locker(&redis, false, None);
+    let locker = locker(&redis, false, Watchdog::Off);
     let lock = handle(&locker, "parent", true);
     assert!(lock.take(&session, Kind::Exclusive, Wait::No).unwrap());
     let _ = redis_lock_core::pid::current(); // the pid cache and its fork handler
@@ -243,7 +283,7 @@ fn handles_for_one_owner_token_share_its_hold() {
             Arc::clone(locker),
             b"k".to_vec(),
             token.to_owned(),
-            TTL,
+            Some(TTL),
             false,
         )
     };
@@ -252,7 +292,7 @@ fn handles_for_one_owner_token_share_its_hold() {
     let open = locker_on(
         &format!("redis://127.0.0.1:{}", common::free_port()),
         true,
-        None,
+        Watchdog::Off,
     );
     let first = restored(&open, "t1");
     assert!(first.take(&session, Kind::Exclusive, Wait::No).unwrap());
@@ -265,7 +305,7 @@ fn handles_for_one_owner_token_share_its_hold() {
 
     // A real hold: taken through one handle, released through another.
     let redis = RedisServer::start();
-    let real = locker(&redis, false, None);
+    let real = locker(&redis, false, Watchdog::Off);
     let taker = restored(&real, "t2");
     assert!(taker.take(&session, Kind::Exclusive, Wait::No).unwrap());
     let again = restored(&real, "t2");
