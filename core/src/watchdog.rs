@@ -119,6 +119,9 @@ struct Entry {
     stop_at: Instant,
 }
 
+/// How far ahead a thread with no holds to renew counts as sleeping.
+const FOREVER: Duration = Duration::from_secs(365 * 24 * 3600);
+
 #[derive(Default)]
 struct State {
     entries: HashMap<WatchId, Entry>,
@@ -126,6 +129,11 @@ struct State {
     stopping: bool,
     /// The hold being renewed right now (its command in flight).
     in_flight: Option<WatchId>,
+    /// While the thread sleeps: until when (None: it is busy, and looks at
+    /// the holds again before it sleeps). A new hold due no earlier than
+    /// that needs no wake-up, which would cost every watched acquire a
+    /// thread switch.
+    sleeps_until: Option<Instant>,
 }
 
 /// Counters of one process's watchdog.
@@ -249,18 +257,22 @@ impl Watchdog {
                 })?;
             state.thread = Some(thread);
         }
+        let due = acquired_at + pause(ttl);
         state.entries.insert(
             id,
             Entry {
                 renewal,
                 ttl,
-                due: acquired_at + pause(ttl),
+                due,
                 lost_by: acquired_at + ttl,
                 stop_at: acquired_at + max,
             },
         );
+        let wake = state.sleeps_until.is_some_and(|until| due < until);
         drop(state);
-        self.wake.notify_one();
+        if wake {
+            self.wake.notify_one();
+        }
         Ok(id)
     }
 
@@ -375,9 +387,15 @@ impl Watchdog {
                 .min_by_key(|(_, e)| e.due)
                 .map(|(id, e)| (*id, e.due, Arc::clone(&e.renewal), e.ttl));
             match next {
-                None => self.wake.wait(&mut state),
+                None => {
+                    state.sleeps_until = Some(now + FOREVER);
+                    self.wake.wait(&mut state);
+                    state.sleeps_until = None;
+                }
                 Some((_, due, _, _)) if due > now => {
+                    state.sleeps_until = Some(due);
                     let _ = self.wake.wait_until(&mut state, due);
+                    state.sleeps_until = None;
                 }
                 Some((id, _, renewal, ttl)) => {
                     state.in_flight = Some(id);
