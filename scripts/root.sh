@@ -25,7 +25,7 @@ roots="$top/.roots"
 common=(ca-certificates procps psmisc bc curl gcc libc6-dev make pkg-config libssl-dev libclang-dev
         php8.4-cli php8.4-dev php8.4-xml php8.4-mbstring php8.4-sqlite3 php-redis php-predis phpunit
         php-laravel-framework php-symfony-lock php-symfony-semaphore php-symfony-framework-bundle
-        php-symfony-cache redis-server redis-tools redis-sentinel valkey-server valkey-tools valkey-sentinel)
+        php-symfony-cache composer redis-server redis-tools redis-sentinel valkey-server valkey-tools valkey-sentinel)
 # Bump when the way a root is made changes (the package list counts by itself).
 recipe_version=1
 

@@ -6,7 +6,9 @@
  *   appends generic ones, such as `@param mixed $ttl`, after the precise ones
  *   the Rust doc comments give, because arginfo cannot say `int|float`);
  * - adds the exception classes, which are plain Zend classes that cargo-php
- *   does not describe, from Reflection.
+ *   does not describe, from Reflection;
+ * - shows the constructors of the objects only a LockManager makes as
+ *   private, and the waits that may be left out with their real defaults.
  *
  * Usage: php -d extension=… scripts/stubs.php RAW_STUBS > stubs/redis_lock.stubs.php
  */
@@ -36,6 +38,22 @@ $stub = preg_replace_callback('~/\*\*.*?\*/~s', function (array $m): string {
     $text = implode("\n", $lines);
     return preg_replace('~\n\s*\*\s*\n(\s*\*/)$~', "\n$1", $text);
 }, $raw);
+
+// Objects that only a LockManager makes: PHP code cannot construct them
+// (the extension refuses with an Exception), so the stub says so.
+$stub = preg_replace(
+    '~(class (?:Lock|MultiLock|Semaphore) \{\n\s*)public function __construct\(\) \{\}~',
+    '$1private function __construct() {}',
+    $stub
+);
+// Waits that may be left out, not passed as null: arginfo gives these
+// optional zvals a null default, the code takes int|float (null is a
+// TypeError) and uses these defaults.
+$stub = str_replace(
+    ['mixed $maxWait = null', 'mixed $wait = null'],
+    ['int|float $maxWait = 10', 'int|float $wait = 0'],
+    $stub
+);
 
 $exceptions = '';
 $ext = new ReflectionExtension('redis_lock');

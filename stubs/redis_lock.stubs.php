@@ -11,7 +11,7 @@ namespace RedisLock {
      * and at the end of the request; a restored lock never is.
      */
     class Lock {
-        public function __construct() {}
+        private function __construct() {}
 
         /**
          * Takes the lock. A Lock holding a read lock is promoted when it is the
@@ -265,7 +265,7 @@ namespace RedisLock {
          * @param callable $callback
          * @return mixed
          */
-        public function waitAndExecute(mixed $name, callable $callback, mixed $maxWait = null, mixed $ttl = null): mixed {}
+        public function waitAndExecute(mixed $name, callable $callback, int|float $maxWait = 10, mixed $ttl = null): mixed {}
     }
 
     /**
@@ -276,7 +276,7 @@ namespace RedisLock {
      * the request.
      */
     class MultiLock {
-        public function __construct() {}
+        private function __construct() {}
 
         /**
          * Takes all the locks, or none.
@@ -378,7 +378,7 @@ namespace RedisLock {
          * @return bool true if this object now holds the lock
          * @throws \RedisLock\ConnectionException when Redis is unreachable (on_unavailable=closed)
          */
-        public function acquire(mixed $key, mixed $ttl = null, mixed $wait = null): bool {}
+        public function acquire(mixed $key, mixed $ttl = null, int|float $wait = 0): bool {}
 
         /**
          * Sets a new TTL on `$key`, only while this object still owns it. With
@@ -435,7 +435,7 @@ namespace RedisLock {
          * @param mixed $key
          * @param callable $callback
          */
-        public function synchronized(mixed $key, callable $callback, mixed $ttl = null, mixed $wait = null): mixed {}
+        public function synchronized(mixed $key, callable $callback, mixed $ttl = null, int|float $wait = 0): mixed {}
     }
 
     /**
@@ -447,7 +447,7 @@ namespace RedisLock {
      * end of the request.
      */
     class Semaphore {
-        public function __construct() {}
+        private function __construct() {}
 
         /**
          * Takes a permit.
