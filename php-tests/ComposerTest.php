@@ -36,9 +36,11 @@ final class ComposerTest extends TestCase
         $this->assertNotSame('', $composer, 'Debian\'s composer package is installed by make deps and in every root');
         file_put_contents($this->dir . '/composer.json', json_encode([
             'name' => 'app/app',
-            'require' => ['redis-lock/redis-lock-adapters' => '*@dev'],
+            'require' => ['redis-lock/redis-lock-adapters' => '^0.1'],
             'repositories' => [
-                ['type' => 'path', 'url' => dirname(__DIR__) . '/php', 'options' => ['symlink' => false]],
+                // A version of its own: a root without git cannot guess one from the checkout.
+                ['type' => 'path', 'url' => dirname(__DIR__) . '/php',
+                    'options' => ['symlink' => false, 'versions' => ['redis-lock/redis-lock-adapters' => '0.1.0']]],
                 ['packagist.org' => false],
             ],
         ], JSON_PRETTY_PRINT | JSON_UNESCAPED_SLASHES));
