@@ -3,12 +3,15 @@
  * Plugin Name: Redis Lock
  * Description: Atomic, ownership-safe locks on Redis for plugin code, from the redis_lock PHP extension: redis_lock_synchronized() and a RedisMutex class.
  * Version: 0.1.0
+ * Requires at least: 6.1
  * Requires PHP: 8.2
  * License: MIT
+ * License URI: https://opensource.org/licenses/MIT
+ * Text Domain: redis-lock
  *
  * Configuration (wp-config.php, all optional):
  *   define('REDIS_LOCK_DSN', 'redis://127.0.0.1:6379');  // else the redis_lock.dsn ini value
- *   define('REDIS_LOCK_PREFIX', 'wp:lock:');
+ *   define('REDIS_LOCK_PREFIX', 'wp:lock:');  // default: one of this site's own, wp:<DB_NAME>:<table prefix>lock:
  *   define('REDIS_LOCK_TTL', 10);        // seconds a lock lives if its holder dies
  *   define('REDIS_LOCK_WAIT', 2);        // seconds to wait for a busy lock before answering 429
  *   define('REDIS_LOCK_FAIL', 'closed'); // Redis down: 'closed' refuses (503), 'open' runs unlocked

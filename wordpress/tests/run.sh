@@ -6,6 +6,9 @@
 #   2. without the lock: the lost updates, counted
 #   3. Redis stopped mid-run and started again: only 2xx/429/503, no 5xx other
 #      than the plugin's 503, balance == 2xx, and 2xx again once Redis is back
+#   4. a lock held elsewhere under the site's own default prefix: 429s
+#   5. without the extension: a 503 and Site Health critical
+#   6. as a must-use plugin (the loader in mu-plugins/): loaded, working
 # Usage: wordpress/tests/run.sh [REQUESTS] [CLIENTS]
 set -euo pipefail
 requests=${1:-2000} clients=${2:-16}
@@ -108,8 +111,10 @@ ok=$(field "$dir/outage.json" 200) busy=$(field "$dir/outage.json" 429) down=$(f
 after_outage=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$url")
 [ "$after_outage" = 200 ] || fail "no recovery after Redis came back ($after_outage)"
 # 4. A lock held elsewhere (another server's cron, say): every request is a 429 with Retry-After.
-php -d extension="$so" -r '$m = new RedisLock\RedisMutex($argv[1], ["prefix" => "wp:lock:"]); $m->acquire("credit:" . $argv[2], 30) or exit(1); touch($argv[3]); sleep(4);' \
-    "redis://127.0.0.1:$redis_port" "$user" "$dir/held" &
+# The site's own prefix (no REDIS_LOCK_PREFIX here): wp:<DB_NAME>:<table prefix>lock:.
+prefix="wp:wp:wp_lock:"
+php -d extension="$so" -r '$m = new RedisLock\RedisMutex($argv[1], ["prefix" => $argv[4]]); $m->acquire("credit:" . $argv[2], 30) or exit(1); touch($argv[3]); sleep(4);' \
+    "redis://127.0.0.1:$redis_port" "$user" "$dir/held" "$prefix" &
 holder=$!
 for _ in $(seq 100); do [ -f "$dir/held" ] && break; sleep 0.05; done
 before=$(balance)
@@ -126,6 +131,15 @@ without=$(php "$here/without-extension.php" "$dir/wp" "$host")
 echo "wordpress without the extension: $without"
 python3 -c 'import json,sys; d=json.loads(sys.argv[1]); sys.exit(0 if d["is_wp_error"] and d["status"] == 503 and d["health"] == "critical" and "not loaded" in d["health_text"] else 1)' "$without" \
     || fail "without the extension: expected a 503 WP_Error and a critical Site Health result"
+
+# 6. As a must-use plugin: the loader and the folder in mu-plugins/, the plugin gone from plugins/.
+rm -rf "$dir/wp/wp-content/plugins/redis-lock"
+cp -r "$root/wordpress/redis-lock" "$dir/wp/wp-content/mu-plugins/redis-lock"
+cp "$root/wordpress/redis-lock-loader.php" "$dir/wp/wp-content/mu-plugins/"
+mu=$(php -d extension="$so" "$here/mu-plugin.php" "$dir/wp" "$host")
+echo "wordpress, as a must-use plugin: $mu"
+python3 -c 'import json,sys; d=json.loads(sys.argv[1]); sys.exit(0 if d["loaded"] and d["result"] == "ran" and d["prefix"] == sys.argv[2] and "redis-lock-loader.php" in d["mu_plugins"] else 1)' "$mu" "$prefix" \
+    || fail "as a must-use plugin: expected it loaded by the loader, its lock working, the site's prefix $prefix"
 
 grep -i "fatal" "$dir/fpm.log" && fail "PHP fatal errors in the FPM log"
 [ $status -eq 0 ] && echo "wordpress proof: all checks passed"

@@ -20,7 +20,7 @@ function redis_lock_synchronized(string $key, callable $fn, array $args = [])
 {
     $mutex = redis_lock_mutex();
     if ($mutex === null) {
-        return new WP_Error('redis_lock_unavailable', __('The redis_lock PHP extension is not loaded, so this action cannot be done safely right now.'), ['status' => 503]);
+        return new WP_Error('redis_lock_unavailable', __('The redis_lock PHP extension is not loaded, so this action cannot be done safely right now.', 'redis-lock'), ['status' => 503]);
     }
     $c = redis_lock_config();
     $ttl = $args['ttl'] ?? $c['ttl'];
@@ -28,12 +28,12 @@ function redis_lock_synchronized(string $key, callable $fn, array $args = [])
     try {
         return $mutex->synchronized($key, $fn, $ttl, $wait);
     } catch (RedisLock\LockConflictedException $e) {
-        return new WP_Error('redis_lock_busy', __('This is being changed by another request; please try again in a moment.'), [
+        return new WP_Error('redis_lock_busy', __('This is being changed by another request; please try again in a moment.', 'redis-lock'), [
             'status' => 429,
             'retry_after' => max(1, (int) ceil($wait)),
         ]);
     } catch (RedisLock\ConnectionException $e) {
-        return new WP_Error('redis_lock_unavailable', __('The lock service (Redis) is unreachable, so this action cannot be done safely right now.'), ['status' => 503]);
+        return new WP_Error('redis_lock_unavailable', __('The lock service (Redis) is unreachable, so this action cannot be done safely right now.', 'redis-lock'), ['status' => 503]);
     }
 }
 

@@ -7,26 +7,26 @@ defined('ABSPATH') || exit;
 function redis_lock_status(): array
 {
     if (!extension_loaded('redis_lock')) {
-        return ['ok' => false, 'message' => __('The redis_lock PHP extension is not loaded: add extension=redis_lock to php.ini. Actions that need a lock answer 503 until then.')];
+        return ['ok' => false, 'message' => __('The redis_lock PHP extension is not loaded: add extension=redis_lock to php.ini. Actions that need a lock answer 503 until then.', 'redis-lock')];
     }
     try {
         redis_lock_mutex()->isLocked('site-health-probe');
-        return ['ok' => true, 'message' => __('The redis_lock extension is loaded and Redis answers.')];
+        return ['ok' => true, 'message' => __('The redis_lock extension is loaded and Redis answers.', 'redis-lock')];
     } catch (RedisLock\LockException $e) {
-        return ['ok' => false, 'message' => sprintf(__('Redis is unreachable: %s'), $e->getMessage())];
+        return ['ok' => false, 'message' => sprintf(__('Redis is unreachable: %s', 'redis-lock'), $e->getMessage())];
     }
 }
 
 function redis_lock_site_status_tests(array $tests): array
 {
     $tests['direct']['redis_lock'] = [
-        'label' => __('Redis locks'),
+        'label' => __('Redis locks', 'redis-lock'),
         'test' => function () {
             $status = redis_lock_status();
             return [
-                'label' => $status['ok'] ? __('Redis locks work') : __('Redis locks are not available'),
+                'label' => $status['ok'] ? __('Redis locks work', 'redis-lock') : __('Redis locks are not available', 'redis-lock'),
                 'status' => $status['ok'] ? 'good' : 'critical',
-                'badge' => ['label' => __('Performance'), 'color' => $status['ok'] ? 'blue' : 'red'],
+                'badge' => ['label' => __('Performance', 'redis-lock'), 'color' => $status['ok'] ? 'blue' : 'red'],
                 'description' => '<p>' . esc_html($status['message']) . '</p>',
                 'test' => 'redis_lock',
             ];
