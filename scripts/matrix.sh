@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One column of the version matrix (README, "The version matrix"):
+# One column of the version matrix (README, "Development", "Versions"):
 #
 #   scripts/matrix.sh trixie|sid
 #

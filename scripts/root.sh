@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The Debian roots of the test matrix (README, "The version matrix").
+# The Debian roots of the test matrix (README, "Development", "Versions").
 #
 #   scripts/root.sh ensure NAME        make .roots/NAME if it is missing or stale
 #   scripts/root.sh run NAME CMD...    run CMD inside it, as root, in /src (this checkout)
