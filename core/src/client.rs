@@ -134,31 +134,6 @@ impl LockClient {
         Ok(released)
     }
 
-    /// Takes all of `names` for `token` in one script (see
-    /// [`scripts::ACQUIRE_ALL`]); None on a cluster, where they may live in
-    /// different slots.
-    pub fn acquire_all(
-        &self,
-        names: &[Vec<u8>],
-        token: &str,
-        ttl: Duration,
-    ) -> Option<Result<Option<usize>>> {
-        if !self.node.capabilities.atomic_multi {
-            return None;
-        }
-        let mut call = scripts::ACQUIRE_ALL.key(&self.keys(&names[0]).lock);
-        for name in &names[1..] {
-            call = call.key(&self.keys(name).lock);
-        }
-        let mut call = call.arg(token).arg(millis(ttl));
-        Some(self.run(|con| call.invoke::<i64>(con)).map(|held| {
-            usize::try_from(held)
-                .ok()
-                .and_then(|i| i.checked_sub(1))
-                .filter(|i| *i < names.len())
-        }))
-    }
-
     /// Sets a new TTL on lock `name` if `token` still holds it.
     pub fn refresh(&self, name: &[u8], token: &str, ttl: Duration) -> Result<bool> {
         let keys = self.keys(name);

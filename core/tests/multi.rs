@@ -158,3 +158,56 @@ fn an_acquire_with_an_unknown_outcome_leaves_no_name_held_until_its_ttl() {
         "the names were given back"
     );
 }
+
+/// With `replicas`, a multi-lock taken in one script on one node is
+/// confirmed by the replicas as a single lock is, and given back, every
+/// name, when they do not confirm it.
+#[test]
+fn with_replicas_a_multi_lock_is_confirmed_or_given_back() {
+    let master = RedisServer::start();
+    let replica = RedisServer::start();
+    common::attach_replica(&master, &replica);
+    let timeout = Duration::from_millis(500);
+    let client = redis_lock_core::LockClient::with_pool(
+        Arc::new(redis_lock_core::Pool::default()),
+        Arc::new(Mutex::new(Stats::new())),
+        redis_lock_core::Dsn::parse(&master.dsn()).unwrap(),
+        redis_lock_core::ClientOptions {
+            prefix: b"test:".to_vec(),
+            connect_timeout: timeout,
+            timeout,
+            fencing: false,
+            replicas: 1,
+        },
+    );
+    let m = MultiLocks::new(&client, Arc::new(Mutex::new(Stats::new())));
+    let names = encode(&[b"a".to_vec(), b"b".to_vec()]);
+    let t = new_token();
+    assert!(matches!(
+        m.acquire(&names, &t, TTL, Wait::No).unwrap(),
+        AcquireOutcome::Acquired(_)
+    ));
+    let on_replica: Option<String> = redis::cmd("GET")
+        .arg("test:{b}")
+        .query(&mut replica.raw())
+        .unwrap();
+    assert_eq!(
+        on_replica.as_deref(),
+        Some(t.as_str()),
+        "on the replica when acquire returns"
+    );
+    assert!(m.release(&names, &t, None).unwrap());
+
+    replica.signal("-STOP");
+    let refused = m.acquire(&names, &new_token(), TTL, Wait::No);
+    replica.signal("-CONT");
+    let err = refused.unwrap_err();
+    assert!(err.to_string().contains("replicas confirmed"), "{err}");
+    for name in ["a", "b"] {
+        let exists: i64 = redis::cmd("EXISTS")
+            .arg(format!("test:{{{name}}}"))
+            .query(&mut master.raw())
+            .unwrap();
+        assert_eq!(exists, 0, "{name} given back");
+    }
+}
