@@ -82,6 +82,20 @@ final class RedlockTest extends \PHPUnit\Framework\TestCase
         $this->assertSame(0, $this->holders('job'));
     }
 
+    /** Symfony's Lock on the store given a list of DSNs: a lock over the masters. */
+    public function testTheSymfonyStoreTakesTheListForm(): void
+    {
+        require_once '/usr/share/php/Symfony/Component/Lock/autoload.php';
+        $store = new \RedisLock\Symfony\RedisLockStore($this->list(), ['prefix' => 'lock:', 'timeout' => 0.3]);
+        $factory = new \Symfony\Component\Lock\LockFactory($store);
+        $lock = $factory->createLock('symfony-job', 30);
+        $this->assertTrue($lock->acquire());
+        $this->assertSame(5, $this->holders('symfony-job'));
+        $this->assertFalse($factory->createLock('symfony-job', 30)->acquire(), 'another owner is refused');
+        $lock->release();
+        $this->assertSame(0, $this->holders('symfony-job'));
+    }
+
     public function testEightForkedWorkersCountExactly(): void
     {
         $this->masters[0]->client()->set('counter', '0');

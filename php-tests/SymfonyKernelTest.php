@@ -22,6 +22,7 @@ final class SymfonyKernelTest extends TestCase
     private const PREFIX = 'app:lock:';
 
     private static RedisLockKernel $kernel;
+    private static RedisLockKernel $bundleKernel;
     private static string $varDir;
     private static mixed $savedDsn;
 
@@ -29,6 +30,7 @@ final class SymfonyKernelTest extends TestCase
     {
         require_once '/usr/share/php/Symfony/Component/Lock/autoload.php';
         require_once '/usr/share/php/Symfony/Bundle/FrameworkBundle/autoload.php';
+        require_once '/usr/share/php/Symfony/Component/Semaphore/autoload.php';
         if (!class_exists(\Composer\InstalledVersions::class)) {
             require_once __DIR__ . '/SymfonyKernel/InstalledVersions.php';
         }
@@ -39,11 +41,15 @@ final class SymfonyKernelTest extends TestCase
         self::$varDir = sys_get_temp_dir() . '/rl-kernel-' . getmypid() . '-' . bin2hex(random_bytes(4));
         self::$kernel = new RedisLockKernel(self::$varDir);
         self::keepingHandlers(static fn () => self::$kernel->boot());
+        self::$bundleKernel = new RedisLockKernel(self::$varDir . '-bundle', true);
+        self::keepingHandlers(static fn () => self::$bundleKernel->boot());
     }
 
     public static function tearDownAfterClass(): void
     {
         self::$kernel->shutdown();
+        self::$bundleKernel->shutdown();
+        exec('rm -rf ' . escapeshellarg(self::$varDir . '-bundle'));
         if (self::$savedDsn === null) {
             unset($_ENV['REDIS_LOCK_DSN']);
         } else {
@@ -112,6 +118,51 @@ final class SymfonyKernelTest extends TestCase
 
         $lock->release();
         $this->assertSame(0, $this->redis->exists(self::PREFIX . '{invoice-7}'));
+    }
+
+    /**
+     * RedisLockBundle, configured with `redis_lock: { dsn, prefix, options }`
+     * beside `framework.lock`: the LockFactory service and autowiring alias,
+     * and the SemaphoreFactory, use the extension's stores on that Redis.
+     */
+    public function testTheBundleWiresTheLockAndSemaphoreFactories(): void
+    {
+        $container = self::$bundleKernel->getContainer();
+        $factory = $container->get('test.lock.factory');
+        $this->assertInstanceOf(LockFactory::class, $factory);
+        $this->assertSame($factory, $container->get(LockUser::class)->locks, 'autowired');
+        $key = new Key('invoice-8');
+        $lock = $factory->createLockFromKey($key, 30);
+        $this->assertTrue($lock->acquire());
+        $this->assertSame($key->getState(RedisLockStore::class), $this->redis->get('bundle:lock:{invoice-8}'));
+        $lock->release();
+        $this->assertSame(0, $this->redis->exists('bundle:lock:{invoice-8}'));
+
+        $semaphores = $container->get('test.semaphore.factory');
+        $this->assertInstanceOf(\Symfony\Component\Semaphore\SemaphoreFactory::class, $semaphores);
+        $a = $semaphores->createSemaphore('api', 2);
+        $b = $semaphores->createSemaphore('api', 2);
+        $c = $semaphores->createSemaphore('api', 2);
+        $this->assertTrue($a->acquire());
+        $this->assertTrue($b->acquire());
+        $this->assertFalse($c->acquire(), 'two permits, the third refused');
+        $this->assertNotSame([], $this->redis->keys('bundle:lock:{api}*'), 'the permits are in Redis under the prefix');
+        $a->release();
+        $b->release();
+    }
+
+    /** The bundle's configuration: a DSN, a list of DSNs (Redlock) or null; nothing else. */
+    public function testTheBundleConfigurationTakesADsnOrAListOfDsns(): void
+    {
+        $processor = new \Symfony\Component\Config\Definition\Processor();
+        $configuration = new \RedisLock\Symfony\DependencyInjection\Configuration();
+        $list = ['redis://127.0.0.1:1', 'redis://127.0.0.1:2', 'redis://127.0.0.1:3'];
+        $this->assertSame($list, $processor->processConfiguration($configuration, [['dsn' => $list]])['dsn']);
+        $this->assertNull($processor->processConfiguration($configuration, [[]])['dsn']);
+        $this->expectException(\InvalidArgumentException::class);
+        $this->expectExceptionMessage('redis_lock.dsn must be a DSN string, a list of DSN strings or null, int given');
+        (new \RedisLock\Symfony\DependencyInjection\RedisLockExtension())
+            ->load([['dsn' => 5]], new \Symfony\Component\DependencyInjection\ContainerBuilder());
     }
 
     public function testFrameworkBundlesOwnStoreIsLeftOutOfTheContainer(): void

@@ -3,6 +3,7 @@ declare(strict_types=1);
 
 namespace RedisLock\Tests\SymfonyKernel;
 
+use RedisLock\Symfony\RedisLockBundle;
 use Symfony\Bundle\FrameworkBundle\FrameworkBundle;
 use Symfony\Bundle\FrameworkBundle\Kernel\MicroKernelTrait;
 use Symfony\Component\DependencyInjection\Loader\Configurator\ContainerConfigurator;
@@ -12,21 +13,23 @@ use Symfony\Component\Routing\Loader\Configurator\RoutingConfigurator;
 
 /**
  * The smallest application kernel: FrameworkBundle plus config/packages/redis_lock.php
- * (the README's wiring), with its cache and logs in a temp dir. Works with
+ * (the README's wiring), or RedisLockBundle with its `redis_lock` config, with its
+ * cache and logs in a temp dir. Works with
  * the MicroKernelTrait of FrameworkBundle 5.4, 6.4 and 7.4.
  */
 final class RedisLockKernel extends Kernel
 {
     use MicroKernelTrait;
 
-    public function __construct(private string $varDir)
+    /** @param bool $viaBundle wired by RedisLockBundle's `redis_lock` config instead of the service file */
+    public function __construct(private string $varDir, private bool $viaBundle = false)
     {
         parent::__construct('test', false);
     }
 
     public function registerBundles(): iterable
     {
-        return [new FrameworkBundle()];
+        return $this->viaBundle ? [new FrameworkBundle(), new RedisLockBundle()] : [new FrameworkBundle()];
     }
 
     public function getProjectDir(): string
@@ -53,11 +56,24 @@ final class RedisLockKernel extends Kernel
         }
         $container->extension('framework', $framework);
 
-        $container->import(__DIR__ . '/config/packages/redis_lock.php');
+        if ($this->viaBundle) {
+            // As an application's config/packages/redis_lock.yaml would say it.
+            $container->extension('framework', ['lock' => true]);
+            $container->extension('redis_lock', [
+                'dsn' => '%env(default::REDIS_LOCK_DSN)%',
+                'prefix' => 'bundle:lock:',
+                'options' => ['timeout' => 0.5],
+            ]);
+        } else {
+            $container->import(__DIR__ . '/config/packages/redis_lock.php');
+        }
 
         // Test only: reach the services the application would have injected.
         $services = $container->services();
         $services->alias('test.lock.factory', 'lock.factory')->public();
+        if ($this->viaBundle) {
+            $services->alias('test.semaphore.factory', 'semaphore.factory')->public();
+        }
         $services->set(LockUser::class)->autowire()->public();
     }
 

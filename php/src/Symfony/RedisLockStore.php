@@ -46,7 +46,8 @@ final class RedisLockStore implements PersistingStoreInterface, BlockingStoreInt
     private float $initialTtl;
 
     /**
-     * @param ?string $dsn     null: the redis_lock.dsn ini value
+     * @param string|list<string>|null $dsn a DSN, or a list of DSNs (Redlock over
+     *                         independent masters); null: the redis_lock.dsn ini value
      * @param array   $options the extension's options (prefix, ttl, connect_timeout,
      *                         timeout, on_unavailable, fencing); `ttl` is the TTL a
      *                         lock is first stored with (Symfony's Lock then refreshes
@@ -55,7 +56,7 @@ final class RedisLockStore implements PersistingStoreInterface, BlockingStoreInt
      *                         granted without Redis under on_unavailable = open); the
      *                         `logger` option, else error_log()
      */
-    public function __construct(?string $dsn = null, array $options = [], ?LoggerInterface $logger = null)
+    public function __construct(string|array|null $dsn = null, array $options = [], ?LoggerInterface $logger = null)
     {
         if ($logger !== null) {
             $options['logger'] ??= $logger;
