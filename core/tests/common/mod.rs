@@ -297,52 +297,59 @@ impl Drop for RedisServer {
     }
 }
 
-/// A TCP proxy on loopback in front of a server that can drop the next reply
-/// and cut the connection: the command has then run on the server, but the
-/// client sees a broken connection and does not know it.
-pub struct ReplyDropper {
+/// A TCP proxy on loopback in front of a server, for faults a test needs at
+/// one point of a connection: it can drop the next reply and cut the
+/// connection (the command has then run on the server, but the client sees
+/// a broken connection and does not know it), and it can hold what clients
+/// send for a while before passing it on, in order (a client whose commands
+/// reach the server late, as when its process is descheduled between
+/// writing to several servers).
+pub struct Proxy {
     pub port: u16,
     drop_next: Arc<AtomicBool>,
+    delay_ms: Arc<AtomicU64>,
 }
 
-impl ReplyDropper {
+/// The proxy as the tests that drop a reply name it.
+pub type ReplyDropper = Proxy;
+/// The proxy as the tests that delay commands name it.
+pub type Delayer = Proxy;
+
+impl Proxy {
     pub fn start(upstream: u16) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let drop_next = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&drop_next);
+        let delay_ms = Arc::new(AtomicU64::new(0));
+        let (flag, delay) = (Arc::clone(&drop_next), Arc::clone(&delay_ms));
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { continue };
                 let server = TcpStream::connect(("127.0.0.1", upstream)).unwrap();
-                let (mut from_client, mut to_server) =
+                let (from_client, to_server) =
                     (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let delay = Arc::clone(&delay);
                 std::thread::spawn(move || {
-                    let _ = std::io::copy(&mut from_client, &mut to_server);
-                    let _ = to_server.shutdown(Shutdown::Both);
+                    forward(from_client, to_server, |_| {
+                        let ms = delay.load(Ordering::SeqCst);
+                        if ms > 0 {
+                            std::thread::sleep(Duration::from_millis(ms));
+                        }
+                        true
+                    })
                 });
-                let (mut from_server, mut to_client) = (server, client);
                 let flag = Arc::clone(&flag);
+                // A dropped reply is lost with the connection.
                 std::thread::spawn(move || {
-                    let mut buf = [0u8; 65536];
-                    loop {
-                        let n = match from_server.read(&mut buf) {
-                            Ok(0) | Err(_) => break,
-                            Ok(n) => n,
-                        };
-                        if flag.swap(false, Ordering::SeqCst) {
-                            break; // the reply is lost with the connection
-                        }
-                        if to_client.write_all(&buf[..n]).is_err() {
-                            break;
-                        }
-                    }
-                    let _ = to_client.shutdown(Shutdown::Both);
-                    let _ = from_server.shutdown(Shutdown::Both);
+                    forward(server, client, |_| !flag.swap(false, Ordering::SeqCst))
                 });
             }
         });
-        ReplyDropper { port, drop_next }
+        Proxy {
+            port,
+            drop_next,
+            delay_ms,
+        }
     }
 
     pub fn dsn(&self) -> String {
@@ -354,66 +361,31 @@ impl ReplyDropper {
     pub fn drop_next_reply(&self) {
         self.drop_next.store(true, Ordering::SeqCst);
     }
-}
-
-/// A TCP proxy on loopback in front of a server that, while its delay is
-/// set, holds each chunk a client sends for that long before passing it on
-/// (in order): a client whose commands reach the server late, as when its
-/// process is descheduled between writing to several servers.
-pub struct Delayer {
-    pub port: u16,
-    delay_ms: Arc<AtomicU64>,
-}
-
-impl Delayer {
-    pub fn start(upstream: u16) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let delay_ms = Arc::new(AtomicU64::new(0));
-        let delay = Arc::clone(&delay_ms);
-        std::thread::spawn(move || {
-            for client in listener.incoming() {
-                let Ok(client) = client else { continue };
-                let server = TcpStream::connect(("127.0.0.1", upstream)).unwrap();
-                let (mut from_client, mut to_server) =
-                    (client.try_clone().unwrap(), server.try_clone().unwrap());
-                let delay = Arc::clone(&delay);
-                std::thread::spawn(move || {
-                    let mut buf = [0u8; 65536];
-                    loop {
-                        let n = match from_client.read(&mut buf) {
-                            Ok(0) | Err(_) => break,
-                            Ok(n) => n,
-                        };
-                        let ms = delay.load(Ordering::SeqCst);
-                        if ms > 0 {
-                            std::thread::sleep(Duration::from_millis(ms));
-                        }
-                        if to_server.write_all(&buf[..n]).is_err() {
-                            break;
-                        }
-                    }
-                    let _ = to_server.shutdown(Shutdown::Both);
-                });
-                let (mut from_server, mut to_client) = (server, client);
-                std::thread::spawn(move || {
-                    let _ = std::io::copy(&mut from_server, &mut to_client);
-                    let _ = to_client.shutdown(Shutdown::Both);
-                });
-            }
-        });
-        Delayer { port, delay_ms }
-    }
-
-    pub fn dsn(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
 
     /// From now on, what clients send reaches the server `delay` late.
     pub fn delay(&self, delay: Duration) {
-        self.delay_ms
-            .store(delay.as_millis() as u64, Ordering::SeqCst);
+        self.delay_ms.store(
+            u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+            Ordering::SeqCst,
+        );
     }
+}
+
+/// Copies `from` to `to` chunk by chunk while `pass` says so, then closes
+/// both.
+fn forward(mut from: TcpStream, mut to: TcpStream, mut pass: impl FnMut(&[u8]) -> bool) {
+    let mut buf = [0u8; 65536];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if !pass(&buf[..n]) || to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown(Shutdown::Both);
+    let _ = from.shutdown(Shutdown::Both);
 }
 
 /// The Sentinel binary matching [`server_binary`]: valkey-sentinel when the
