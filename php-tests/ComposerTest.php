@@ -44,7 +44,7 @@ final class ComposerTest extends TestCase
                 ['packagist.org' => false],
             ],
         ], JSON_PRETTY_PRINT | JSON_UNESCAPED_SLASHES));
-        $cmd = [PHP_BINARY, '-d', 'extension=' . getenv('REDIS_LOCK_SO'), $composer, 'install',
+        $cmd = [...self::php(), $composer, 'install',
             '--no-interaction', '--no-progress', '--working-dir=' . $this->dir];
         $proc = proc_open($cmd, [1 => ['pipe', 'w'], 2 => ['pipe', 'w']], $pipes, $this->dir,
             ['HOME' => $this->dir . '/home', 'COMPOSER_HOME' => $this->dir . '/home', 'PATH' => getenv('PATH')]);

@@ -9,7 +9,7 @@ final class IniTest extends TestCase
 {
     public function testPhpRiShowsVersionAndIniValuesWithoutThePassword(): void
     {
-        $cmd = [PHP_BINARY, '-d', 'extension=' . getenv('REDIS_LOCK_SO'),
+        $cmd = [...self::php(),
             '-d', 'redis_lock.dsn=redis://:hunter2@10.9.8.7:6390/2', '-d', 'redis_lock.prefix=app:',
             '--ri', 'redis_lock'];
         $proc = proc_open($cmd, [1 => ['pipe', 'w'], 2 => ['pipe', 'w']], $pipes);

@@ -65,7 +65,7 @@ final class MultiLockTest extends TestCase
             \$ok = \$m->acquire(true);
             echo json_encode([\$ok, microtime(true) - \$t, \$m->isAcquired()]);
             \$m->release();");
-        $proc = proc_open([PHP_BINARY, '-d', 'extension=' . getenv('REDIS_LOCK_SO'), $file], [1 => ['pipe', 'w']], $pipes);
+        $proc = proc_open([...self::php(), $file], [1 => ['pipe', 'w']], $pipes);
         $deadline = microtime(true) + 5;
         while ($this->redis->zCard('lock:{b}:waiters') === 0 && microtime(true) < $deadline) {
             usleep(10_000);
@@ -147,7 +147,7 @@ final class MultiLockTest extends TestCase
                 \$r->rPush('entered', '$who');
                 usleep(100000);
                 \$m->release();");
-            $procs[] = proc_open([PHP_BINARY, '-d', 'extension=' . getenv('REDIS_LOCK_SO'), $file], [], $pipes);
+            $procs[] = proc_open([...self::php(), $file], [], $pipes);
             $deadline = microtime(true) + 5;
             while ($this->redis->zCard('lock:{a}:waiters') < $i + 1 && microtime(true) < $deadline) {
                 usleep(10_000);

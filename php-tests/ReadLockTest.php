@@ -350,7 +350,7 @@ final class ReadLockTest extends TestCase
     {
         $file = tempnam(sys_get_temp_dir(), 'rl') . '.php';
         file_put_contents($file, $code);
-        $proc = proc_open([PHP_BINARY, '-d', 'extension=' . getenv('REDIS_LOCK_SO'), $file],
+        $proc = proc_open([...self::php(), $file],
             [1 => ['pipe', 'w'], 2 => ['file', '/dev/null', 'w']], $pipes);
         self::$pipes[(int) $proc] = $pipes[1];
         return $proc;

@@ -48,7 +48,7 @@ final class TlsTest extends TestCase
         $file = tempnam(sys_get_temp_dir(), 'rl') . '.php';
         file_put_contents($file, $code);
         $proc = proc_open(
-            [PHP_BINARY, '-n', '-d', 'extension=' . getenv('REDIS_LOCK_SO'), $file],
+            [...self::php(noIni: true), $file],
             [1 => ['pipe', 'w'], 2 => ['pipe', 'w']],
             $pipes,
             null,

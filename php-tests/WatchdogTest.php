@@ -46,7 +46,7 @@ final class WatchdogTest extends TestCase
         $file = tempnam(sys_get_temp_dir(), 'rl-wd') . '.php';
         file_put_contents($file, "<?php\n\$dsn = '$dsn';\n" . $code);
         // An argument list: no shell in between, so the pid is php's own.
-        $cmd = [PHP_BINARY, '-d', 'extension=' . getenv('REDIS_LOCK_SO'), '-d', 'display_errors=stderr', $file];
+        $cmd = [...self::php(), '-d', 'display_errors=stderr', $file];
         $proc = proc_open($cmd, [0 => ['pipe', 'r'], 1 => ['pipe', 'w'], 2 => ['pipe', 'w']], $pipes);
         $this->holders[] = [$proc, $pipes];
         register_shutdown_function(fn () => @unlink($file));

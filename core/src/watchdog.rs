@@ -28,6 +28,17 @@
 //! callers (PHP's own thread), never by a watchdog thread, so a fork cannot
 //! find it locked.
 //!
+//! A `Watchdog`'s own mutex and condvars are `std::sync`'s, not
+//! parking_lot's: a thread sleeping on a parking_lot condvar is queued in
+//! parking_lot's one process-wide parking table, and a child inherits that
+//! queue entry of a thread it does not have. glibc gives the child's first
+//! new thread that thread's stack and so its thread-local queue entry back:
+//! queued again, the entry closed the queue into a loop, and the child's
+//! next wake-up of that queue walked it for ever (seen: a forked PHP worker
+//! at 100 % CPU in `Condvar::notify_all_slow`; `core/tests/fork.rs`). On
+//! Linux std's condvar sleeps on a futex in the condvar itself, which
+//! leaves the child nothing shared to trip on.
+//!
 //! # When renewal stops
 //! - [`Watchdog::unwatch`], before the hold is released (so a renewal that
 //!   meets the released lock is not counted as lost);
@@ -43,12 +54,11 @@
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use once_cell::sync::Lazy;
-use parking_lot::{Condvar, Mutex};
 
 use crate::error::{Error, Result};
 use crate::locks::Locks;
@@ -154,7 +164,8 @@ pub struct Watchdog {
 
 /// This process's watchdog, if it has made one; touched only by callers,
 /// never by a watchdog thread (see "fork()").
-static PROCESS: Lazy<Mutex<Option<Arc<Watchdog>>>> = Lazy::new(|| Mutex::new(None));
+static PROCESS: Lazy<parking_lot::Mutex<Option<Arc<Watchdog>>>> =
+    Lazy::new(|| parking_lot::Mutex::new(None));
 
 /// This process's watchdog, made on first use (its thread starts on its
 /// first watched hold). In a child after `fork()` that is a new one: the
@@ -213,6 +224,12 @@ impl Watchdog {
         })
     }
 
+    /// The state, locked. A panic while it was locked (none is known) leaves
+    /// it consistent enough to go on: every change to it is one assignment.
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// The pool renewals go through: the thread's own connections, so a
     /// renewal never waits for, or takes, a connection a PHP call is using.
     pub fn pool(&self) -> Arc<Pool> {
@@ -239,7 +256,7 @@ impl Watchdog {
         // child forever.
         Lazy::force(&crate::scripts::REFRESH);
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        let mut state = self.state.lock();
+        let mut state = self.state();
         if state.stopping {
             return Err(Error::Internal {
                 detail: "the watchdog has been shut down".into(),
@@ -284,10 +301,13 @@ impl Watchdog {
         if self.pid != crate::pid::current() {
             return;
         }
-        let mut state = self.state.lock();
+        let mut state = self.state();
         state.entries.remove(&id);
         while state.in_flight == Some(id) {
-            self.settled.wait(&mut state);
+            state = self
+                .settled
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
         }
     }
 
@@ -300,9 +320,12 @@ impl Watchdog {
         if self.pid != crate::pid::current() {
             return;
         }
-        let mut state = self.state.lock();
+        let mut state = self.state();
         while state.in_flight == Some(id) {
-            self.settled.wait(&mut state);
+            state = self
+                .settled
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
         }
         let now = Instant::now();
         if let Some(e) = state.entries.get_mut(&id) {
@@ -316,7 +339,7 @@ impl Watchdog {
 
     /// Whether `id` is still being renewed.
     pub fn is_watching(&self, id: WatchId) -> bool {
-        self.pid == crate::pid::current() && self.state.lock().entries.contains_key(&id)
+        self.pid == crate::pid::current() && self.state().entries.contains_key(&id)
     }
 
     /// How many holds are being renewed.
@@ -324,7 +347,7 @@ impl Watchdog {
         if self.pid != crate::pid::current() {
             return 0;
         }
-        self.state.lock().entries.len()
+        self.state().entries.len()
     }
 
     /// Successful and lost renewals so far.
@@ -341,7 +364,7 @@ impl Watchdog {
             return;
         }
         let thread = {
-            let mut state = self.state.lock();
+            let mut state = self.state();
             state.stopping = true;
             state.entries.clear();
             state.thread.take()
@@ -371,7 +394,7 @@ impl Watchdog {
     /// Waits for the next due hold; removes holds past their `max`. None
     /// when stopping.
     fn next_due(&self) -> Option<(WatchId, Arc<dyn Renew>, Duration)> {
-        let mut state = self.state.lock();
+        let mut state = self.state();
         loop {
             if state.stopping {
                 return None;
@@ -389,12 +412,19 @@ impl Watchdog {
             match next {
                 None => {
                     state.sleeps_until = Some(now + FOREVER);
-                    self.wake.wait(&mut state);
+                    state = self
+                        .wake
+                        .wait(state)
+                        .unwrap_or_else(PoisonError::into_inner);
                     state.sleeps_until = None;
                 }
                 Some((_, due, _, _)) if due > now => {
                     state.sleeps_until = Some(due);
-                    let _ = self.wake.wait_until(&mut state, due);
+                    state = self
+                        .wake
+                        .wait_timeout(state, due.saturating_duration_since(now))
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0;
                     state.sleeps_until = None;
                 }
                 Some((id, _, renewal, ttl)) => {
@@ -408,7 +438,7 @@ impl Watchdog {
     /// Records what renewing `id` to `ttl` (sent at `sent_at`) came to.
     fn settle(&self, id: WatchId, ttl: Duration, sent_at: Instant, outcome: Result<bool>) {
         let now = Instant::now();
-        let mut state = self.state.lock();
+        let mut state = self.state();
         state.in_flight = None;
         self.settled.notify_all();
         let Some(e) = state.entries.get_mut(&id) else {

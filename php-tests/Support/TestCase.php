@@ -46,6 +46,27 @@ abstract class TestCase extends \PHPUnit\Framework\TestCase
     }
 
     /**
+     * The start of a child php process's command line that loads the
+     * extension as this process did: the built .so REDIS_LOCK_SO names, or,
+     * when it names none, the installed extension that php.ini enables (the
+     * install test of `make dist`'s artifacts). With $noIni, php runs
+     * without php.ini (-n) and loads an installed extension by its name.
+     *
+     * @return list<string>
+     */
+    public static function php(bool $noIni = false): array
+    {
+        $so = getenv('REDIS_LOCK_SO');
+        $cmd = $noIni ? [PHP_BINARY, '-n'] : [PHP_BINARY];
+        if ($so !== false) {
+            array_push($cmd, '-d', "extension=$so");
+        } elseif ($noIni) {
+            array_push($cmd, '-d', 'extension=redis_lock');
+        }
+        return $cmd;
+    }
+
+    /**
      * Runs PHP code in a separate php process that loads the extension.
      *
      * @return array{int, string, string} exit code, stdout, stderr
@@ -54,7 +75,7 @@ abstract class TestCase extends \PHPUnit\Framework\TestCase
     {
         $file = tempnam(sys_get_temp_dir(), 'rl') . '.php';
         file_put_contents($file, $code);
-        $cmd = [PHP_BINARY, '-d', 'extension=' . getenv('REDIS_LOCK_SO'), '-d', 'display_errors=stderr'];
+        $cmd = [...self::php(), '-d', 'display_errors=stderr'];
         foreach ($ini as $k => $v) {
             array_push($cmd, '-d', "$k=$v");
         }

@@ -7,8 +7,16 @@ namespace RedisLock\Tests;
 final class Workers
 {
     /**
+     * How long workers may run before they count as hung: far beyond any
+     * test's work (`make soak`'s longest fault runs take 30 s), so that a
+     * worker that hangs fails its test instead of stopping the suite.
+     */
+    private const HUNG_AFTER = 300;
+
+    /**
      * Forks $count workers running $work($index); each returns an array that
-     * is passed back through a temp file. Throws if any worker fails.
+     * is passed back through a temp file. Throws if any worker fails, or
+     * hangs (it is then killed).
      *
      * @return list<array> the workers' results, in worker order
      */
@@ -40,8 +48,18 @@ final class Workers
             $pids[$i] = $pid;
         }
         $results = [];
+        $deadline = microtime(true) + self::HUNG_AFTER;
         foreach ($pids as $i => $pid) {
-            pcntl_waitpid($pid, $status);
+            while (pcntl_waitpid($pid, $status, WNOHANG) === 0) {
+                if (microtime(true) > $deadline) {
+                    foreach ($pids as $other) {
+                        posix_kill($other, SIGKILL);
+                        pcntl_waitpid($other, $ignored);
+                    }
+                    throw new \RuntimeException("worker $i hung: killed after " . self::HUNG_AFTER . ' s');
+                }
+                usleep(5_000);
+            }
             $result = unserialize((string) @file_get_contents("$dir/$i"));
             @unlink("$dir/$i");
             if (!pcntl_wifexited($status) || pcntl_wexitstatus($status) !== 0 || !is_array($result)) {
