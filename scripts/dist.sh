@@ -4,9 +4,9 @@
 #   scripts/dist.sh build      build the extension for each PHP the project proves
 #                              and pack it into dist/: PIE's pre-packaged-binary
 #                              zips, Debian packages, SHA256SUMS
-#   scripts/dist.sh test       install each artifact of dist/ on a Debian root with
-#                              no cargo and no compiler, and run the core PHPUnit
-#                              suite against the installed extension
+#   scripts/dist.sh test       build (as above), then install each artifact on a
+#                              Debian root with no cargo and no compiler, and run
+#                              the core PHPUnit suite against the installed extension
 #
 # Two inner commands, run by those two inside a build or bare root:
 #   scripts/dist.sh pack SO    pack SO, built for the PHP on PATH, into dist/
@@ -215,13 +215,28 @@ install_test() {
     echo "dist: PHP $v: both artifacts installed, tested and removed"
 }
 
-# Runs the install test of each PHP in its bare root, one after the other:
-# the core suite's timing bounds (a call under a stalled server ends within
-# its timeout + 10 %) are not for two suites sharing the machine's cores.
+# Builds the artifacts while the bare roots are made (debootstrap waits on
+# the mirror, the build on the CPU), then runs the install test of each PHP
+# in its bare root, one after the other: the core suite's timing bounds (a
+# call under a stalled server ends within its timeout + 10 %) are not for
+# two suites sharing the machine's cores.
 test_all() {
-    [ -f "$dist/SHA256SUMS" ] || die "nothing in $dist: run make dist first"
-    local failed=() row
-    for row in "bookworm-bare 8.2" "trixie-bare 8.4"; do
+    local logs="$top/.build/dist" failed=() row pids=() name
+    local rows=("bookworm-bare 8.2" "trixie-bare 8.4")
+    mkdir -p "$logs"
+    for row in "${rows[@]}"; do
+        name=${row% *}
+        "$top/scripts/root.sh" ensure "$name" > "$logs/root-$name.log" 2>&1 &
+        pids+=($!)
+    done
+    build
+    for i in "${!rows[@]}"; do
+        name=${rows[$i]% *}
+        wait "${pids[$i]}" || failed+=("the $name root could not be made")
+        cat "$logs/root-$name.log"
+    done
+    ((${#failed[@]} == 0)) || die "${failed[*]}"
+    for row in "${rows[@]}"; do
         set -- $row
         echo "dist: --- the install test of PHP $2 in the $1 root ---"
         "$top/scripts/root.sh" run "$1" /src/scripts/dist.sh install "$2" || failed+=("PHP $2 ($1)")
