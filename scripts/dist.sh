@@ -160,7 +160,7 @@ install_test() {
     local ext_dir conf="/etc/php/$v/cli/conf.d" phpunit=(php /usr/bin/phpunit -c /src/php-tests/phpunit.xml --testsuite core)
     ext_dir=$(php -r 'echo ini_get("extension_dir");')
     # PHPUnit 10 and later fail a test on a warning or deprecation only when shown.
-    phpunit --version | grep -q 'PHPUnit [1-9][0-9]\.' && phpunit+=(--display-all-issues)
+    [[ $(phpunit --version) =~ PHPUnit\ [1-9][0-9]\. ]] && phpunit+=(--display-all-issues)
     local pkg="php$v-redis-lock"
     clean() {
         DEBIAN_FRONTEND=noninteractive apt-get purge -y -q "$pkg" >/dev/null 2>&1 || true
