@@ -224,8 +224,10 @@ impl Watchdog {
         })
     }
 
-    /// The state, locked. A panic while it was locked (none is known) leaves
-    /// it consistent enough to go on: every change to it is one assignment.
+    /// The state, locked. Poisoning is ignored: the state is plain data
+    /// (holds, deadlines, flags), so after a panic with it locked (none is
+    /// known; renewals run unlocked, under `catch_unwind`) going on is
+    /// better than a watchdog that stops renewing every hold.
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
