@@ -117,7 +117,7 @@ final class WatchdogTest extends TestCase
     }
 
     /**
-     * TTL 1 s and a callback that sleeps 3.5 s: with the watchdog no one else
+     * TTL 1 s and a callback that sleeps 5 s: with the watchdog no one else
      * gets the lock during the sleep; without it (the control), someone does.
      *
      * @dataProvider longCalls
@@ -130,7 +130,7 @@ final class WatchdogTest extends TestCase
             $on = $watchdog ? 'true' : 'false';
             $h = $this->startHolder(<<<PHP
             \$o = ['watchdog' => $on];
-            \$busy = function () { echo "held\\n"; usleep(3_500_000); return true; };
+            \$busy = function () { echo "held\\n"; sleep(5); return true; };
             $call;
             echo json_encode((new RedisLock\\LockManager(\$dsn))->stats()), "\\n";
             PHP);
