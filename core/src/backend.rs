@@ -40,6 +40,9 @@ pub(crate) trait Backend {
     /// Remembers a hold that an acquire with an unknown outcome may have
     /// left taken, released once the backend answers again (`orphans`).
     fn remember_orphan(&self, lock: &[u8], undo: Undo, token: &str, ttl: Duration);
+    /// Releases a hold on this backend now by its `undo`: 1 if it was
+    /// still `token`'s, 0 if not.
+    fn release_now(&self, undo: &Undo, token: &str) -> Result<i64>;
     /// Has replicas confirm `hold`, just taken, where the deployment was
     /// asked to (`replicas`); when too few do, gives it back and fails.
     /// Nothing to do by default: no replicas asked (Redlock refuses the

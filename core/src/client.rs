@@ -28,7 +28,8 @@ use crate::vocab::{millis, AcquireOutcome, ClientOptions, Kind, Ownership, Wait}
 pub struct LockClient {
     pub(crate) node: Node,
     prefix: Vec<u8>,
-    fencing: bool,
+    /// Whether acquires draw a fencing token.
+    pub(crate) fencing: bool,
 }
 
 impl LockClient {

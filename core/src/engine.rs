@@ -1,9 +1,9 @@
 //! The wait engine: how every kind of hold is acquired, on every backend.
 //!
-//! A kind ([`HoldKind`]: the exclusive lock of `client`, the read lock of
-//! `shared`, the semaphore permit of `semaphore`, the exclusive lock over a
-//! quorum of masters of `redlock`) supplies its keys, its attempt and how it
-//! reads a grant; a backend ([`Backend`]: one node, `node`, or Redlock's
+//! A kind ([`HoldKind`], in `kinds`: the exclusive lock, the read lock, the
+//! semaphore permit, the exclusive lock over a quorum of masters, and the
+//! multi-lock's names all or none over either exclusive kind) supplies its
+//! keys, its attempt and how it reads a grant; a backend ([`Backend`]: one node, `node`, or Redlock's
 //! masters) says where holds live, where their orphans are kept and whether
 //! replicas confirm them. Everything about waiting is here, once:
 //! - the deadline (`Wait::deadline_from`) and the time each attempt
@@ -26,9 +26,12 @@
 
 use std::time::{Duration, Instant};
 
+use parking_lot::Mutex;
+
 use crate::backend::{Backend, HoldKeys};
 use crate::error::{Error, Result};
 use crate::orphans;
+use crate::stats::Stats;
 use crate::vocab::{
     millis, AcquireOutcome, Attempt, Hold, Wait, FOREVER_SLICE, WAIT_RETRY_PAUSE, WAIT_SLACK,
 };
@@ -79,6 +82,19 @@ pub(crate) trait HoldKind<B: Backend>: HoldKeys {
     /// The acquire ends without the hold: what the kind leaves behind
     /// (Redlock: its place in the home master's queue).
     fn give_up(&self, _backend: &B) {}
+    /// The metrics this hold's acquires count in: the backend's, unless the
+    /// kind keeps its own (multi-locks).
+    fn stats<'s>(&'s self, backend: &'s B) -> &'s Mutex<Stats> {
+        backend.stats()
+    }
+    /// Has replicas confirm the hold just taken, where the backend asks for
+    /// it; gives it back when too few do.
+    fn confirm_replicas(&self, backend: &B, ttl: Duration) -> Result<()>
+    where
+        Self: Sized,
+    {
+        backend.confirm_replicas(self, ttl)
+    }
 }
 
 /// Acquires `hold` on `node` with `ttl`, waiting as `wait` says.
@@ -118,7 +134,7 @@ pub(crate) fn acquire<B: Backend>(
     // second timeout on top of the caller's own.
     orphans::clean_up_server(backend.pool(), backend.server());
     if acquired {
-        backend.confirm_replicas(hold, ttl)?;
+        hold.confirm_replicas(backend, ttl)?;
     }
     Ok(outcome)
 }
@@ -166,10 +182,10 @@ fn wait_loop<B: Backend>(
         }
         if !will_wait {
             return Ok(if matches!(wait, Wait::For(d) if !d.is_zero()) {
-                backend.stats().lock().record_timeout();
+                hold.stats(backend).lock().record_timeout();
                 AcquireOutcome::TimedOut
             } else {
-                backend.stats().lock().record_conflict();
+                hold.stats(backend).lock().record_conflict();
                 AcquireOutcome::Conflicted
             });
         }
@@ -208,8 +224,7 @@ fn acquired<B: Backend>(
     fence: Option<i64>,
 ) -> AcquireOutcome {
     let now = Instant::now();
-    backend
-        .stats()
+    hold.stats(backend)
         .lock()
         .record_acquired(now.saturating_duration_since(start));
     let acquired_at = hold.held_since().map_or(now, |since| since.min(now));

@@ -62,19 +62,26 @@ pub trait Locks: Send + Sync {
     /// The same operations counted in other metrics (a multi-lock's names
     /// are not locks of their own in `stats()`).
     fn with_stats(&self, stats: Arc<Mutex<Stats>>) -> Arc<dyn Locks>;
-    /// Takes all of `names` for `token` in one atomic step, if this
-    /// deployment can (one node): `Some(Ok(None))` when all are held now,
-    /// `Some(Ok(Some(i)))` when `names[i]` is someone else's (nothing
-    /// changed). None: it cannot (names may live on different nodes), and
-    /// the caller takes them one by one.
-    fn acquire_all(
-        &self,
-        _names: &[Vec<u8>],
-        _token: &str,
-        _ttl: Duration,
-    ) -> Option<Result<Option<usize>>> {
+    /// Multi-locks over the same names, where the deployment has them (its
+    /// locks are exclusive ones that the multi kind can take together).
+    fn all_locks(&self) -> Option<&dyn AllLocks> {
         None
     }
+}
+
+/// Several names taken together, all or none (see `kinds::multi`).
+pub trait AllLocks {
+    /// Takes all of `names` (sorted, none repeated) for `token` with `ttl`,
+    /// waiting as `wait` says; counted in `stats`. A held name is an `Ok`
+    /// outcome; errors are faults.
+    fn acquire_all(
+        &self,
+        names: &[Vec<u8>],
+        token: &str,
+        ttl: Duration,
+        wait: Wait,
+        stats: &Mutex<Stats>,
+    ) -> Result<AcquireOutcome>;
 }
 
 /// Read locks: many readers or one writer on the same name (see `shared`).
@@ -183,16 +190,30 @@ macro_rules! delegate_locks {
     };
 }
 
+macro_rules! all_locks {
+    ($type:ty) => {
+        impl AllLocks for $type {
+            fn acquire_all(
+                &self,
+                names: &[Vec<u8>],
+                token: &str,
+                ttl: Duration,
+                wait: Wait,
+                stats: &Mutex<Stats>,
+            ) -> Result<AcquireOutcome> {
+                <$type>::acquire_all(self, names, token, ttl, wait, stats)
+            }
+        }
+    };
+}
+all_locks!(LockClient);
+all_locks!(Redlock);
+
 impl Locks for LockClient {
     delegate_locks!(LockClient);
 
-    fn acquire_all(
-        &self,
-        names: &[Vec<u8>],
-        token: &str,
-        ttl: Duration,
-    ) -> Option<Result<Option<usize>>> {
-        LockClient::acquire_all(self, names, token, ttl)
+    fn all_locks(&self) -> Option<&dyn AllLocks> {
+        Some(self)
     }
 
     fn read_locks(&self) -> Option<&dyn ReadLocks> {
@@ -225,4 +246,8 @@ impl ReadLocks for LockClient {
 /// would have to agree across independent masters.
 impl Locks for Redlock {
     delegate_locks!(Redlock);
+
+    fn all_locks(&self) -> Option<&dyn AllLocks> {
+        Some(self)
+    }
 }

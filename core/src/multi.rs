@@ -1,24 +1,10 @@
-//! Multi-locks: several names held together, all or none.
+//! Multi-locks: several names held together, all or none, as one lock of
+//! the lock layer.
 //!
-//! # How a multi-lock is taken
-//! On one node (a server, a Sentinel master) one script takes every name or
-//! none, atomically ([`crate::scripts::ACQUIRE_ALL`]). Where names may live
-//! on different nodes (a cluster, Redlock) they are taken one by one, in
-//! sorted order, each with the plain lock's own try-once acquire; at the
-//! first name that is held, everything this attempt took is given back, so a
-//! failed acquire leaves nothing held. Either way the names are the plain
-//! locks' keys: a name held by a plain lock blocks a multi-lock and the
-//! other way round. A caller that may wait then waits, as an
-//! ordinary waiter, for that one name: the release that frees it grants it
-//! to this caller (woken, in arrival order with the name's other waiters),
-//! and the caller tries the rest again. If another name is held by then, the
-//! granted one is given back too (to its next waiter) before waiting on the
-//! new one: a multi-lock never waits while holding a name, so callers that
-//! name the same locks in different orders cannot deadlock.
-//!
-//! One by one is not atomic: while such an attempt runs, another caller may
-//! find one of its names held for that moment (and, if it does not wait,
-//! report it held).
+//! How a multi-lock is taken, and waited for, is the multi kind's
+//! (`kinds::multi`) under the wait engine: one script where one node holds
+//! every name, else one by one in sorted order, all or none, and a waiter
+//! queued on the one name it found held.
 //!
 //! A multi-lock travels through the lock layer (hold registry, watchdog,
 //! fail-open) as one lock whose "name" is its names [`encode`]d, served by
@@ -34,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::locks::Locks;
 use crate::pool::Pool;
 use crate::stats::Stats;
-use crate::vocab::{AcquireOutcome, Hold, Kind, Ownership, Wait};
+use crate::vocab::{AcquireOutcome, Kind, Ownership, Wait};
 
 /// Several names as one byte string: each as a 4-byte big-endian length
 /// and its bytes, in sorted order.
@@ -113,82 +99,6 @@ impl MultiLocks {
             stats,
         }
     }
-
-    /// One pass over `names`: None when all are now held under `token`,
-    /// else the index of the first held by someone else (everything this
-    /// pass took, and the `granted` name, given back).
-    fn try_all(
-        &self,
-        names: &[Vec<u8>],
-        token: &str,
-        ttl: Duration,
-        granted: Option<usize>,
-    ) -> Result<Option<usize>> {
-        // One node: all or none in one step.
-        if let Some(all) = self.names.acquire_all(names, token, ttl) {
-            return match all {
-                Ok(held) => {
-                    if let (Some(_), Some(g)) = (held, granted) {
-                        self.give_back(names, &[g], token);
-                    }
-                    Ok(held)
-                }
-                Err(err) => {
-                    if err.outcome_unknown() {
-                        // The script may have run: every name may be held.
-                        let all: Vec<usize> = (0..names.len()).collect();
-                        self.abandon(names, &all, token, ttl, &err);
-                    } else if let Some(g) = granted {
-                        self.abandon(names, &[g], token, ttl, &err);
-                    }
-                    Err(err)
-                }
-            };
-        }
-        let mut taken: Vec<usize> = granted.into_iter().collect();
-        for (i, name) in names.iter().enumerate() {
-            if granted == Some(i) {
-                continue;
-            }
-            match self.names.acquire(name, token, ttl, Wait::No) {
-                Ok(AcquireOutcome::Acquired(_)) => taken.push(i),
-                Ok(_) => {
-                    self.give_back(names, &taken, token);
-                    return Ok(Some(i));
-                }
-                Err(err) => {
-                    if err.outcome_unknown() {
-                        taken.push(i); // the failed acquire may have taken it
-                    }
-                    self.abandon(names, &taken, token, ttl, &err);
-                    return Err(err);
-                }
-            }
-        }
-        Ok(None)
-    }
-
-    /// Gives back the names at `taken` after `err` ended an acquire: at once
-    /// if the server answers, else (unavailable) remembered for a release
-    /// once it answers again, without a timeout per name now.
-    fn abandon(&self, names: &[Vec<u8>], taken: &[usize], token: &str, ttl: Duration, err: &Error) {
-        if err.is_unavailable() {
-            for &i in taken {
-                self.names
-                    .release_later(Kind::Exclusive, &names[i], token, ttl);
-            }
-        } else {
-            self.give_back(names, taken, token);
-        }
-    }
-
-    /// Releases the names at `taken` (best effort: what cannot be released
-    /// now ends at its TTL, as any lock's).
-    fn give_back(&self, names: &[Vec<u8>], taken: &[usize], token: &str) {
-        for &i in taken {
-            let _ = self.names.release(&names[i], token, None);
-        }
-    }
 }
 
 impl Locks for MultiLocks {
@@ -200,44 +110,10 @@ impl Locks for MultiLocks {
         wait: Wait,
     ) -> Result<AcquireOutcome> {
         let names = decode(encoded)?;
-        let start = Instant::now();
-        let deadline = wait.deadline_from(start);
-        let mut granted = None;
-        loop {
-            let Some(held) = self.try_all(&names, token, ttl, granted)? else {
-                self.stats.lock().record_acquired(start.elapsed());
-                return Ok(AcquireOutcome::Acquired(Hold {
-                    fence: None,
-                    acquired_at: Instant::now(),
-                }));
-            };
-            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            let name_wait = match left {
-                None => Wait::Forever,
-                Some(left) if left.is_zero() => {
-                    return Ok(if matches!(wait, Wait::For(d) if !d.is_zero()) {
-                        self.stats.lock().record_timeout();
-                        AcquireOutcome::TimedOut
-                    } else {
-                        self.stats.lock().record_conflict();
-                        AcquireOutcome::Conflicted
-                    });
-                }
-                Some(left) => Wait::For(left),
-            };
-            // Wait for that name; the release that frees it grants it here.
-            match self.names.acquire(&names[held], token, ttl, name_wait)? {
-                AcquireOutcome::Acquired(_) => granted = Some(held),
-                AcquireOutcome::Conflicted => {
-                    self.stats.lock().record_conflict();
-                    return Ok(AcquireOutcome::Conflicted);
-                }
-                AcquireOutcome::TimedOut => {
-                    self.stats.lock().record_timeout();
-                    return Ok(AcquireOutcome::TimedOut);
-                }
-            }
-        }
+        let all = self.names.all_locks().ok_or_else(|| Error::Unsupported {
+            what: "multi-locks over this deployment".to_owned(),
+        })?;
+        all.acquire_all(&names, token, ttl, wait, &self.stats)
     }
 
     /// Releases every name, also after one failed: an error other than

@@ -151,6 +151,10 @@ impl Backend for Node {
         orphans::remember(&self.target, lock, undo, token, ttl);
     }
 
+    fn release_now(&self, undo: &Undo, token: &str) -> Result<i64> {
+        undo.run(Some((Backend::pool(self), &self.target)), token)
+    }
+
     /// Waits until `replicas` replicas hold the hold just taken; if fewer
     /// confirm, gives it back and fails, within the command timeout.
     ///
@@ -194,7 +198,7 @@ impl Backend for Node {
             Err(err) => err,
         };
         let undo = hold.undo();
-        if undo.run(&self.pool, &self.target, hold.token()).is_err() {
+        if self.release_now(&undo, hold.token()).is_err() {
             orphans::remember(&self.target, hold.main_key(), undo, hold.token(), ttl);
         }
         Err(failure)

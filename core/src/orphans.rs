@@ -54,19 +54,39 @@ pub(crate) enum Undo {
     /// Another kind of hold (a semaphore's permit): its own release, which
     /// answers whether the hold was still there.
     Release(Box<dyn Fn() -> crate::error::Result<bool> + Send>),
+    /// Several holds at once (a multi-lock's names), each by its own undo.
+    Many(Vec<Undo>),
 }
 
 impl Undo {
-    /// Releases `token`'s hold on `target`'s server now: 1 if it was still
-    /// set, 0 if not.
-    pub(crate) fn run(&self, pool: &Pool, target: &Target, token: &str) -> Result<i64> {
-        match self {
-            Undo::Lock(kind, keys) => {
+    /// Releases `token`'s hold now: 1 if it was still set (any of them, for
+    /// [`Undo::Many`]), 0 if not. `node`: the pool and node it lives on,
+    /// which a lock's release needs (None: Redlock's, spread over masters,
+    /// whose undo is a [`Undo::Release`]).
+    pub(crate) fn run(&self, node: Option<(&Pool, &Target)>, token: &str) -> Result<i64> {
+        match (self, node) {
+            (Undo::Lock(kind, keys), Some((pool, target))) => {
                 // Released by its script: no longer a plain `SET NX` hold.
                 plain_holds::forget(target, keys, token);
                 release_kind_on(*kind, &pool.entry(&target.dsn), target, keys, token)
             }
-            Undo::Release(release) => release().map(i64::from),
+            (Undo::Lock(..), None) => Ok(0), // never made: a lock's undo needs its node
+            (Undo::Release(release), _) => release().map(i64::from),
+            (Undo::Many(all), node) => {
+                // Every one, also after one failed: the first error is kept
+                // (the orphan stays for later; releasing twice finds nothing).
+                let mut any = 0;
+                let mut first_error = None;
+                for undo in all {
+                    match undo.run(node, token) {
+                        Ok(n) => any = any.max(n),
+                        Err(err) => {
+                            first_error.get_or_insert(err);
+                        }
+                    }
+                }
+                first_error.map_or(Ok(any), Err)
+            }
         }
     }
 }
@@ -189,11 +209,8 @@ fn release(pool: &Pool, orphans: Vec<Orphan>) -> usize {
             continue;
         }
         attempts += 1;
-        let released = match (&orphan.undo, &orphan.target) {
-            (Undo::Release(release), _) => release().map(i64::from),
-            (undo, Some(target)) => undo.run(pool, target, &orphan.token),
-            (Undo::Lock(..), None) => continue, // never made: a lock's undo needs its node
-        };
+        let node = orphan.target.as_ref().map(|target| (pool, target));
+        let released = orphan.undo.run(node, &orphan.token);
         match released {
             Ok(1) => deleted += 1,
             Ok(_) => {}

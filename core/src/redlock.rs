@@ -634,6 +634,11 @@ impl Backend for Redlock {
     fn remember_orphan(&self, lock: &[u8], undo: Undo, token: &str, ttl: Duration) {
         orphans::remember_spread(&self.id, lock, undo, token, ttl);
     }
+
+    /// On every master: the undo of a hold here is a [`Undo::Release`].
+    fn release_now(&self, undo: &Undo, token: &str) -> Result<i64> {
+        undo.run(None, token)
+    }
 }
 
 fn send(lease: &mut Lease, cmd: &[u8], timeout: Duration) -> redis::RedisResult<()> {

@@ -70,56 +70,7 @@ fn all_or_none() {
 #[test]
 fn eight_threads_in_different_orders_count_exactly() {
     let redis = RedisServer::start();
-    let all: Vec<Vec<u8>> = [b"w", b"x", b"y", b"z"]
-        .iter()
-        .map(|n| n.to_vec())
-        .collect();
-    let threads: Vec<_> = (0..8)
-        .map(|w| {
-            let m = multi(&redis);
-            let mut raw = redis.raw();
-            let all = all.clone();
-            std::thread::spawn(move || {
-                for i in 0..30 {
-                    let mut names = all.clone();
-                    names.remove((i + w) % 4);
-                    if w % 2 == 1 {
-                        names.reverse();
-                    }
-                    let encoded = encode(&names);
-                    let t = new_token();
-                    let got = m
-                        .acquire(&encoded, &t, TTL, Wait::For(Duration::from_secs(30)))
-                        .unwrap();
-                    assert!(matches!(got, AcquireOutcome::Acquired(_)));
-                    for name in &names {
-                        let key = [b"n:".as_slice(), name].concat();
-                        let v: Option<i64> = redis::cmd("GET").arg(&key).query(&mut raw).unwrap();
-                        redis::cmd("SET")
-                            .arg(&key)
-                            .arg(v.unwrap_or(0) + 1)
-                            .query::<()>(&mut raw)
-                            .unwrap();
-                    }
-                    assert!(m.release(&encoded, &t, None).unwrap());
-                }
-            })
-        })
-        .collect();
-    for t in threads {
-        t.join().unwrap();
-    }
-    let mut raw = redis.raw();
-    let total: i64 = [b"w", b"x", b"y", b"z"]
-        .iter()
-        .map(|n| {
-            let v: Option<i64> = redis::cmd("GET")
-                .arg([b"n:".as_slice(), *n].concat())
-                .query(&mut raw)
-                .unwrap();
-            v.unwrap_or(0)
-        })
-        .sum();
+    let total = common::count_under_multi_locks(|| multi(&redis), &redis, 30);
     assert_eq!(total, 8 * 30 * 3);
 }
 

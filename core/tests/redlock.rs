@@ -529,3 +529,27 @@ fn waiters_are_woken_in_arrival_order() {
     assert_eq!(*order.lock(), [0, 1, 2]);
     assert_eq!(holders(&servers, "k"), 0);
 }
+
+/// Multi-locks over Redlock take their names one by one (each on a majority
+/// of the masters) and wait, queued on the one name found held, under the
+/// same engine as a single lock: eight threads naming three of four names
+/// in their own orders all finish, with exact counts.
+#[test]
+fn multi_locks_in_different_orders_over_the_masters_count_exactly() {
+    use redis_lock_core::multi::MultiLocks;
+
+    let servers = masters(3);
+    let total = common::count_under_multi_locks(
+        || MultiLocks::new(&redlock(&servers), Arc::new(Mutex::new(Stats::new()))),
+        &servers[0],
+        15,
+    );
+    assert_eq!(total, 8 * 15 * 3);
+    for server in &servers {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("test:{*}")
+            .query(&mut server.raw())
+            .unwrap();
+        assert!(keys.is_empty(), "left behind: {keys:?}");
+    }
+}

@@ -415,3 +415,72 @@ pub fn holder_of(value: &str) -> &str {
         _ => value,
     }
 }
+
+/// Eight threads, each with the multi-lock `make` gives it, take three of
+/// the four names w, x, y, z for `rounds` rounds, in their own orders
+/// (half of them reversed), blocking for at most 30 s, and add one per name
+/// to a counter on `counters` while they hold them. Returns the sum of the
+/// counters: 8 * `rounds` * 3 when no update was lost and every acquire
+/// succeeded.
+pub fn count_under_multi_locks(
+    make: impl Fn() -> redis_lock_core::multi::MultiLocks,
+    counters: &RedisServer,
+    rounds: usize,
+) -> i64 {
+    use redis_lock_core::multi::encode;
+    use redis_lock_core::{AcquireOutcome, Locks, Wait};
+
+    let all: Vec<Vec<u8>> = [b"w", b"x", b"y", b"z"]
+        .iter()
+        .map(|n| n.to_vec())
+        .collect();
+    let threads: Vec<_> = (0..8)
+        .map(|w| {
+            let m = make();
+            let mut raw = counters.raw();
+            let all = all.clone();
+            std::thread::spawn(move || {
+                for i in 0..rounds {
+                    let mut names = all.clone();
+                    names.remove((i + w) % 4);
+                    if w % 2 == 1 {
+                        names.reverse();
+                    }
+                    let encoded = encode(&names);
+                    let t = redis_lock_core::token::new_token();
+                    let ttl = Duration::from_secs(10);
+                    let got = m
+                        .acquire(&encoded, &t, ttl, Wait::For(Duration::from_secs(30)))
+                        .unwrap();
+                    assert!(
+                        matches!(got, AcquireOutcome::Acquired(_)),
+                        "worker {w}, round {i}: {got:?}"
+                    );
+                    for name in &names {
+                        let key = [b"n:".as_slice(), name].concat();
+                        let v: Option<i64> = redis::cmd("GET").arg(&key).query(&mut raw).unwrap();
+                        redis::cmd("SET")
+                            .arg(&key)
+                            .arg(v.unwrap_or(0) + 1)
+                            .query::<()>(&mut raw)
+                            .unwrap();
+                    }
+                    assert!(m.release(&encoded, &t, None).unwrap());
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let mut raw = counters.raw();
+    all.iter()
+        .map(|n| {
+            let v: Option<i64> = redis::cmd("GET")
+                .arg([b"n:".as_slice(), n].concat())
+                .query(&mut raw)
+                .unwrap();
+            v.unwrap_or(0)
+        })
+        .sum()
+}
