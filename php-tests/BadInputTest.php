@@ -98,6 +98,9 @@ final class BadInputTest extends TestCase
         yield 'restoreLock empty owner' => [fn ($m, $lm) => $lm->restoreLock('k', ''), \ValueError::class, 'Argument #2 ($owner)'];
         yield 'restoreLock owner with NUL' => [fn ($m, $lm) => $lm->restoreLock('k', "abc\0r"), \ValueError::class, 'Argument #2 ($owner)'];
         yield 'restoreSemaphore owner with NUL' => [fn ($m, $lm) => $lm->restoreSemaphore('k', 2, "abc\0w"), \ValueError::class, 'Argument #3 ($owner)'];
+        yield 'inspect empty name' => [fn ($m, $lm) => $lm->inspect(''), \ValueError::class, 'RedisLock\LockManager::inspect(): Argument #1 ($name) must not be empty'];
+        yield 'inspect name too long' => [fn ($m, $lm) => $lm->inspect(str_repeat('n', 1025)), \ValueError::class, 'Argument #1 ($name) must be at most 1024 bytes long'];
+        yield 'inspect name array' => [fn ($m, $lm) => $lm->inspect([]), \TypeError::class, 'Argument #1 ($name) must be of type string, array given'];
         yield 'restoreLock owner array' => [fn ($m, $lm) => $lm->restoreLock('k', []), \TypeError::class, 'Argument #2 ($owner)'];
 
         $dsns = [

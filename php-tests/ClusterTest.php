@@ -46,6 +46,53 @@ final class ClusterTest extends \PHPUnit\Framework\TestCase
         return new \RedisCluster(null, self::seeds(), 2.0, 2.0);
     }
 
+    /**
+     * inspect() on a cluster: the holder's pid and host, a waiter in
+     * another process while it waits, the fencing token; readers of a read
+     * lock. Six names, spread over the masters.
+     */
+    public function testInspectShowsTheHolderAndItsWaitersOnEveryMaster(): void
+    {
+        $lm = new LockManager(self::dsn(), ['fencing' => true]);
+        foreach (['i1', 'i2', 'i3', 'i4', 'i5', 'i6'] as $name) {
+            $lock = $lm->createLock($name, 10);
+            $this->assertTrue($lock->acquire());
+            $pid = pcntl_fork();
+            if ($pid === 0) {
+                $code = 1;
+                try {
+                    $code = (new LockManager(self::dsn()))->createLock($name, 10)->block(10) ? 0 : 1;
+                } finally {
+                    while (ob_get_level() > 0) {
+                        ob_end_clean();
+                    }
+                    exit($code);
+                }
+            }
+            $deadline = microtime(true) + 5;
+            while ($lm->inspect($name)['waiters'] === 0 && microtime(true) < $deadline) {
+                usleep(10_000);
+            }
+            $seen = $lm->inspect($name);
+            $this->assertSame(
+                [true, 'exclusive', $lock->owner(), ['host' => gethostname(), 'pid' => getmypid()], 1, 0, $lock->fencingToken()],
+                [$seen['locked'], $seen['kind'], $seen['owner'], $seen['holder'], $seen['waiters'], $seen['readers'], $seen['fencing']],
+                $name
+            );
+            $this->assertTrue($lock->release());
+            pcntl_waitpid($pid, $status);
+            $this->assertSame(0, pcntl_wexitstatus($status), "the waiter got $name");
+        }
+        $a = $lm->createLock('r', 10);
+        $b = $lm->createLock('r', 10);
+        $this->assertTrue($a->acquireRead());
+        $this->assertTrue($b->acquireRead());
+        $seen = $lm->inspect('r');
+        $this->assertSame(['read', 2], [$seen['kind'], $seen['readers']]);
+        $a->release();
+        $b->release();
+    }
+
     public function testForkedWorkersIncrementExactlyAcrossMasters(): void
     {
         // Names whose slots lie on every master.

@@ -24,7 +24,8 @@ final class LockManagerTest extends TestCase
         $b = $this->lm->createLock('report', 10);
         $this->assertInstanceOf(Lock::class, $a);
         $this->assertSame('report', $a->name());
-        $this->assertMatchesRegularExpression('/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/', $a->owner());
+        // 128 random bits as UUID text, then who made it (for inspect()).
+        $this->assertMatchesRegularExpression('/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}:' . getmypid() . '@' . preg_quote(gethostname(), '/') . '$/', $a->owner());
         $this->assertNotSame($a->owner(), $b->owner());
         $this->assertFalse($a->isAcquired());
         $this->assertFalse($this->lm->isLocked('report'), 'creating sends nothing');
@@ -256,6 +257,78 @@ final class LockManagerTest extends TestCase
         $b->acquire();
         $this->assertGreaterThan($t1, $b->fencingToken());
         $this->assertNull($this->lm->createLock('other')->fencingToken(), 'fencing off');
+    }
+
+    /**
+     * inspect() tells an operator who holds a lock (another process, named
+     * by its pid and host), for how long, who waits, and the last fencing
+     * token; read locks by their readers; an owner this extension did not
+     * make has no holder.
+     */
+    public function testInspectShowsTheHolderItsWaitersAndReaders(): void
+    {
+        $lm = new LockManager($this->dsn(), ['fencing' => true]);
+        $this->assertSame(
+            ['locked' => false, 'kind' => null, 'owner' => null, 'holder' => null, 'ttl' => null, 'waiters' => 0, 'readers' => 0, 'fencing' => null],
+            $lm->inspect('k')
+        );
+        $dsn = $this->dsn();
+        $holder = self::spawn("
+            \$l = (new RedisLock\\LockManager('$dsn', ['fencing' => true]))->createLock('k', 10);
+            \$l->acquire();
+            echo \$l->owner(), ' ', \$l->fencingToken(), \"\\n\";
+            fgets(STDIN);");
+        [$owner, $fence] = explode(' ', trim((string) fgets($holder['pipes'][1])));
+        $waiter = self::spawn("
+            (new RedisLock\\LockManager('$dsn'))->createLock('k', 10)->block(10);
+            echo \"got it\\n\";");
+        $deadline = microtime(true) + 5;
+        while ($lm->inspect('k')['waiters'] === 0 && microtime(true) < $deadline) {
+            usleep(10_000);
+        }
+        $seen = $lm->inspect('k');
+        $this->assertTrue($seen['locked']);
+        $this->assertSame('exclusive', $seen['kind']);
+        $this->assertSame($owner, $seen['owner']);
+        $this->assertSame(['host' => gethostname(), 'pid' => proc_get_status($holder['proc'])['pid']], $seen['holder']);
+        $this->assertGreaterThan(0.0, $seen['ttl']);
+        $this->assertLessThanOrEqual(10.0, $seen['ttl']);
+        $this->assertSame(1, $seen['waiters']);
+        $this->assertSame(0, $seen['readers']);
+        $this->assertSame((int) $fence, $seen['fencing']);
+
+        // The holder ends: the waiter has it, and no one waits.
+        fwrite($holder['pipes'][0], "go\n");
+        $this->assertSame("got it\n", stream_get_contents($waiter['pipes'][1]));
+        foreach ([$holder, $waiter] as $p) {
+            $this->assertSame(0, proc_close($p['proc']));
+        }
+
+        $a = $lm->createLock('r', 10);
+        $b = $lm->createLock('r', 10);
+        $this->assertTrue($a->acquireRead());
+        $this->assertTrue($b->acquireRead());
+        $seen = $lm->inspect('r');
+        $this->assertSame(['read', null, null, 0, 2], [$seen['kind'], $seen['owner'], $seen['holder'], $seen['waiters'], $seen['readers']]);
+        $this->assertTrue($seen['locked']);
+
+        $foreign = $lm->restoreLock('f', 'laravel-owner-1234');
+        $this->assertTrue($foreign->acquire());
+        $seen = $lm->inspect('f');
+        $this->assertSame(['exclusive', 'laravel-owner-1234', null], [$seen['kind'], $seen['owner'], $seen['holder']]);
+    }
+
+    /**
+     * A php process running $code, with its stdin and stdout as pipes.
+     *
+     * @return array{proc: resource, pipes: array<int, resource>}
+     */
+    private static function spawn(string $code): array
+    {
+        $file = tempnam(sys_get_temp_dir(), 'rl') . '.php';
+        file_put_contents($file, "<?php unlink(__FILE__); $code");
+        $proc = proc_open([...self::php(), $file], [0 => ['pipe', 'r'], 1 => ['pipe', 'w']], $pipes);
+        return ['proc' => $proc, 'pipes' => $pipes];
     }
 
     public function testStatsCountThisWorkersLocks(): void

@@ -120,6 +120,28 @@ final class RedlockTest extends \PHPUnit\Framework\TestCase
         $this->assertSame(0, $this->holders('counter'));
     }
 
+    /**
+     * inspect() over Redlock: the hold a majority of the masters agree on,
+     * also with two of five stopped; free when no majority holds it.
+     */
+    public function testInspectReportsTheMajoritysHold(): void
+    {
+        $lm = new LockManager($this->list(), ['timeout' => 0.3, 'connect_timeout' => 0.3]);
+        $lock = $lm->createLock('k', 5);
+        $this->assertTrue($lock->acquire());
+        $this->masters[3]->stop();
+        $this->masters[4]->stop();
+        $seen = $lm->inspect('k');
+        $this->assertSame(
+            [true, 'exclusive', $lock->owner(), ['host' => gethostname(), 'pid' => getmypid()], 0, null],
+            [$seen['locked'], $seen['kind'], $seen['owner'], $seen['holder'], $seen['waiters'], $seen['fencing']]
+        );
+        $this->assertGreaterThan(0.0, $seen['ttl']);
+        $this->assertLessThanOrEqual(5.0, $seen['ttl']);
+        $this->assertTrue($lock->release());
+        $this->assertFalse($lm->inspect('k')['locked']);
+    }
+
     public function testTwoMastersDownStillWorksThreeDownIsAConnectionExceptionWithinTheTimeout(): void
     {
         $lm = new LockManager($this->list(), ['timeout' => 0.3, 'connect_timeout' => 0.3]);

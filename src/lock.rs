@@ -180,7 +180,7 @@ impl Lock {
         })
     }
 
-    /// The owner token (128-bit random, UUID text); pass it to
+    /// The owner token (128 random bits as UUID text, then `:<pid>@<host>` of the process that made it); pass it to
     /// `LockManager::restoreLock()` to act on this lock from another process.
     pub fn owner(&self) -> String {
         self.handle.token().to_owned()

@@ -9,8 +9,9 @@ use std::time::Duration;
 use ext_php_rs::boxed::ZBox;
 use ext_php_rs::prelude::*;
 use ext_php_rs::types::{ZendCallable, ZendHashTable, Zval};
+use redis_lock_core::inspect::Inspection;
 use redis_lock_core::token::new_token;
-use redis_lock_core::{Permits, Semaphores, Wait};
+use redis_lock_core::{Kind, Permits, Semaphores, Wait};
 
 use crate::args::{self, Param};
 use crate::callback;
@@ -289,6 +290,29 @@ impl LockManager {
         })
     }
 
+    /// What Redis says about lock `$name` now, for an operator: `locked`,
+    /// `kind` (`exclusive`, `read` or null), `owner` (an exclusive hold's
+    /// owner token), `holder` (`['host' => string, 'pid' => int]` when this
+    /// extension made that token, else null), `ttl` (seconds left, null
+    /// when free or without expiry), `waiters`, `readers`, `fencing` (the
+    /// last fencing token issued, or null). Read only; over Redlock, what a
+    /// majority of the masters agree on.
+    ///
+    /// @return array{locked: bool, kind: ?string, owner: ?string, holder: ?array{host: string, pid: int}, ttl: ?float, waiters: int, readers: int, fencing: ?int}
+    pub fn inspect(&self, name: &Zval) -> PhpResult<ZBox<ZendHashTable>> {
+        guard(|| {
+            let name = args::name(
+                name,
+                Param::new("RedisLock\\LockManager::inspect", 1, "name"),
+            )?;
+            let inspector = self.locker.client.inspector().ok_or_else(|| {
+                lock_error("inspect() is not offered by this deployment".to_owned())
+            })?;
+            let seen = inspector.inspect(&name).map_err(|e| from_core(&e))?;
+            inspection(seen)
+        })
+    }
+
     /// This worker process's lock metrics since it started (or forked):
     /// acquired (read_acquired: of them, read locks), conflicts, timeouts,
     /// releases, releases_lost, watchdog_renewals, watchdog_lost (watched
@@ -379,4 +403,33 @@ fn owner_token(owner: &Zval, param: Param) -> PhpResult<String> {
         return Err(param.invalid("must be an owner token (it contains a NUL byte)"));
     }
     Ok(owner)
+}
+
+/// `inspect()`'s array.
+fn inspection(seen: Inspection) -> PhpResult<ZBox<ZendHashTable>> {
+    let mut out = ZendHashTable::new();
+    out.insert("locked", seen.kind.is_some())?;
+    out.insert(
+        "kind",
+        seen.kind.map(|kind| match kind {
+            Kind::Exclusive => "exclusive",
+            Kind::Shared => "read",
+        }),
+    )?;
+    out.insert("owner", seen.owner)?;
+    let holder = match seen.holder {
+        Some(holder) => {
+            let mut who = ZendHashTable::new();
+            who.insert("host", holder.host)?;
+            who.insert("pid", i64::from(holder.pid))?;
+            Some(who)
+        }
+        None => None,
+    };
+    out.insert("holder", holder)?;
+    out.insert("ttl", seen.ttl.map(|ttl| ttl.as_secs_f64()))?;
+    out.insert("waiters", i64::try_from(seen.waiters).unwrap_or(i64::MAX))?;
+    out.insert("readers", i64::try_from(seen.readers).unwrap_or(i64::MAX))?;
+    out.insert("fencing", seen.fence)?;
+    Ok(out)
 }

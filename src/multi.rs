@@ -177,7 +177,7 @@ impl MultiLock {
         Ok(out)
     }
 
-    /// The owner token (128-bit random, UUID text).
+    /// The owner token (128 random bits as UUID text, then `:<pid>@<host>` of the process that made it).
     pub fn owner(&self) -> String {
         self.handle.token().to_owned()
     }

@@ -164,7 +164,7 @@ impl Semaphore {
         })
     }
 
-    /// The owner token of this Semaphore's permit (128-bit random, UUID text).
+    /// The owner token of this Semaphore's permit (128 random bits as UUID text, then `:<pid>@<host>` of the process that made it).
     pub fn owner(&self) -> String {
         self.handle.token().to_owned()
     }

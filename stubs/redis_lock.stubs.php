@@ -88,7 +88,7 @@ namespace RedisLock {
         public function name(): string {}
 
         /**
-         * The owner token (128-bit random, UUID text); pass it to
+         * The owner token (128 random bits as UUID text, then `:<pid>@<host>` of the process that made it); pass it to
          * `LockManager::restoreLock()` to act on this lock from another process.
          *
          * @return string
@@ -199,6 +199,21 @@ namespace RedisLock {
          * @param mixed $name
          */
         public function forceRelease(mixed $name): bool {}
+
+        /**
+         * What Redis says about lock `$name` now, for an operator: `locked`,
+         * `kind` (`exclusive`, `read` or null), `owner` (an exclusive hold's
+         * owner token), `holder` (`['host' => string, 'pid' => int]` when this
+         * extension made that token, else null), `ttl` (seconds left, null
+         * when free or without expiry), `waiters`, `readers`, `fencing` (the
+         * last fencing token issued, or null). Read only; over Redlock, what a
+         * majority of the masters agree on.
+         *
+         * @return array{locked: bool, kind: ?string, owner: ?string, holder: ?array{host: string, pid: int}, ttl: ?float, waiters: int, readers: int, fencing: ?int}
+         *
+         * @param mixed $name
+         */
+        public function inspect(mixed $name): array {}
 
         /**
          * Whether anyone holds `$name`.
@@ -323,7 +338,7 @@ namespace RedisLock {
         public function names(): array {}
 
         /**
-         * The owner token (128-bit random, UUID text).
+         * The owner token (128 random bits as UUID text, then `:<pid>@<host>` of the process that made it).
          *
          * @return string
          */
@@ -502,7 +517,7 @@ namespace RedisLock {
         public function name(): string {}
 
         /**
-         * The owner token of this Semaphore's permit (128-bit random, UUID text).
+         * The owner token of this Semaphore's permit (128 random bits as UUID text, then `:<pid>@<host>` of the process that made it).
          *
          * @return string
          */

@@ -44,6 +44,7 @@ pub mod dsn;
 pub mod engine;
 pub mod error;
 pub mod fork;
+pub mod inspect;
 pub mod keys;
 pub(crate) mod kinds;
 pub mod locks;

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use crate::client::LockClient;
 use crate::dsn::Deployment;
 use crate::error::{Error, Result};
+use crate::inspect::Inspect;
 use crate::pool::Pool;
 use crate::redlock::Redlock;
 use crate::stats::Stats;
@@ -65,6 +66,11 @@ pub trait Locks: Send + Sync {
     /// Multi-locks over the same names, where the deployment has them (its
     /// locks are exclusive ones that the multi kind can take together).
     fn all_locks(&self) -> Option<&dyn AllLocks> {
+        None
+    }
+    /// What Redis says about a lock now, where the deployment answers it
+    /// (one node and Redlock: a `LockManager`'s deployments).
+    fn inspector(&self) -> Option<&dyn Inspect> {
         None
     }
 }
@@ -216,6 +222,10 @@ impl Locks for LockClient {
         Some(self)
     }
 
+    fn inspector(&self) -> Option<&dyn Inspect> {
+        Some(self)
+    }
+
     fn read_locks(&self) -> Option<&dyn ReadLocks> {
         Some(self)
     }
@@ -248,6 +258,10 @@ impl Locks for Redlock {
     delegate_locks!(Redlock);
 
     fn all_locks(&self) -> Option<&dyn AllLocks> {
+        Some(self)
+    }
+
+    fn inspector(&self) -> Option<&dyn Inspect> {
         Some(self)
     }
 }

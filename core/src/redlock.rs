@@ -136,7 +136,7 @@ pub(crate) struct Answers {
 
 impl Answers {
     /// The answers that came, as `T`; unexpected shapes are failures.
-    fn replies<T: redis::FromRedisValue>(&self) -> impl Iterator<Item = T> + '_ {
+    pub(crate) fn replies<T: redis::FromRedisValue>(&self) -> impl Iterator<Item = T> + '_ {
         self.each
             .iter()
             .filter_map(|a| a.as_ref().ok())
@@ -419,7 +419,7 @@ impl Redlock {
     }
 
     /// [`Self::ask_all`], failing when fewer than a majority answered.
-    fn ask_quorum(&self, request: impl Fn(&Target) -> Request) -> Result<Answers> {
+    pub(crate) fn ask_quorum(&self, request: impl Fn(&Target) -> Request) -> Result<Answers> {
         let answers = self.ask_all(request);
         if answers.answered() < self.quorum() {
             return Err(self.no_quorum(&answers));

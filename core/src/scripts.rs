@@ -898,6 +898,43 @@ return left
     ))
 });
 
+/// What a lock is now, for an operator (`inspect`); reads only.
+///
+/// KEYS: lock, fence, waiters. Returns `{kind, owner, ms left, waiters,
+/// readers, fence}`: kind `exclusive`, `read` or empty (free, or a hold
+/// that ended while the key lives on for the queue); the owner token of an
+/// exclusive hold, else empty; ms left -1 when free or without expiry (a
+/// read lock's: its last reader's); the live waiters and readers; the last
+/// fencing token issued, empty if none.
+pub static INSPECT: Lazy<LockScript> = Lazy::new(|| {
+    LockScript::new(&format!(
+        r"{HOLDER}
+local current = redis.call('GET', KEYS[1])
+local holding, marked, ends = holder(current)
+local now = clock()
+local kind, owner, left, readers = '', '', -1, 0
+if holding == '\0r' then
+  local set = KEYS[1] .. ':readers'
+  readers = redis.call('ZCOUNT', set, '(' .. now, '+inf')
+  if readers > 0 then
+    kind = 'read'
+    local last = redis.call('ZRANGE', set, -1, -1, 'WITHSCORES')
+    left = tonumber(last[2]) - now
+  end
+elseif current and not (ends and ends <= now) then
+  kind, owner = 'exclusive', holding
+  if ends then
+    left = ends - now
+  else
+    left = redis.call('PTTL', KEYS[1])
+  end
+end
+local waiters = redis.call('ZCOUNT', KEYS[3], '(' .. now, '+inf')
+return {{kind, owner, left, waiters, readers, redis.call('GET', KEYS[2]) or ''}}
+"
+    ))
+});
+
 /// Redlock's release on one master (see `redlock`, "Waiting"): as
 /// [`RELEASE`], and it says whom its hand-over granted the lock to, so that
 /// the releaser can set it for that waiter on the other masters too.
