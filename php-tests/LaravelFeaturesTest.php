@@ -52,6 +52,27 @@ final class LaravelFeaturesTest extends TestCase
         return (int) Application::VERSION;
     }
 
+    /**
+     * `php artisan redis-lock:inspect` shows who holds a lock of the default
+     * (redis-lock) store: this process, on this host; free once released.
+     */
+    public function testTheInspectCommandShowsTheHolder(): void
+    {
+        $lock = (new \RedisLock\LockManager($this->dsn()))->createLock('report', 30);
+        $this->assertTrue($lock->acquire());
+        [$code, $out, $err] = self::finish(self::artisan(['redis-lock:inspect', 'report']));
+        $this->assertSame(0, $code, $err);
+        $this->assertStringContainsString("locked   yes\n", $out);
+        $this->assertStringContainsString('owner    ' . $lock->owner() . "\n", $out);
+        $this->assertStringContainsString('holder   pid ' . getmypid() . ' on ' . gethostname() . "\n", $out);
+        $lock->release();
+        [$code, $out, $err] = self::finish(self::artisan(['redis-lock:inspect', 'report', '--json']));
+        $this->assertSame(0, $code, $err);
+        $this->assertSame(false, json_decode($out, true)['locked'], $out);
+        [$code, $out] = self::finish(self::artisan(['redis-lock:inspect', 'report', '--store=redis']));
+        $this->assertSame(1, $code);
+    }
+
     public function testTheAppBootsWithTheRedisLockStoreAsTheDefaultCache(): void
     {
         [$code, $out, $err] = self::finish(self::artisan(['app:ping']));

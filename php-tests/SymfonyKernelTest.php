@@ -151,6 +151,31 @@ final class SymfonyKernelTest extends TestCase
         $b->release();
     }
 
+    /**
+     * The bundle's `redis-lock:inspect` console command shows who holds a
+     * lock of its store: this process, on this host, with the store's own
+     * owner token.
+     */
+    public function testTheInspectCommandShowsTheHolder(): void
+    {
+        $factory = self::$bundleKernel->getContainer()->get('test.lock.factory');
+        $key = new Key('invoice-9');
+        $lock = $factory->createLockFromKey($key, 30);
+        $this->assertTrue($lock->acquire());
+        $app = new \Symfony\Bundle\FrameworkBundle\Console\Application(self::$bundleKernel);
+        $tester = new \Symfony\Component\Console\Tester\CommandTester($app->find('redis-lock:inspect'));
+        $this->assertSame(0, $tester->execute(['resource' => 'invoice-9']));
+        $out = $tester->getDisplay();
+        $this->assertStringContainsString("locked   yes\n", $out);
+        $this->assertStringContainsString('owner    ' . $key->getState(RedisLockStore::class) . "\n", $out);
+        $this->assertStringContainsString('holder   pid ' . getmypid() . ' on ' . gethostname() . "\n", $out);
+        $this->assertSame(0, $tester->execute(['resource' => 'invoice-9', '--json' => true]));
+        $this->assertSame('exclusive', json_decode($tester->getDisplay(), true)['kind']);
+        $lock->release();
+        $this->assertSame(0, $tester->execute(['resource' => 'invoice-9']));
+        $this->assertStringContainsString("locked   no\n", $tester->getDisplay());
+    }
+
     /** The bundle's configuration: a DSN, a list of DSNs (Redlock) or null; nothing else. */
     public function testTheBundleConfigurationTakesADsnOrAListOfDsns(): void
     {

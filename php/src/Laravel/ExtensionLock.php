@@ -38,6 +38,10 @@ class ExtensionLock extends Lock
      */
     public function __construct(private LockManager $locks, $name, $seconds, $owner = null, private bool $watched = false)
     {
+        // Without an owner of the caller's, the extension's own token, which
+        // names this process and host for inspect() (Laravel's would be a
+        // random string).
+        $owner ??= $locks->createLock((string) $name, null, false)->owner();
         parent::__construct($name, $seconds, $owner);
         $this->lock = $locks->restoreLock($name, $this->owner);
     }

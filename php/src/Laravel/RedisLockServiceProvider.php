@@ -13,7 +13,8 @@ use Illuminate\Support\ServiceProvider;
  *     // 'dsn' => 'redis://…' with 'store' => 'redis' (the store for values),
  *     // 'prefix' => 'lock:', 'options' => [...the extension's options]
  *
- * then `Cache::store('locks')->lock('name', 10)->get()`.
+ * then `Cache::store('locks')->lock('name', 10)->get()`. Also registers
+ * `php artisan redis-lock:inspect {name}` (see InspectCommand).
  */
 class RedisLockServiceProvider extends ServiceProvider
 {
@@ -29,5 +30,8 @@ class RedisLockServiceProvider extends ServiceProvider
             unset($config['store']);
             return $this->repository($store, $name === null ? $config : ['store' => $name] + $config);
         });
+        if ($this->app->runningInConsole()) {
+            $this->commands([InspectCommand::class]);
+        }
     }
 }

@@ -192,6 +192,17 @@ class RedisLockStore implements Store, LockProvider, FlushesLocks
     }
 
     /**
+     * What Redis says about lock `$name` now (see `LockManager::inspect()`):
+     * for the `redis-lock:inspect` command.
+     *
+     * @return array{locked: bool, kind: ?string, owner: ?string, holder: ?array{host: string, pid: int}, ttl: ?float, waiters: int, readers: int, fencing: ?int}
+     */
+    public function inspect(string $name): array
+    {
+        return $this->manager(0)->inspect($name);
+    }
+
+    /**
      * Removes every lock held under this store's lock prefix, whoever holds
      * it (`Cache::flushLocks()`, `php artisan cache:clear --locks` on Laravel
      * 13). The extension cannot list locks, so the lock keys are listed with

@@ -107,6 +107,17 @@ final class RedisLockStore implements PersistingStoreInterface, BlockingStoreInt
         return $this->lock($key)->isAcquired();
     }
 
+    /**
+     * What Redis says about the lock of `$resource` now (see
+     * `LockManager::inspect()`): for the `redis-lock:inspect` command.
+     *
+     * @return array{locked: bool, kind: ?string, owner: ?string, holder: ?array{host: string, pid: int}, ttl: ?float, waiters: int, readers: int, fencing: ?int}
+     */
+    public function inspect(string $resource): array
+    {
+        return $this->locks->inspect($resource);
+    }
+
     /** The Key state that says which kind it was last stored as. */
     private const READ = __CLASS__ . '::read';
 
@@ -126,7 +137,9 @@ final class RedisLockStore implements PersistingStoreInterface, BlockingStoreInt
     private function lock(Key $key): \RedisLock\Lock
     {
         if (!$key->hasState(__CLASS__)) {
-            $key->setState(__CLASS__, bin2hex(random_bytes(16)));
+            // The extension's own token, which names this process and host
+            // for inspect().
+            $key->setState(__CLASS__, $this->locks->createLock((string) $key, null, false)->owner());
         }
         return $this->locks->restoreLock((string) $key, $key->getState(__CLASS__));
     }

@@ -3,8 +3,10 @@ declare(strict_types=1);
 
 namespace RedisLock\Symfony\DependencyInjection;
 
+use RedisLock\Symfony\Command\InspectCommand;
 use RedisLock\Symfony\RedisLockStore;
 use RedisLock\Symfony\SemaphoreStore;
+use Symfony\Component\Console\Command\Command;
 use Symfony\Component\DependencyInjection\ContainerBuilder;
 use Symfony\Component\DependencyInjection\ContainerInterface;
 use Symfony\Component\DependencyInjection\Definition;
@@ -17,7 +19,8 @@ use Symfony\Component\Semaphore\SemaphoreFactory;
  * Defines the stores and the factories FrameworkBundle would define for its
  * "default" lock and semaphore resources (`lock.default.factory`,
  * `semaphore.default.factory`, with their `lock.factory` /
- * `semaphore.factory` and autowiring aliases) on the redis_lock stores.
+ * `semaphore.factory` and autowiring aliases) on the redis_lock stores, and
+ * the `redis-lock:inspect` console command.
  * Loaded after FrameworkBundle's extension, so its definitions win.
  */
 final class RedisLockExtension extends Extension
@@ -42,6 +45,10 @@ final class RedisLockExtension extends Extension
         $container->setDefinition('lock.default.factory', $factory);
         $container->setAlias('lock.factory', 'lock.default.factory');
         $container->setAlias(LockFactory::class, 'lock.factory');
+        if (class_exists(Command::class)) {
+            $container->setDefinition(InspectCommand::class, (new Definition(InspectCommand::class, [new Reference(RedisLockStore::class)]))
+                ->addTag('console.command', ['command' => 'redis-lock:inspect']));
+        }
 
         // Semaphores need one node's scripts: none over Redlock's list of masters.
         if (class_exists(SemaphoreFactory::class) && !is_array($config['dsn'])) {

@@ -1,0 +1,45 @@
+<?php
+declare(strict_types=1);
+
+namespace RedisLock\Symfony\Command;
+
+use RedisLock\Console\Inspection;
+use RedisLock\Symfony\RedisLockStore;
+use Symfony\Component\Console\Command\Command;
+use Symfony\Component\Console\Input\InputArgument;
+use Symfony\Component\Console\Input\InputInterface;
+use Symfony\Component\Console\Input\InputOption;
+use Symfony\Component\Console\Output\OutputInterface;
+
+/**
+ * `bin/console redis-lock:inspect <resource> [--json]`: who holds a lock of
+ * the bundle's store, for how long, and who waits (`LockManager::inspect()`).
+ */
+final class InspectCommand extends Command
+{
+    public function __construct(private RedisLockStore $store)
+    {
+        parent::__construct('redis-lock:inspect');
+    }
+
+    protected function configure(): void
+    {
+        $this->setDescription('Shows who holds a lock, for how long, and who waits for it')
+            ->addArgument('resource', InputArgument::REQUIRED, 'the lock\'s resource name, as given to LockFactory::createLock()')
+            ->addOption('json', null, InputOption::VALUE_NONE, 'print inspect()\'s array as JSON');
+    }
+
+    protected function execute(InputInterface $input, OutputInterface $output): int
+    {
+        $resource = (string) $input->getArgument('resource');
+        $seen = $this->store->inspect($resource);
+        if ($input->getOption('json')) {
+            $output->writeln(json_encode($seen, JSON_THROW_ON_ERROR | JSON_UNESCAPED_SLASHES));
+            return 0;
+        }
+        foreach (Inspection::rows($resource, $seen) as [$field, $value]) {
+            $output->writeln(sprintf('%-8s %s', $field, $value));
+        }
+        return 0;
+    }
+}
