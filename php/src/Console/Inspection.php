@@ -5,15 +5,29 @@ namespace RedisLock\Console;
 
 /**
  * How the `redis-lock:inspect` commands (artisan, Symfony console) show
- * what `LockManager::inspect()` returned: one row per field, as text.
+ * what `LockManager::inspect()` returned: one field a line, or JSON.
  */
 final class Inspection
 {
     /**
+     * The command's output lines.
+     *
+     * @param array{locked: bool, kind: ?string, owner: ?string, holder: ?array{host: string, pid: int}, ttl: ?float, waiters: int, readers: int, fencing: ?int} $seen
+     * @return list<string>
+     */
+    public static function lines(string $name, array $seen, bool $json): array
+    {
+        if ($json) {
+            return [json_encode($seen, JSON_THROW_ON_ERROR | JSON_UNESCAPED_SLASHES)];
+        }
+        return array_map(fn (array $row) => sprintf('%-8s %s', ...$row), self::rows($name, $seen));
+    }
+
+    /**
      * @param array{locked: bool, kind: ?string, owner: ?string, holder: ?array{host: string, pid: int}, ttl: ?float, waiters: int, readers: int, fencing: ?int} $seen
      * @return list<array{string, string}>
      */
-    public static function rows(string $name, array $seen): array
+    private static function rows(string $name, array $seen): array
     {
         $holder = $seen['holder'] === null ? '-' : "pid {$seen['holder']['pid']} on {$seen['holder']['host']}";
         return [

@@ -28,13 +28,8 @@ class InspectCommand extends Command
             return 1;
         }
         $name = (string) $this->argument('name');
-        $seen = $store->inspect($name);
-        if ($this->option('json')) {
-            $this->line(json_encode($seen, JSON_THROW_ON_ERROR | JSON_UNESCAPED_SLASHES));
-            return 0;
-        }
-        foreach (Inspection::rows($name, $seen) as [$field, $value]) {
-            $this->line(sprintf('%-8s %s', $field, $value));
+        foreach (Inspection::lines($name, $store->inspect($name), (bool) $this->option('json')) as $line) {
+            $this->line($line);
         }
         return 0;
     }

@@ -32,13 +32,8 @@ final class InspectCommand extends Command
     protected function execute(InputInterface $input, OutputInterface $output): int
     {
         $resource = (string) $input->getArgument('resource');
-        $seen = $this->store->inspect($resource);
-        if ($input->getOption('json')) {
-            $output->writeln(json_encode($seen, JSON_THROW_ON_ERROR | JSON_UNESCAPED_SLASHES));
-            return 0;
-        }
-        foreach (Inspection::rows($resource, $seen) as [$field, $value]) {
-            $output->writeln(sprintf('%-8s %s', $field, $value));
+        foreach (Inspection::lines($resource, $this->store->inspect($resource), (bool) $input->getOption('json')) as $line) {
+            $output->writeln($line);
         }
         return 0;
     }
