@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(php8.2-cli php8.2-dev php8.2-xml php8.2-mbstring php8.2-fpm php-redis libclang-dev libssl-dev pkg-config openssl
           nginx-light apache2-utils valgrind linux-perf bc curl procps
           redis-server phpunit php-laravel-framework php-symfony-lock php-symfony-semaphore php-symfony-framework-bundle php-predis debootstrap redis-sentinel
-          wordpress mariadb-server php8.2-mysql composer zip dpkg-dev binutils)
+          wordpress mariadb-server php8.2-mysql composer zip dpkg-dev binutils prometheus)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -7,7 +7,8 @@
 #       starts both with the extension SO loaded (php.ini otherwise Debian's
 #       FPM one: display_errors off, so a fatal error is a 500); each
 #       PARAM=VALUE becomes a fastcgi_param; prints the HTTP port (HTTP_PORT
-#       chooses it)
+#       chooses it). PHP_DEFINES: more php.ini settings for FPM, as
+#       'name=value name=value'.
 #   scripts/php-web.sh stop DIR
 set -euo pipefail
 cmd=$1 dir=$2
@@ -54,7 +55,9 @@ $params            fastcgi_pass 127.0.0.1:$fpm_port;
     }
 }
 CONF
-    php-fpm8.2 -R -d extension="$so" -d display_errors=0 -y "$dir/fpm.conf"
+    defines=()
+    for d in ${PHP_DEFINES:-}; do defines+=(-d "$d"); done
+    php-fpm8.2 -R -d extension="$so" -d display_errors=0 "${defines[@]}" -y "$dir/fpm.conf"
     nginx -c "$dir/nginx.conf" -p "$dir"
     echo "$http_port"
     ;;

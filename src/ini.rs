@@ -8,8 +8,8 @@ use ext_php_rs::zend::{ExecutorGlobals, IniEntryDef, IniEntryDefs};
 
 const PREFIX: &str = "redis_lock.";
 
-/// Every entry with its default, as the API page lists them, in the order
-/// `php --ri` shows them.
+/// The entries that are also the constructors' options, with their
+/// defaults, as the API page lists them, in the order `php --ri` shows them.
 const TABLE: [(&CStr, &CStr); 10] = [
     (c"redis_lock.dsn", c"redis://127.0.0.1:6379"),
     (c"redis_lock.prefix", c"lock:"),
@@ -23,15 +23,32 @@ const TABLE: [(&CStr, &CStr); 10] = [
     (c"redis_lock.watchdog_max", c"3600"),
 ];
 
-/// The entries as PHP registers them (the table, then the end marker).
-pub static ENTRIES: IniEntryDefs<{ TABLE.len() + 1 }> = IniEntryDefs::new(entries());
+/// The host metrics' entries (api.md "Observability"): php.ini only, read
+/// once at module start-up, as every process sharing the table must agree.
+/// An empty `metrics_shm` is `/redis_lock.<uid>`.
+const METRICS_TABLE: [(&CStr, &CStr); 3] = [
+    (c"redis_lock.metrics", c"host"),
+    (c"redis_lock.metrics_shm", c""),
+    (c"redis_lock.metrics_names", c"20"),
+];
 
-const fn entries() -> [IniEntryDef; TABLE.len() + 1] {
-    let mut defs = [const { IniEntryDef::end() }; TABLE.len() + 1];
+const ALL: usize = TABLE.len() + METRICS_TABLE.len();
+
+/// The entries as PHP registers them (both tables, then the end marker).
+pub static ENTRIES: IniEntryDefs<{ ALL + 1 }> = IniEntryDefs::new(entries());
+
+const fn entries() -> [IniEntryDef; ALL + 1] {
+    let mut defs = [const { IniEntryDef::end() }; ALL + 1];
     let mut i = 0;
     while i < TABLE.len() {
         defs[i] = IniEntryDef::new(TABLE[i].0, TABLE[i].1, IniEntryPermission::All);
         i += 1;
+    }
+    let mut j = 0;
+    while j < METRICS_TABLE.len() {
+        let (name, default) = METRICS_TABLE[j];
+        defs[i + j] = IniEntryDef::new(name, default, IniEntryPermission::System);
+        j += 1;
     }
     defs
 }
@@ -40,6 +57,14 @@ const fn entries() -> [IniEntryDef; TABLE.len() + 1] {
 pub fn names() -> impl Iterator<Item = &'static str> {
     TABLE
         .iter()
+        .filter_map(|(name, _)| name.to_str().ok()?.strip_prefix(PREFIX))
+}
+
+/// Every entry's short name, the metrics' too (what `php --ri` shows).
+pub fn all_names() -> impl Iterator<Item = &'static str> {
+    TABLE
+        .iter()
+        .chain(METRICS_TABLE.iter())
         .filter_map(|(name, _)| name.to_str().ok()?.strip_prefix(PREFIX))
 }
 
@@ -54,6 +79,7 @@ pub fn get(name: &str) -> Vec<u8> {
     current(name).unwrap_or_else(|| {
         TABLE
             .iter()
+            .chain(METRICS_TABLE.iter())
             .find(|(full, _)| {
                 full.to_bytes().strip_prefix(PREFIX.as_bytes()) == Some(name.as_bytes())
             })

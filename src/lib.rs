@@ -4,7 +4,8 @@
 //! This crate is the thin PHP-facing layer: argument checks ([`args`]),
 //! configuration ([`ini`], [`settings`]), exceptions ([`exceptions`]), the
 //! classes ([`mutex`], [`manager`], [`lock`], [`semaphore`]) with their callbacks
-//! ([`callback`]) and panic guard ([`guard`]), `stats()` ([`stats`]), and the
+//! ([`callback`]) and panic guard ([`guard`]), `stats()` ([`stats`]), the host's
+//! metrics ([`metrics`]), and the
 //! per-process record of held locks that request shutdown empties ([`holds`]).
 
 #![cfg_attr(windows, feature(abi_vectorcall))]
@@ -17,6 +18,7 @@ pub mod holds;
 pub mod ini;
 pub mod lock;
 pub mod manager;
+pub mod metrics;
 pub mod multi;
 pub mod mutex;
 pub mod report;
@@ -36,12 +38,19 @@ use ext_php_rs::{info_table_end, info_table_header, info_table_row, info_table_s
 pub fn startup(_ty: i32, module_number: i32) -> i32 {
     let started = catch_unwind(|| {
         ini::register(module_number);
+        metrics::configure();
         exceptions::register()
     });
     match started {
         Ok(Ok(())) => 0,
         _ => -1, // PHP reports "Unable to start redis_lock module"
     }
+}
+
+/// Request start-up: the host metrics' table is opened (once per process).
+extern "C" fn request_startup(_ty: i32, _module_number: i32) -> i32 {
+    let _ = catch_unwind(metrics::start_request);
+    0
 }
 
 /// Request shutdown: releases the locks this request still holds (also after
@@ -60,6 +69,9 @@ extern "C" fn request_shutdown(_ty: i32, _module_number: i32) -> i32 {
 /// before PHP may unload the extension's code from under it.
 extern "C" fn shutdown(_ty: i32, _module_number: i32) -> i32 {
     let _ = catch_unwind(redis_lock_core::watchdog::shutdown);
+    // This process's slot in the host metrics is free for another (its
+    // counts stay, in the retired processes' slot).
+    let _ = catch_unwind(redis_lock_core::metrics::process_ends);
     0
 }
 
@@ -72,7 +84,7 @@ extern "C" fn module_info(_module: *mut ModuleEntry) {
         info_table_end!();
         info_table_start!();
         info_table_header!("Directive", "Value");
-        for name in ini::names() {
+        for name in ini::all_names() {
             let value = String::from_utf8_lossy(&ini::get(name)).into_owned();
             let shown = if name == "dsn" {
                 redis_lock_core::dsn::redact(&value)
@@ -95,6 +107,8 @@ pub fn get_module(module: ModuleBuilder) -> ModuleBuilder {
         .class::<multi::MultiLock>()
         .class::<mutex::RedisMutex>()
         .class::<manager::LockManager>()
+        .class::<metrics::Metrics>()
+        .request_startup_function(request_startup)
         .request_shutdown_function(request_shutdown)
         .shutdown_function(shutdown)
         .info_function(module_info)

@@ -284,6 +284,36 @@ namespace RedisLock {
     }
 
     /**
+     * The figures of every process on this host that loads the extension
+     * (`redis_lock.metrics = host`), or of this process alone.
+     */
+    class Metrics {
+        public function __construct() {}
+
+        /**
+         * The same figures as Prometheus text (exposition format 0.0.4), for a
+         * `/metrics` endpoint: `redis_lock_acquires_total{kind,result}`, …
+         *
+         * @return string
+         */
+        public static function prometheus(): string {}
+
+        /**
+         * This host's lock metrics, all processes together (api.md "Observability"):
+         * `mode` ('host', 'process' or 'off') and `shm` (the segment, in host mode);
+         * `acquires` and `releases` by kind ('lock', 'read', 'multi', 'semaphore') and
+         * result; `wait_seconds` and `hold_seconds` by kind (count, sum, p50, p95, p99,
+         * max; the percentiles estimated from the histogram's buckets); `held` and
+         * `waiting` by kind (now, live processes only); `watchdog_renewals`,
+         * `watchdog_lost`, `unavailable`, `processes`; and `names`: the most
+         * waited-for lock keys with their waits, most first.
+         *
+         * @return array<string, mixed>
+         */
+        public static function snapshot(): array {}
+    }
+
+    /**
      * The locks `names()`, held together under one owner token.
      *
      * Made by `LockManager::createMultiLock()`. With `$autoRelease` (the

@@ -126,13 +126,15 @@ impl LockClient {
         let plain = plain_holds::take(&node.target, &keys, token)
             .filter(|_| node.capabilities.plain_release);
         let released = match plain {
-            Some(expires) => release::plain(&node.entry, &node.target, &keys, token, expires)?,
-            None => release_on(&node.entry, &node.target, &keys, token)? == 1,
+            Some(expires) => release::plain(&node.entry, &node.target, &keys, token, expires),
+            None => release_on(&node.entry, &node.target, &keys, token).map(|n| n == 1),
         };
-        node.stats
-            .lock()
-            .record_release(released, acquired_at.map(|t| t.elapsed()));
-        Ok(released)
+        node.stats.lock().record_release(
+            crate::metrics::Kind::Lock,
+            &released,
+            acquired_at.map(|t| t.elapsed()),
+        );
+        released
     }
 
     /// Sets a new TTL on lock `name` if `token` still holds it.

@@ -30,6 +30,7 @@ use parking_lot::Mutex;
 
 use crate::backend::{Backend, HoldKeys};
 use crate::error::{Error, Result};
+use crate::metrics::Kind;
 use crate::orphans;
 use crate::stats::Stats;
 use crate::vocab::{
@@ -65,6 +66,8 @@ pub(crate) trait HoldKind<B: Backend>: HoldKeys {
     ) -> Result<Attempt>;
     /// The list this waiter's grant is pushed onto.
     fn wake_key(&self) -> Vec<u8>;
+    /// What the host's metrics count this hold as.
+    fn metric_kind(&self) -> Kind;
     /// Blocks until a grant lands on this waiter's wake list (popped) or
     /// `block` passes (None).
     fn wait_for_grant(&self, backend: &B, block: Duration) -> Result<Option<redis::Value>> {
@@ -108,9 +111,15 @@ pub(crate) fn acquire<B: Backend>(
     ttl: Duration,
     wait: Wait,
 ) -> Result<AcquireOutcome> {
-    let outcome = match wait_loop(backend, hold, ttl, wait) {
+    let start = Instant::now();
+    let outcome = match wait_loop(backend, hold, ttl, wait, start) {
         Ok(outcome) => outcome,
         Err(err) => {
+            hold.stats(backend).lock().record_acquire_error(
+                hold.metric_kind(),
+                err.is_unavailable(),
+                wait.may_wait().then(|| start.elapsed()),
+            );
             hold.give_up(backend);
             // An acquire sent, or a wait registered, before the failure may
             // have left the hold taken (or later granted) under the token.
@@ -144,13 +153,18 @@ fn wait_loop<B: Backend>(
     hold: &impl HoldKind<B>,
     ttl: Duration,
     wait: Wait,
+    start: Instant,
 ) -> Result<AcquireOutcome> {
-    let start = Instant::now();
     let ttl_ms = millis(ttl);
     let deadline = wait.deadline_from(start);
     let mut cleared_own_orphan = false;
     let mut registered = false;
     let mut first = true;
+    let waiting = Waiting {
+        backend,
+        hold,
+        started: std::cell::Cell::new(false),
+    };
     loop {
         // The first attempt goes out as the acquire starts: no second clock read.
         let now = if std::mem::take(&mut first) {
@@ -168,7 +182,7 @@ fn wait_loop<B: Backend>(
         let was_registered = registered;
         registered |= will_wait;
         let ends_in_ms = match hold.attempt(backend, ttl_ms, wait_ms, was_registered, now)? {
-            Attempt::Acquired(fence) => return Ok(acquired(backend, hold, start, fence)),
+            Attempt::Acquired(fence) => return Ok(acquired(backend, hold, start, wait, fence)),
             Attempt::Held { pttl_ms } => pttl_ms,
         };
         // The holder may be this process's own earlier acquire whose reply
@@ -182,10 +196,14 @@ fn wait_loop<B: Backend>(
         }
         if !will_wait {
             return Ok(if matches!(wait, Wait::For(d) if !d.is_zero()) {
-                hold.stats(backend).lock().record_timeout();
+                hold.stats(backend)
+                    .lock()
+                    .record_timeout(hold.metric_kind(), now.saturating_duration_since(start));
                 AcquireOutcome::TimedOut
             } else {
-                hold.stats(backend).lock().record_conflict();
+                hold.stats(backend)
+                    .lock()
+                    .record_conflict(hold.metric_kind());
                 AcquireOutcome::Conflicted
             });
         }
@@ -196,9 +214,10 @@ fn wait_loop<B: Backend>(
         if ends_in_ms > 0 {
             block = block.min(Duration::from_millis(ends_in_ms.unsigned_abs()));
         }
+        waiting.start();
         match hold.wait_for_grant(backend, block) {
             Ok(Some(popped)) => match hold.granted(backend, &popped) {
-                Grant::Held(fence) => return Ok(acquired(backend, hold, start, fence)),
+                Grant::Held(fence) => return Ok(acquired(backend, hold, start, wait, fence)),
                 Grant::AttemptAgain => {}
             },
             Ok(None) => {}
@@ -221,12 +240,49 @@ fn acquired<B: Backend>(
     backend: &B,
     hold: &impl HoldKind<B>,
     start: Instant,
+    wait: Wait,
     fence: Option<i64>,
 ) -> AcquireOutcome {
     let now = Instant::now();
-    hold.stats(backend)
-        .lock()
-        .record_acquired(now.saturating_duration_since(start));
+    hold.stats(backend).lock().record_acquired(
+        hold.metric_kind(),
+        now.saturating_duration_since(start),
+        wait.may_wait(),
+    );
     let acquired_at = hold.held_since().map_or(now, |since| since.min(now));
     AcquireOutcome::Acquired(Hold { fence, acquired_at })
+}
+
+/// An acquire counted among the waiting (host metrics) from its first wait
+/// on, until it ends however it ends.
+struct Waiting<'a, B: Backend, H: HoldKind<B>> {
+    backend: &'a B,
+    hold: &'a H,
+    started: std::cell::Cell<bool>,
+}
+
+impl<B: Backend, H: HoldKind<B>> Waiting<'_, B, H> {
+    fn start(&self) {
+        if !self.started.replace(true) {
+            let key = self.hold.main_key();
+            let kind = self.hold.metric_kind();
+            self.hold
+                .stats(self.backend)
+                .lock()
+                .record_waiting(kind, key, true);
+        }
+    }
+}
+
+impl<B: Backend, H: HoldKind<B>> Drop for Waiting<'_, B, H> {
+    fn drop(&mut self) {
+        if self.started.get() {
+            let kind = self.hold.metric_kind();
+            let key = self.hold.main_key();
+            self.hold
+                .stats(self.backend)
+                .lock()
+                .record_waiting(kind, key, false);
+        }
+    }
 }

@@ -42,6 +42,7 @@ extern "C" fn repair_in_child() {
         crate::redlock::repair_after_fork();
         crate::sentinel::repair_after_fork();
         crate::stats::repair_after_fork();
+        crate::metrics::repair_after_fork();
         crate::semaphore::repair_after_fork();
         crate::multi::repair_after_fork();
     }

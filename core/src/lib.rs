@@ -25,7 +25,7 @@
 //! - [`release_all`]: a request end's releases, a server that does not answer given up once;
 //! - [`session`]: a request's holds, their handles, request end, fail-open and watchdog policy;
 //! - [`semaphore`]: counting semaphores (at most N holders), their scripts and keys;
-//! - [`stats`]: this process's lock metrics;
+//! - [`stats`]: this process's lock metrics; [`metrics`]: the host's, in shared memory;
 //! - [`watchdog`]: background renewal of held locks;
 //! - [`fork`] and [`after_fork`]: what a `fork()` child repairs, and how;
 //! - [`pid`] and [`token`]: process ids without a system call each, owner tokens;
@@ -48,6 +48,7 @@ pub mod inspect;
 pub mod keys;
 pub(crate) mod kinds;
 pub mod locks;
+pub mod metrics;
 pub mod multi;
 pub mod node;
 pub mod orphans;

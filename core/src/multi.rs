@@ -95,9 +95,40 @@ impl MultiLocks {
     /// [`Stats`]), counted in `stats`.
     pub fn new(locks: &dyn Locks, stats: Arc<Mutex<Stats>>) -> Self {
         MultiLocks {
-            names: locks.with_stats(Arc::new(Mutex::new(Stats::new()))),
+            names: locks.with_stats(Arc::new(Mutex::new(Stats::uncounted()))),
             stats,
         }
+    }
+}
+
+impl MultiLocks {
+    /// Releases every name (see `release` below), uncounted.
+    fn release_names(&self, encoded: &[u8], token: &str) -> Result<bool> {
+        let mut all = true;
+        let mut first_error = None;
+        // Last name first: the waiter that the first name is handed to (it
+        // waited on that one) then finds the others free already.
+        let names: Vec<Vec<u8>> = decode(encoded)?.into_iter().rev().collect();
+        for (i, name) in names.iter().enumerate() {
+            match self.names.release(name, token, None) {
+                Ok(released) => all &= released,
+                Err(err) if err.is_unavailable() => {
+                    for rest in &names[i..] {
+                        self.names
+                            .release_later(Kind::Exclusive, rest, token, LATER_AT_MOST);
+                    }
+                    return Err(err);
+                }
+                Err(err) => {
+                    all = false;
+                    first_error.get_or_insert(err);
+                }
+            }
+        }
+        if let Some(err) = first_error {
+            return Err(err);
+        }
+        Ok(all)
     }
 }
 
@@ -123,34 +154,13 @@ impl Locks for MultiLocks {
     /// are remembered for a later release (`release_later`), so one stalled
     /// server costs one timeout, not one per name.
     fn release(&self, encoded: &[u8], token: &str, acquired_at: Option<Instant>) -> Result<bool> {
-        let mut all = true;
-        let mut first_error = None;
-        // Last name first: the waiter that the first name is handed to (it
-        // waited on that one) then finds the others free already.
-        let names: Vec<Vec<u8>> = decode(encoded)?.into_iter().rev().collect();
-        for (i, name) in names.iter().enumerate() {
-            match self.names.release(name, token, None) {
-                Ok(released) => all &= released,
-                Err(err) if err.is_unavailable() => {
-                    for rest in &names[i..] {
-                        self.names
-                            .release_later(Kind::Exclusive, rest, token, LATER_AT_MOST);
-                    }
-                    return Err(err);
-                }
-                Err(err) => {
-                    all = false;
-                    first_error.get_or_insert(err);
-                }
-            }
-        }
-        if let Some(err) = first_error {
-            return Err(err);
-        }
-        self.stats
-            .lock()
-            .record_release(all, acquired_at.map(|t| t.elapsed()));
-        Ok(all)
+        let released = self.release_names(encoded, token);
+        self.stats.lock().record_release(
+            crate::metrics::Kind::Multi,
+            &released,
+            acquired_at.map(|t| t.elapsed()),
+        );
+        released
     }
 
     fn server(&self) -> &str {

@@ -284,6 +284,16 @@ impl Redlock {
     /// Releases lock `name` of `token` on every master; true when a majority
     /// held it under `token`.
     pub fn release(&self, name: &[u8], token: &str, acquired_at: Option<Instant>) -> Result<bool> {
+        let released = self.release_on_masters(name, token);
+        self.stats.lock().record_release(
+            crate::metrics::Kind::Lock,
+            &released,
+            acquired_at.map(|t| t.elapsed()),
+        );
+        released
+    }
+
+    fn release_on_masters(&self, name: &[u8], token: &str) -> Result<bool> {
         let keys = self.keys(name);
         // One call id for every master: each keeps its own marker.
         let call = keys.call(&new_token());
@@ -315,9 +325,6 @@ impl Redlock {
                 });
             }
         }
-        self.stats
-            .lock()
-            .record_release(released, acquired_at.map(|t| t.elapsed()));
         Ok(released)
     }
 

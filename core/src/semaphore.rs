@@ -458,12 +458,13 @@ impl Semaphores {
     /// Gives back `token`'s permit of `name`, to the first waiter if any.
     /// False when it had expired (or was never held).
     pub fn release(&self, name: &[u8], token: &str, acquired_at: Option<Instant>) -> Result<bool> {
-        let released = self.release_keys(&self.keys(name), token)?;
-        self.node
-            .stats
-            .lock()
-            .record_release(released, acquired_at.map(|t| t.elapsed()));
-        Ok(released)
+        let released = self.release_keys(&self.keys(name), token);
+        self.node.stats.lock().record_release(
+            crate::metrics::Kind::Semaphore,
+            &released,
+            acquired_at.map(|t| t.elapsed()),
+        );
+        released
     }
 
     /// How `token`'s permit on `keys` is given back later: by its own

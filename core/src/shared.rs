@@ -45,11 +45,14 @@ impl LockClient {
         acquired_at: Option<Instant>,
     ) -> Result<bool> {
         let node = &self.node;
-        let released = release_read_on(&node.entry, &node.target, &self.keys(name), token)? == 1;
-        node.stats
-            .lock()
-            .record_release(released, acquired_at.map(|t| t.elapsed()));
-        Ok(released)
+        let released =
+            release_read_on(&node.entry, &node.target, &self.keys(name), token).map(|n| n == 1);
+        node.stats.lock().record_release(
+            crate::metrics::Kind::Read,
+            &released,
+            acquired_at.map(|t| t.elapsed()),
+        );
+        released
     }
 
     /// Sets a new TTL on `token`'s read lock on `name`, while it has one.

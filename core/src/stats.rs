@@ -1,4 +1,7 @@
-//! This process's lock metrics, as `LockManager::stats()` reports them.
+//! This process's lock metrics, as `LockManager::stats()` reports them;
+//! each record also counts in the host's metrics (`metrics`), labelled
+//! with the kind of hold, unless the record is [`Stats::uncounted`] (a
+//! multi-lock's names, counted once as the multi-lock).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -6,6 +9,8 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use once_cell::sync::Lazy;
 use parking_lot::Mutex;
+
+use crate::metrics::{self, AcquireResult, Kind, ReleaseResult};
 
 /// Times are recorded in microseconds, up to an hour, to 2 significant digits
 /// (within 1 %): a histogram then takes 27 KB rather than 190 KB, and a record
@@ -17,6 +22,8 @@ const SIGNIFICANT_DIGITS: u8 = 2;
 /// worker reports only its own work.
 pub struct Stats {
     pid: u32,
+    /// Whether records also count in the host's metrics.
+    host: bool,
     acquired: u64,
     read_acquired: u64,
     conflicts: u64,
@@ -107,6 +114,7 @@ impl Stats {
     pub fn new() -> Self {
         Stats {
             pid: crate::pid::current(),
+            host: true,
             acquired: 0,
             read_acquired: 0,
             conflicts: 0,
@@ -121,6 +129,15 @@ impl Stats {
         }
     }
 
+    /// Metrics whose records do not count in the host's (a multi-lock's
+    /// names: the multi-lock counts once).
+    pub fn uncounted() -> Self {
+        Stats {
+            host: false,
+            ..Stats::new()
+        }
+    }
+
     /// The process-wide metrics.
     pub fn global() -> Arc<Mutex<Stats>> {
         Arc::clone(&GLOBAL)
@@ -128,43 +145,103 @@ impl Stats {
 
     fn for_this_process(&mut self) -> &mut Self {
         if self.pid != crate::pid::current() {
-            *self = Stats::new();
+            *self = Stats {
+                host: self.host,
+                ..Stats::new()
+            };
         }
         self
     }
 
-    /// Records a successful acquire after waiting `wait`.
-    pub fn record_acquired(&mut self, wait: Duration) {
+    /// Records a successful acquire of `kind` after waiting `wait`
+    /// (`could_wait`: the caller allowed a wait).
+    pub fn record_acquired(&mut self, kind: Kind, wait: Duration, could_wait: bool) {
         let s = self.for_this_process();
         s.acquired += 1;
         record(&mut s.wait, wait);
+        s.host(|| metrics::acquire(kind, AcquireResult::Acquired, could_wait.then_some(wait)));
     }
 
-    /// Records an acquire that found the lock held.
     /// Counts a read lock among the acquires (after [`Stats::record_acquired`]).
     pub fn record_read_acquired(&mut self) {
         self.for_this_process().read_acquired += 1;
     }
 
-    pub fn record_conflict(&mut self) {
-        self.for_this_process().conflicts += 1;
-    }
-
-    /// Records a bounded wait that ran out.
-    pub fn record_timeout(&mut self) {
-        self.for_this_process().timeouts += 1;
-    }
-
-    /// Records a release; `released` is false when the lock was no longer ours.
-    pub fn record_release(&mut self, released: bool, held: Option<Duration>) {
+    /// Records an acquire of `kind` that found the hold taken and did not wait.
+    pub fn record_conflict(&mut self, kind: Kind) {
         let s = self.for_this_process();
-        if released {
-            s.releases += 1;
-        } else {
-            s.releases_lost += 1;
-        }
-        if let Some(held) = held {
+        s.conflicts += 1;
+        s.host(|| metrics::acquire(kind, AcquireResult::Conflicted, None));
+    }
+
+    /// Records a bounded wait of `kind` that ran out after `waited`.
+    pub fn record_timeout(&mut self, kind: Kind, waited: Duration) {
+        let s = self.for_this_process();
+        s.timeouts += 1;
+        s.host(|| metrics::acquire(kind, AcquireResult::Timeout, Some(waited)));
+    }
+
+    /// Records an acquire of `kind` that failed (host metrics only):
+    /// `unavailable` when Redis could not be reached or serve it.
+    pub fn record_acquire_error(
+        &mut self,
+        kind: Kind,
+        unavailable: bool,
+        waited: Option<Duration>,
+    ) {
+        self.host(|| {
+            metrics::acquire(kind, AcquireResult::Error, waited);
+            if unavailable {
+                metrics::unavailable();
+            }
+        });
+    }
+
+    /// An acquire of `kind` starts or stops waiting for `key` (host metrics
+    /// only: the waiting gauge, and the most waited-for keys).
+    pub fn record_waiting(&mut self, kind: Kind, key: &[u8], starts: bool) {
+        self.host(|| {
+            metrics::waiting(kind, starts);
+            if starts {
+                metrics::name_waited(key);
+            }
+        });
+    }
+
+    /// Records how a release of `kind` ended: released (true), the hold
+    /// already gone (false), or an error; `held`: how long it was held.
+    pub fn record_release(
+        &mut self,
+        kind: Kind,
+        outcome: &crate::error::Result<bool>,
+        held: Option<Duration>,
+    ) {
+        let s = self.for_this_process();
+        let result = match outcome {
+            Ok(true) => {
+                s.releases += 1;
+                ReleaseResult::Released
+            }
+            Ok(false) => {
+                s.releases_lost += 1;
+                ReleaseResult::Lost
+            }
+            Err(_) => ReleaseResult::Error,
+        };
+        if let (Some(held), true) = (held, result != ReleaseResult::Error) {
             record(&mut s.hold, held);
+        }
+        s.host(|| {
+            metrics::release(kind, result, held);
+            if outcome.as_ref().is_err_and(|e| e.is_unavailable()) {
+                metrics::unavailable();
+            }
+        });
+    }
+
+    fn host(&self, count: impl FnOnce()) {
+        if self.host {
+            count();
         }
     }
 

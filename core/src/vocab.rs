@@ -52,6 +52,11 @@ impl Wait {
             Wait::Forever => None,
         }
     }
+
+    /// Whether the caller allowed any wait at all.
+    pub fn may_wait(self) -> bool {
+        !matches!(self, Wait::No | Wait::For(Duration::ZERO))
+    }
 }
 
 /// Which hold an acquire asks for.

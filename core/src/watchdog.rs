@@ -451,6 +451,7 @@ impl Watchdog {
         match outcome {
             Ok(true) => {
                 self.renewals.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::watchdog(false);
                 // (A retime waits for this renewal to end, so `e.ttl` is
                 // still the TTL it renewed to.)
                 e.lost_by = sent_at + ttl;
@@ -459,10 +460,12 @@ impl Watchdog {
             Ok(false) => {
                 state.entries.remove(&id);
                 self.lost.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::watchdog(true);
             }
             Err(_) if now >= e.lost_by => {
                 state.entries.remove(&id);
                 self.lost.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::watchdog(true);
             }
             Err(_) => {
                 let retry = (e.ttl / RETRY_DIVISOR).max(MIN_PAUSE);

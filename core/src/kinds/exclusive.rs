@@ -101,6 +101,10 @@ impl HoldKind<Node> for ExclusiveHold<'_> {
         self.try_once(ttl_ms, wait_ms, registered, now)
     }
 
+    fn metric_kind(&self) -> crate::metrics::Kind {
+        crate::metrics::Kind::Lock
+    }
+
     fn wake_key(&self) -> Vec<u8> {
         self.keys.wake(self.token)
     }

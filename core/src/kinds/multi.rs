@@ -300,6 +300,10 @@ impl<B: Backend, K: HoldKind<B>> HoldKind<B> for MultiHold<'_, K> {
         Ok(Attempt::Held { pttl_ms })
     }
 
+    fn metric_kind(&self) -> crate::metrics::Kind {
+        crate::metrics::Kind::Multi
+    }
+
     fn wake_key(&self) -> Vec<u8> {
         let waiting_on = self.waiting_on.get().unwrap_or(0);
         self.names[waiting_on].wake_key()

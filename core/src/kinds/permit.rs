@@ -94,6 +94,10 @@ impl HoldKind<Node> for PermitHold<'_> {
         })
     }
 
+    fn metric_kind(&self) -> crate::metrics::Kind {
+        crate::metrics::Kind::Semaphore
+    }
+
     fn wake_key(&self) -> Vec<u8> {
         self.keys.wake(self.token)
     }

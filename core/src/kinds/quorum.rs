@@ -211,6 +211,10 @@ impl HoldKind<Redlock> for QuorumHold<'_> {
         })
     }
 
+    fn metric_kind(&self) -> crate::metrics::Kind {
+        crate::metrics::Kind::Lock
+    }
+
     fn wake_key(&self) -> Vec<u8> {
         self.keys.wake(self.token)
     }

@@ -75,6 +75,10 @@ impl HoldKind<Node> for ReadHold<'_> {
         })
     }
 
+    fn metric_kind(&self) -> crate::metrics::Kind {
+        crate::metrics::Kind::Read
+    }
+
     fn wake_key(&self) -> Vec<u8> {
         self.keys.wake(self.token)
     }
