@@ -266,6 +266,12 @@ function percentile(array $sorted, float $p): float
 
 function out(array $row): void
 {
+    // BENCH_METRICS (bench/run.sh, part metricscost): the row is one side of
+    // the metrics-off / metrics-on comparison of the part it measured.
+    $metrics = getenv('BENCH_METRICS');
+    if ($metrics !== false && $metrics !== '') {
+        $row = ['mode' => 'metricscost', 'part' => $row['mode'], 'metrics' => $metrics] + $row;
+    }
     echo json_encode($row), "\n";
 }
 
@@ -363,7 +369,7 @@ switch ($mode) {
         // short blocks: drift of this machine's speed during a round then
         // falls on all of them alike, which is what the ratios need.
         $cycles = (int) $argv[4];
-        $names = ['floor', 'ext', 'phpredis', 'laravel', 'symfony', 'predis'];
+        $names = $name === 'all' ? ['floor', 'ext', 'phpredis', 'laravel', 'symfony', 'predis'] : ['floor', $name];
         $cycle = [];
         foreach ($names as $impl) {
             if ($impl === 'floor') {
@@ -538,6 +544,45 @@ switch ($mode) {
                 'by_command' => array_map(fn ($u) => $u / $done, $usec[$kind]),
             ]);
         }
+        break;
+
+    case 'metricsload':
+        // What the host's metrics show under load (README's plot): 12 workers
+        // on 3 keys for $seconds, each holding its lock 2-6 ms, while this
+        // process reads Metrics::snapshot() every 100 ms. One row of samples.
+        $seconds = (float) $argv[4];
+        $pid = pcntl_fork();
+        if ($pid === 0) {
+            fork_workers(12, $seconds, function (int $w) use ($port) {
+                $lm = new RedisLock\LockManager("redis://127.0.0.1:$port");
+                return function (float $end) use ($lm, $w) {
+                    $n = 0;
+                    while (microtime(true) < $end) {
+                        $lock = $lm->createLock('load:' . ($w % 3), 5);
+                        if ($lock->block(5)) {
+                            usleep(2000 + ($w % 3) * 2000);
+                            $lock->release();
+                            $n++;
+                        }
+                    }
+                    return ['n' => $n];
+                };
+            });
+            exit(0);
+        }
+        $samples = [];
+        $t0 = microtime(true);
+        do {
+            $s = RedisLock\Metrics::snapshot();
+            $samples[] = [
+                't' => round(microtime(true) - $t0, 3),
+                'acquired' => $s['acquires']['lock']['acquired'],
+                'held' => $s['held']['lock'], 'waiting' => $s['waiting']['lock'],
+                'wait_count' => $s['wait_seconds']['lock']['count'], 'wait_sum' => $s['wait_seconds']['lock']['sum'],
+            ];
+            usleep(100_000);
+        } while (pcntl_waitpid($pid, $status, WNOHANG) === 0);
+        out(['mode' => 'metricsload', 'impl' => 'ext', 'workers' => 12, 'keys' => 3, 'seconds' => $seconds, 'samples' => $samples]);
         break;
 
     case 'loop':

@@ -667,6 +667,50 @@ md.append("\n![p99 wait against K](bench/p99-wait.png)\n")
 md.extend(many_keys_section())
 md.extend(instructions_section())
 md.extend(cpusplit_section())
+
+
+def metrics_cost_section():
+    """The host metrics' cost (bench/run.sh, part metricscost): metrics off against host."""
+    cost = [r for r in rows if r["mode"] == "metricscost"]
+    if not cost:
+        return []
+
+    def med(part, metrics, field):
+        values = [r[field] for r in cost if r["part"] == part and r["metrics"] == metrics and r.get(field) is not None]
+        return statistics.median(values) if values else None
+
+    out = ["\n## What the host metrics cost\n",
+           "The same build with `redis_lock.metrics=off` and `=host` (the default: one table in shared "
+           "memory for the host), in separate processes taking turns, each round both ways; medians. "
+           "Host mode adds a few atomic adds to this process's own slot per acquire and release.\n",
+           "| figure | metrics off | metrics host | host / off |", "|---|---:|---:|---:|"]
+    lines = [
+        ("uncontended acquire + release, us per cycle", "uncontended", "us_per_cycle", "{:.1f}"),
+        ("uncontended, client CPU us per cycle", "uncontended", "cpu_us_per_cycle", "{:.2f}"),
+        ("many keys (16 workers), cycles/s", "manykeys", "cycles_per_s", "{:,.0f}"),
+        ("client instructions per many-keys cycle (callgrind)", "instructions", "instructions_per_cycle", "{:,.0f}"),
+    ]
+    for label, part, field, fmt in lines:
+        off, host = med(part, "off", field), med(part, "host", field)
+        if off and host:
+            out.append(f"| {label} | {fmt.format(off)} | {fmt.format(host)} | {host / off:.3f} |")
+    unc_off, unc_host = med("uncontended", "off", "us_per_cycle"), med("uncontended", "host", "us_per_cycle")
+    mk_off, mk_host = med("manykeys", "off", "cycles_per_s"), med("manykeys", "host", "cycles_per_s")
+    if unc_off and unc_host:
+        ratio = unc_host / unc_off
+        targets.append(("metrics on: uncontended cycle within 2% of off", f"{ratio:.3f}x", "met" if ratio <= 1.02 else "missed"))
+    if mk_off and mk_host:
+        ratio = mk_host / mk_off
+        targets.append(("metrics on: many-keys throughput within 2% of off", f"{ratio:.3f}x", "met" if ratio >= 0.98 else "missed"))
+    spread = [r["us_per_cycle"] for r in cost if r["part"] == "uncontended"]
+    if spread:
+        out.append(f"\nSingle uncontended rounds ranged {min(spread):.1f} - {max(spread):.1f} us, both ways together: "
+                   "a difference smaller than that spread is not one this machine can show; the instruction "
+                   "count is exact.\n")
+    return out
+
+
+md.extend(metrics_cost_section())
 md.append("\n## Memory and connections\n")
 md.append("| implementation | cycles | RSS after 10 k | RSS at the end | connections |")
 md.append("|---|---:|---:|---:|---:|")
@@ -854,6 +898,37 @@ if all(k16.values()):
 md.append(reading)
 open(md_path, "w").write("\n".join(md) + "\n")
 
+
+
+def metrics_load_plot(row, path):
+    """README's plot: what Metrics::snapshot() showed every 100 ms under load."""
+    import matplotlib.pyplot as plt
+
+    samples = row["samples"]
+    t = [x["t"] for x in samples[1:]]
+    rate, wait = [], []
+    for a, b in zip(samples, samples[1:]):
+        dt = max(b["t"] - a["t"], 1e-3)
+        rate.append((b["acquired"] - a["acquired"]) / dt)
+        n = b["wait_count"] - a["wait_count"]
+        wait.append(1e3 * (b["wait_sum"] - a["wait_sum"]) / n if n else 0)
+    fig, (top, mid, low) = plt.subplots(3, 1, figsize=(7, 6), sharex=True)
+    top.plot(t, rate)
+    top.set_ylabel("acquires/s")
+    mid.plot(t, [x["held"] for x in samples[1:]], label="held")
+    mid.plot(t, [x["waiting"] for x in samples[1:]], label="waiting")
+    mid.set_ylabel("locks now")
+    mid.legend(fontsize=8)
+    low.plot(t, wait)
+    low.set_ylabel("mean wait (ms)")
+    low.set_xlabel("seconds")
+    top.set_title(f"RedisLock\\Metrics::snapshot() every 100 ms: {row['workers']} workers on {row['keys']} keys")
+    for ax in (top, mid, low):
+        ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
 try:
     import matplotlib
 
@@ -876,6 +951,9 @@ try:
     fig.savefig(png_path, dpi=110)
     if cost:
         server_cost_plot(cost, os.path.join(os.path.dirname(png_path), "server-cost.png"))
+    load = [r for r in rows if r["mode"] == "metricsload"]
+    if load:
+        metrics_load_plot(load[-1], os.path.join(os.path.dirname(png_path), "metrics-under-load.png"))
 except ImportError:
     print("matplotlib is missing: no plot", file=sys.stderr)
 

@@ -6,7 +6,8 @@
 #   make bench                 (BENCH_QUICK=1 for a short smoke run)
 #   BENCH_ONLY=http bench/run.sh
 #       runs one part only (uncontended, servercost, contended, manykeys,
-#       instructions, cpusplit, deployments, readheavy, semaphore, rss or http),
+#       instructions, cpusplit, deployments, readheavy, semaphore, rss, http
+#       or metricscost),
 #       keeps the other parts' rows of bench/results.jsonl and rewrites the report
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,13 +20,13 @@ out="$root/bench/results.jsonl"
 only=${BENCH_ONLY:-}
 case "$only" in
 "") : >"$out" ;;
-uncontended | servercost | contended | manykeys | instructions | cpusplit | deployments | readheavy | semaphore | rss | http)
+uncontended | servercost | contended | manykeys | instructions | cpusplit | deployments | readheavy | semaphore | rss | http | metricscost)
     # Drop that part's old rows only; the others stay as the last run left them.
     python3 -c 'import json, sys
-modes = {"deployments": ("deployment", "deployment-contended")}.get(sys.argv[2], (sys.argv[2],))
+modes = {"deployments": ("deployment", "deployment-contended"), "metricscost": ("metricscost", "metricsload")}.get(sys.argv[2], (sys.argv[2],))
 rows = [l for l in open(sys.argv[1]) if l.strip() and json.loads(l)["mode"] not in modes]
 open(sys.argv[1], "w").writelines(rows)' "$out" "$only" ;;
-*) echo "BENCH_ONLY: one of uncontended, servercost, contended, manykeys, instructions, cpusplit, deployments, readheavy, semaphore, rss, http" >&2; exit 2 ;;
+*) echo "BENCH_ONLY: one of uncontended, servercost, contended, manykeys, instructions, cpusplit, deployments, readheavy, semaphore, rss, http, metricscost" >&2; exit 2 ;;
 esac
 part() { [ -z "$only" ] || [ "$only" = "$1" ]; }
 if [ -n "${BENCH_QUICK:-}" ]; then
@@ -85,6 +86,30 @@ if part cpusplit; then
     else
         echo "cpusplit: perf is missing or not permitted here: skipped" >&2
     fi
+fi
+if part metricscost; then
+    # The host metrics' cost (issue 24): the same extension with
+    # redis_lock.metrics=off and =host (the default) in separate processes
+    # taking turns, on the uncontended cycle and the many-keys throughput,
+    # then the client's instructions per cycle of each (callgrind). And what
+    # the metrics show under load, for README's plot.
+    echo "== metrics cost: off against host, $reps rounds taking turns; instructions per cycle; metrics under load"
+    shm="/redis_lock.bench.$$"
+    for _ in $(seq "$reps"); do
+        for m in off host; do
+            mphp=("${php[@]}" -d "redis_lock.metrics=$m" -d "redis_lock.metrics_shm=$shm")
+            BENCH_METRICS=$m "${mphp[@]}" "$root/bench/bench.php" uncontended ext "$port" "$cycles" | grep '"part":"uncontended","metrics":"[a-z]*","impl":"ext"' | tee -a "$out"
+            BENCH_METRICS=$m "${mphp[@]}" "$root/bench/bench.php" manykeys ext "$port" 16 "$seconds" | tee -a "$out"
+        done
+    done
+    for m in off host; do
+        python3 "$root/bench/callgrind.py" ext "$port" "${php[@]}" -d "redis_lock.metrics=$m" -d "redis_lock.metrics_shm=$shm" |
+            python3 -c 'import json, sys; r = json.loads(sys.stdin.read()); print(json.dumps({"mode": "metricscost", "part": "instructions", "metrics": sys.argv[1], **{k: v for k, v in r.items() if k != "mode"}}))' "$m" |
+            tee -a "$out"
+    done
+    rm -f "/dev/shm$shm"
+    "${php[@]}" -d "redis_lock.metrics_shm=$shm" "$root/bench/bench.php" metricsload ext "$port" "$((seconds * 2))" >>"$out"
+    rm -f "/dev/shm$shm"
 fi
 if part deployments; then
     echo "== deployments: one node, cluster, Redlock"

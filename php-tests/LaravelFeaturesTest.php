@@ -73,6 +73,27 @@ final class LaravelFeaturesTest extends TestCase
         $this->assertSame(1, $code);
     }
 
+    public function testTheMetricsCommandShowsTheHostsTable(): void
+    {
+        // This process counts in the host's table, which the command reads.
+        $lock = (new \RedisLock\LockManager($this->dsn()))->createLock('report', 30);
+        $this->assertTrue($lock->acquire());
+        $lock->release();
+        [$code, $out, $err] = self::finish(self::artisan(['redis-lock:metrics', '--json']));
+        $this->assertSame(0, $code, $err);
+        $seen = json_decode($out, true);
+        $this->assertSame(['host', '/redis_lock.' . posix_geteuid()], [$seen['mode'], $seen['shm']], $out);
+        $this->assertGreaterThanOrEqual(1, $seen['acquires']['lock']['acquired']);
+        $this->assertGreaterThanOrEqual(1, $seen['processes'], 'this process has a slot');
+        [$code, $out, $err] = self::finish(self::artisan(['redis-lock:metrics']));
+        $this->assertSame(0, $code, $err);
+        $this->assertStringContainsString('metrics: host (/redis_lock.' . posix_geteuid() . ')', $out);
+        $this->assertMatchesRegularExpression('/^lock +[1-9]\d* /m', $out);
+        [$code, $out, $err] = self::finish(self::artisan(['redis-lock:metrics', '--prometheus']));
+        $this->assertSame(0, $code, $err);
+        $this->assertStringContainsString("# TYPE redis_lock_acquires_total counter\n", $out);
+    }
+
     public function testTheAppBootsWithTheRedisLockStoreAsTheDefaultCache(): void
     {
         [$code, $out, $err] = self::finish(self::artisan(['app:ping']));

@@ -176,6 +176,22 @@ final class SymfonyKernelTest extends TestCase
         $this->assertStringContainsString("locked   no\n", $tester->getDisplay());
     }
 
+    public function testTheMetricsCommandShowsTheHostsTable(): void
+    {
+        $lock = self::$bundleKernel->getContainer()->get('test.lock.factory')->createLock('metrics-1', 30);
+        $this->assertTrue($lock->acquire());
+        $app = new \Symfony\Bundle\FrameworkBundle\Console\Application(self::$bundleKernel);
+        $tester = new \Symfony\Component\Console\Tester\CommandTester($app->find('redis-lock:metrics'));
+        $this->assertSame(0, $tester->execute(['--json' => true]));
+        $seen = json_decode($tester->getDisplay(), true);
+        $this->assertGreaterThanOrEqual(1, $seen['held']['lock'], 'this process holds a lock now');
+        $lock->release();
+        $this->assertSame(0, $tester->execute([]));
+        $this->assertMatchesRegularExpression('/^lock +[1-9]\d* /m', $tester->getDisplay());
+        $this->assertSame(0, $tester->execute(['--prometheus' => true]));
+        $this->assertStringContainsString('redis_lock_acquires_total{kind="lock",result="acquired"} ', $tester->getDisplay());
+    }
+
     /** The bundle's configuration: a DSN, a list of DSNs (Redlock) or null; nothing else. */
     public function testTheBundleConfigurationTakesADsnOrAListOfDsns(): void
     {

@@ -87,8 +87,6 @@ workers=$(ps -o pid= --ppid "$(cat "$dir/fpm.pid")" | wc -l)
 # The extension's connections are the ones whose last command was a lock script.
 ext_conns=$(redis-cli -p "$redis_port" client list | grep -c 'cmd=evalsha' || true)
 rss_growth=$((rss_max_after - rss_max_before))
-"$here/../scripts/php-web.sh" stop "$dir"
-rm -f "/dev/shm$shm"
 
 printf 'fpm-load: %d requests, 64 concurrent, %.1f s (%.0f req/s): 2xx %d, non-2xx %d, failed %d; counter %s (lost updates %d)\n' \
     "$complete" "$took" "$(echo "$complete / $took" | bc -l)" "$ok" "$non2xx" "$failed" "$counter" "$((ok - counter))"
@@ -100,6 +98,29 @@ status=0
 [ "$counter" -eq "$ok" ] || { echo "FAIL: counter $counter != 2xx $ok"; status=1; }
 [ "$ext_conns" -eq "$workers" ] || { echo "FAIL: $ext_conns extension connections for $workers workers"; status=1; }
 [ "$rss_growth" -le 1024 ] || { echo "FAIL: FPM worker RssAnon grew by $rss_growth kB"; status=1; }
-printf 'fpm-load: Prometheus (scraping /metrics every 1 s) saw %s acquires over the run, for %d requests served\n' "$prom_rise" "$ok"
+# Every query of the Grafana dashboard (docs/grafana), run by this Prometheus:
+# each must parse and, but for the lost-locks panel, find series.
+dashboard_check=$(python3 - "$here/../docs/grafana/redis-lock-dashboard.json" "$prom_port" <<'PY'
+import json, sys, urllib.parse, urllib.request
+dash = json.load(open(sys.argv[1]))
+bad = []
+for panel in dash["panels"]:
+    for t in panel["targets"]:
+        expr = t["expr"].replace("$instance", ".*").replace("$__rate_interval", "1m").replace("$__range", "1m")
+        url = f"http://127.0.0.1:{sys.argv[2]}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+        try:
+            r = json.load(urllib.request.urlopen(url))
+        except Exception as e:
+            bad.append(f"{panel['title']}: {expr}: {e}")
+            continue
+        if r.get("status") != "success" or (not r["data"]["result"] and "Lost" not in panel["title"]):
+            bad.append(f"{panel['title']}: {expr}: {r.get('error') or 'no series'}")
+print("; ".join(bad) if bad else "ok")
+PY
+)
+"$here/../scripts/php-web.sh" stop "$dir"
+rm -f "/dev/shm$shm"
+printf 'fpm-load: Prometheus (scraping /metrics every 1 s) saw %s acquires over the run, for %d requests served; Grafana dashboard queries: %s\n' "$prom_rise" "$ok" "$dashboard_check"
+[ "$dashboard_check" = ok ] || { echo "FAIL: the dashboard's queries: $dashboard_check"; status=1; }
 [ "$prom_ok" -eq 1 ] && [ "$prom_rise" = "$ok" ] || { echo "FAIL: Prometheus counted $prom_rise acquires, not $ok"; status=1; }
 exit $status

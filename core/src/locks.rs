@@ -63,6 +63,13 @@ pub trait Locks: Send + Sync {
     /// The same operations counted in other metrics (a multi-lock's names
     /// are not locks of their own in `stats()`).
     fn with_stats(&self, stats: Arc<Mutex<Stats>>) -> Arc<dyn Locks>;
+    /// What the host's metrics count a hold of `kind` here as.
+    fn metrics_kind(&self, kind: Kind) -> crate::metrics::Kind {
+        match kind {
+            Kind::Exclusive => crate::metrics::Kind::Lock,
+            Kind::Shared => crate::metrics::Kind::Read,
+        }
+    }
     /// Multi-locks over the same names, where the deployment has them (its
     /// locks are exclusive ones that the multi kind can take together).
     fn all_locks(&self) -> Option<&dyn AllLocks> {

@@ -224,6 +224,10 @@ impl Locks for MultiLocks {
         })
     }
 
+    fn metrics_kind(&self, _kind: Kind) -> crate::metrics::Kind {
+        crate::metrics::Kind::Multi
+    }
+
     fn with_stats(&self, stats: Arc<Mutex<Stats>>) -> Arc<dyn Locks> {
         Arc::new(MultiLocks {
             names: Arc::clone(&self.names),

@@ -88,6 +88,14 @@ pub fn release_one(hold: Pending<'_>, given_up: &mut GivenUp) -> Outcome {
     if given_up.contains(server) {
         hold.client
             .release_later(hold.kind, hold.name, hold.token, hold.ttl);
+        // Not sent, so no release counted it: it leaves this process's holds
+        // all the same (a request's holds are top-level ones, never a
+        // multi-lock's names, so the host's metrics are counted directly).
+        crate::metrics::release(
+            hold.client.metrics_kind(hold.kind),
+            crate::metrics::ReleaseResult::Error,
+            hold.acquired_at.map(|t| t.elapsed()),
+        );
         return Outcome::Deferred;
     }
     let outcome = match hold.kind {

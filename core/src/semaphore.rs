@@ -594,6 +594,9 @@ impl Locks for Permits {
     fn server(&self) -> &str {
         self.semaphores.node.server()
     }
+    fn metrics_kind(&self, _kind: crate::vocab::Kind) -> crate::metrics::Kind {
+        crate::metrics::Kind::Semaphore
+    }
     /// A permit is kept in the orphans registry with its own release.
     fn release_later(&self, _kind: crate::vocab::Kind, name: &[u8], token: &str, ttl: Duration) {
         let keys = self.semaphores.keys(name);

@@ -209,7 +209,8 @@ impl Stats {
     }
 
     /// Records how a release of `kind` ended: released (true), the hold
-    /// already gone (false), or an error; `held`: how long it was held.
+    /// already gone (false), or an error; `held`: how long it was held, if
+    /// this process took it (the host's "held now" gauge then goes down).
     pub fn record_release(
         &mut self,
         kind: Kind,
@@ -230,6 +231,12 @@ impl Stats {
         };
         if let (Some(held), true) = (held, result != ReleaseResult::Error) {
             record(&mut s.hold, held);
+        }
+        // A release of a hold this process did not take (`held` None: a
+        // restored owner token, tried as a lock and then as a read lock)
+        // that found nothing lost nothing of anyone's it knows of.
+        if held.is_none() && result == ReleaseResult::Lost {
+            return;
         }
         s.host(|| {
             metrics::release(kind, result, held);

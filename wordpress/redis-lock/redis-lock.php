@@ -22,6 +22,7 @@ defined('ABSPATH') || exit;
 require_once __DIR__ . '/includes/config.php';
 require_once __DIR__ . '/includes/functions.php';
 require_once __DIR__ . '/includes/site-health.php';
+require_once __DIR__ . '/includes/metrics.php';
 
 if (extension_loaded('redis_lock') && !class_exists('RedisMutex', false)) {
     // Code written as `new RedisMutex()` (the usual plugin shape) gets the
@@ -31,4 +32,5 @@ if (extension_loaded('redis_lock') && !class_exists('RedisMutex', false)) {
 
 add_filter('rest_post_dispatch', 'redis_lock_rest_retry_after', 10, 1);
 add_filter('site_status_tests', 'redis_lock_site_status_tests');
+add_filter('site_status_tests', 'redis_lock_metrics_site_status_tests');
 add_action('admin_notices', 'redis_lock_admin_notice');

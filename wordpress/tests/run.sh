@@ -9,6 +9,7 @@
 #   4. a lock held elsewhere under the site's own default prefix: 429s
 #   5. without the extension: a 503 and Site Health critical
 #   6. as a must-use plugin (the loader in mu-plugins/): loaded, working
+#   7. Site Health shows the host's lock metrics: the FPM workers' acquires of run 1, summed
 # Usage: wordpress/tests/run.sh [REQUESTS] [CLIENTS]
 set -euo pipefail
 requests=${1:-2000} clients=${2:-16}
@@ -65,7 +66,10 @@ require_once ABSPATH . 'wp-settings.php';
 CONF
 user=$(php -d extension="$so" "$here/install.php" "$dir/wp" "$host" | tail -1)
 
-HTTP_PORT=$http_port "$root/scripts/php-web.sh" start "$dir" "$so" "$dir/wp/index.php" >/dev/null
+# The workers count their locks in a metrics segment of this run's own.
+shm="/redis_lock.wp-test.$$"
+HTTP_PORT=$http_port PHP_DEFINES="redis_lock.metrics_shm=$shm" \
+    "$root/scripts/php-web.sh" start "$dir" "$so" "$dir/wp/index.php" >/dev/null
 url="http://$host/index.php?rest_route=/redis-lock-test/v1/credit&user_id=$user"
 for _ in $(seq 100); do curl -sf -X POST "$url&nolock=1" >/dev/null 2>&1 && break; sleep 0.1; done
 balance() { php -r '$m = new mysqli("localhost", "wp", "wp", "wp", 0, $argv[1]); echo (int) $m->query("SELECT meta_value FROM wp_usermeta WHERE user_id = " . (int) $argv[2] . " AND meta_key = \"credit\"")->fetch_row()[0];' "$dir/mysql.sock" "$user"; }
@@ -85,6 +89,11 @@ echo "wordpress with the lock:    balance +$((after - before)) for $ok 2xx; $bus
 [ $((after - before)) -eq "$ok" ] || fail "balance $((after - before)) != 2xx $ok"
 [ $((ok + busy)) -eq "$requests" ] || fail "responses other than 2xx and 429"
 [ "$retry" -eq "$busy" ] || fail "a 429 without Retry-After"
+# 7. Site Health, read by another process: every worker's acquires and timeouts of run 1, summed.
+health=$(php -d extension="$so" -d "redis_lock.metrics_shm=$shm" "$here/metrics-health.php" "$dir/wp" "$host")
+echo "wordpress, Site Health's lock metrics: $health"
+python3 -c 'import json,sys; d=json.loads(sys.argv[1]); want="lock: acquired / busy / timed out / failed: %s / 0 / %s / 0" % (sys.argv[2], sys.argv[3]); sys.exit(0 if d["status"] == "good" and d["acquired"] == int(sys.argv[2]) and want in d["text"] else 1)' "$health" "$ok" "$busy" \
+    || fail "Site Health: expected 'good', and run 1's $ok acquires and $busy timeouts"
 
 # 2. Without the lock.
 before=$(balance)
@@ -142,5 +151,6 @@ python3 -c 'import json,sys; d=json.loads(sys.argv[1]); sys.exit(0 if d["loaded"
     || fail "as a must-use plugin: expected it loaded by the loader, its lock working, the site's prefix $prefix"
 
 grep -i "fatal" "$dir/fpm.log" && fail "PHP fatal errors in the FPM log"
+rm -f "/dev/shm$shm"
 [ $status -eq 0 ] && echo "wordpress proof: all checks passed"
 exit $status

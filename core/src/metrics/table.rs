@@ -320,7 +320,8 @@ impl Table {
     }
 
     /// Counts one release of `kind` that ended in `result`, of a hold held
-    /// for `held` (when known). Each release ends one hold, whatever came of it.
+    /// for `held`: known when this process took the hold, which then ends
+    /// here whatever came of the release (it counted among the held).
     pub(crate) fn release(
         &self,
         slot: usize,
@@ -335,8 +336,8 @@ impl Table {
         );
         if let Some(micros) = held {
             self.observe(slot, HOLD_HIST + kind.index() * HIST_WORDS, micros);
+            self.slot(slot)[HELD + kind.index()].fetch_sub(1, Ordering::Relaxed);
         }
-        self.slot(slot)[HELD + kind.index()].fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Moves the number of waiting acquires of `kind` by one.

@@ -14,7 +14,8 @@ use Illuminate\Support\ServiceProvider;
  *     // 'prefix' => 'lock:', 'options' => [...the extension's options]
  *
  * then `Cache::store('locks')->lock('name', 10)->get()`. Also registers
- * `php artisan redis-lock:inspect {name}` (see InspectCommand).
+ * `php artisan redis-lock:inspect {name}` (see InspectCommand) and
+ * `php artisan redis-lock:metrics` (see MetricsCommand).
  */
 class RedisLockServiceProvider extends ServiceProvider
 {
@@ -31,7 +32,7 @@ class RedisLockServiceProvider extends ServiceProvider
             return $this->repository($store, $name === null ? $config : ['store' => $name] + $config);
         });
         if ($this->app->runningInConsole()) {
-            $this->commands([InspectCommand::class]);
+            $this->commands([InspectCommand::class, MetricsCommand::class]);
         }
     }
 }

@@ -4,6 +4,7 @@ declare(strict_types=1);
 namespace RedisLock\Symfony\DependencyInjection;
 
 use RedisLock\Symfony\Command\InspectCommand;
+use RedisLock\Symfony\Command\MetricsCommand;
 use RedisLock\Symfony\RedisLockStore;
 use RedisLock\Symfony\SemaphoreStore;
 use Symfony\Component\Console\Command\Command;
@@ -48,6 +49,8 @@ final class RedisLockExtension extends Extension
         if (class_exists(Command::class)) {
             $container->setDefinition(InspectCommand::class, (new Definition(InspectCommand::class, [new Reference(RedisLockStore::class)]))
                 ->addTag('console.command', ['command' => 'redis-lock:inspect']));
+            $container->setDefinition(MetricsCommand::class, (new Definition(MetricsCommand::class))
+                ->addTag('console.command', ['command' => 'redis-lock:metrics']));
         }
 
         // Semaphores need one node's scripts: none over Redlock's list of masters.
