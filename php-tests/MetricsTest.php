@@ -217,6 +217,20 @@ final class MetricsTest extends TestCase
         $this->assertSame('0 1', $out);
     }
 
+    public function testAValueNotUnderstoodIsLoggedOnceAndTheDefaultUsed(): void
+    {
+        $log = tempnam(sys_get_temp_dir(), 'rl-log');
+        [$code, $out, $err] = $this->inSegment(
+            '$s = RedisLock\Metrics::snapshot(); RedisLock\Metrics::snapshot(); echo $s["mode"];',
+            ['redis_lock.metrics' => 'everywhere', 'redis_lock.metrics_names' => 'many', 'error_log' => $log]
+        );
+        $logged = file_get_contents($log);
+        unlink($log);
+        $this->assertSame([0, 'host', ''], [$code, $out, $err]);
+        $this->assertSame(1, substr_count($logged, 'redis_lock.metrics must be host, process or off, not "everywhere"'), $logged);
+        $this->assertSame(1, substr_count($logged, 'redis_lock.metrics_names must be 0 to 128, not "many"'), $logged);
+    }
+
     /** @return array{int, string, string} exit code, stdout, stderr of $code run in this test's segment */
     private function inSegment(string $code, array $ini = []): array
     {

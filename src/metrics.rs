@@ -1,6 +1,9 @@
 //! `RedisLock\Metrics`: the host's lock metrics (`redis_lock_core::metrics`)
 //! as an array or as Prometheus text, and their settings from php.ini.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+
 use ext_php_rs::boxed::ZBox;
 use ext_php_rs::prelude::*;
 use ext_php_rs::types::ZendHashTable;
@@ -44,18 +47,37 @@ impl Metrics {
     }
 }
 
+/// What was wrong with the metrics' php.ini values, told once per process.
+static INI_PROBLEM: OnceLock<String> = OnceLock::new();
+static INI_PROBLEM_TOLD: AtomicBool = AtomicBool::new(false);
+
 /// Module start-up: how this process counts, from php.ini. A value that is
-/// not understood leaves the default (`host`), and says so in the log.
+/// not understood leaves the default, and the error log says so (php.ini
+/// has no caller to throw to).
 pub fn configure() {
     let mode_text = String::from_utf8_lossy(&ini::get("metrics")).into_owned();
     let shm = String::from_utf8_lossy(&ini::get("metrics_shm")).into_owned();
     let names_text = String::from_utf8_lossy(&ini::get("metrics_names")).into_owned();
-    let mode = Mode::parse(&mode_text).unwrap_or(Mode::Host);
-    let names = names_text
-        .trim()
-        .parse::<usize>()
-        .unwrap_or(20)
-        .min(metrics::names::ENTRIES);
+    let mut problems = Vec::new();
+    let mode = Mode::parse(&mode_text).unwrap_or_else(|| {
+        problems.push(format!(
+            "redis_lock.metrics must be host, process or off, not {mode_text:?}: host is used"
+        ));
+        Mode::Host
+    });
+    let names = match names_text.trim().parse::<usize>() {
+        Ok(n) if n <= metrics::names::ENTRIES => n,
+        _ => {
+            problems.push(format!(
+                "redis_lock.metrics_names must be 0 to {}, not {names_text:?}: 20 is used",
+                metrics::names::ENTRIES
+            ));
+            20
+        }
+    };
+    if !problems.is_empty() {
+        let _ = INI_PROBLEM.set(format!("redis_lock: {}", problems.join("; ")));
+    }
     metrics::configure(Config {
         mode,
         shm: Some(shm).filter(|s| !s.is_empty()),
@@ -73,10 +95,19 @@ pub fn start_request() {
 /// Logs what was wrong with the host segment, once per process, with
 /// `error_log()`: never as a PHP warning, which frameworks turn into exceptions.
 fn log_warning() {
-    if let Some(warning) = metrics::take_warning() {
-        if let Ok(error_log) = ext_php_rs::types::ZendCallable::try_from_name("error_log") {
-            let _ = error_log.try_call(vec![&warning]);
+    if let Some(problem) = INI_PROBLEM.get() {
+        if !INI_PROBLEM_TOLD.swap(true, Ordering::Relaxed) {
+            error_log(problem);
         }
+    }
+    if let Some(warning) = metrics::take_warning() {
+        error_log(&warning);
+    }
+}
+
+fn error_log(message: &str) {
+    if let Ok(error_log) = ext_php_rs::types::ZendCallable::try_from_name("error_log") {
+        let _ = error_log.try_call(vec![&message]);
     }
 }
 
