@@ -60,6 +60,61 @@ final class RequestEndTest extends TestCase
     }
 
     /**
+     * A worker that never ends its request (FrankenPHP's worker mode,
+     * RoadRunner, Octane, a queue worker): each "request" is one turn of a
+     * loop, and request end comes only when the worker stops. What a turn
+     * leaves to its objects is freed when they go out of scope, also when
+     * the turn throws; a lock kept past the turn (a static) stays held, its
+     * watchdog renewing it, until it is released or the worker ends.
+     */
+    public function testAWorkerLoopFreesEachTurnsLocksAndKeepsWhatItKeeps(): void
+    {
+        $dsn = $this->dsn();
+        [$code, $out, $err] = self::runPhp(<<<PHP
+        <?php
+        \$lm = new RedisLock\LockManager('$dsn', ['ttl' => 0.3]);
+        \$m = new RedisLock\RedisMutex('$dsn');
+        \$redis = new Redis();
+        \$redis->connect('127.0.0.1', (int) parse_url('$dsn', PHP_URL_PORT));
+        \$handle = function (int \$turn) use (\$lm, \$m) {
+            \$lock = \$lm->createLock('job:' . (\$turn % 5));
+            \$lock->acquire() or exit(3);
+            \$m->synchronized('mutex', fn () => null);
+            \$read = \$lm->createLock('doc');
+            \$read->acquireRead() or exit(4);
+            if (\$turn % 7 === 0) {
+                throw new RuntimeException('this turn fails');
+            }
+            if (\$turn === 10) {
+                static \$kept;
+                \$kept = \$lm->createLock('kept');
+                \$kept->acquire() or exit(5);
+            }
+            // No release: the objects go out of scope with the turn.
+        };
+        for (\$turn = 0; \$turn < 300; \$turn++) {
+            try {
+                \$handle(\$turn);
+            } catch (RuntimeException) {
+            }
+            \$left = array_filter(\$redis->keys('lock:*'), fn (\$k) => !str_contains(\$k, ':call:') && !str_contains(\$k, 'kept'));
+            if (\$left !== []) {
+                echo "turn \$turn left ", implode(' ', \$left), "\n";
+                exit(6);
+            }
+        }
+        usleep(1_000_000); // three TTLs: only the watchdog keeps 'kept'
+        \$s = RedisLock\Metrics::snapshot();
+        echo json_encode([\$redis->exists('lock:{kept}'), \$s['held']['lock'], \$s['acquires']['lock']['acquired'],
+            \$s['releases']['lock']['released'], \$s['acquires']['read']['acquired'], \$s['releases']['read']['released']]), "\n";
+        PHP, ['redis_lock.metrics' => 'process']);
+        $this->assertSame(0, $code, $out . $err);
+        // 300 turns: a lock and a mutex key each (600 + 1 kept), a read lock each.
+        $this->assertSame("[1,1,601,600,300,300]\n", $out, $err);
+        $this->assertSame(0, $this->redis->exists('lock:{kept}'), 'the kept lock ends with the worker');
+    }
+
+    /**
      * A request that ends holding 20 locks (of each kind) on a stalled Redis
      * gives the server up after its first failed release: it ends within
      * about one timeout (0.5 s here), not 20 (10 s before).
