@@ -34,6 +34,21 @@ final class IniTest extends TestCase
         $this->assertStringNotContainsString('hunter2', $out);
     }
 
+    /** The packages' settings file lists every entry, with the default `php --ri` shows. */
+    public function testTheShippedIniFileListsEverySettingWithItsDefault(): void
+    {
+        $proc = proc_open([...self::php(true), '--ri', 'redis_lock'], [1 => ['pipe', 'w'], 2 => ['pipe', 'w']], $pipes);
+        $out = stream_get_contents($pipes[1]);
+        proc_close($proc);
+        preg_match_all('/^(redis_lock\.\w+) => (.*)$/m', $out, $shown, PREG_SET_ORDER);
+        preg_match_all('/^;(redis_lock\.\w+) = ?"?([^"\n]*)"?$/m', file_get_contents(__DIR__ . '/../redis_lock.ini'), $listed, PREG_SET_ORDER);
+        $byName = fn (array $matches) => array_map(trim(...), array_column($matches, 2, 1));
+        $this->assertSame($byName($shown), $byName($listed), $out);
+        $this->assertArrayHasKey('redis_lock.metrics', $byName($shown));
+        // The metrics' entries are php.ini's only: every process sharing the table must agree.
+        $this->assertFalse(ini_set('redis_lock.metrics', 'off'));
+    }
+
     public function testDefaultsComeFromIniAndOptionsOverrideThem(): void
     {
         $old = [];

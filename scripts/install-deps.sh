@@ -18,12 +18,12 @@ if ((${#missing[@]})); then
     $sudo apt-get update -q
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
-# Debian starts redis-server, mariadb and apache2 (pulled in by wordpress) as
+# Debian starts redis-server, mariadb, apache2 (pulled in by wordpress) and prometheus as
 # services when they are installed; the project uses none of them: every
 # script starts its own servers on free loopback ports. Stop the ones that
 # would only take memory.
 if ((${#missing[@]})); then
-    for service in apache2 mariadb; do
+    for service in apache2 mariadb prometheus; do
         $sudo service "$service" stop >/dev/null 2>&1 || true
     done
 fi

@@ -143,7 +143,17 @@ pub(crate) fn acquire<B: Backend>(
     // second timeout on top of the caller's own.
     orphans::clean_up_server(backend.pool(), backend.server());
     if acquired {
-        hold.confirm_replicas(backend, ttl)?;
+        if let Err(err) = hold.confirm_replicas(backend, ttl) {
+            // Given back: no longer among this process's holds.
+            let held = match &outcome {
+                AcquireOutcome::Acquired(h) => Some(h.acquired_at.elapsed()),
+                _ => None,
+            };
+            hold.stats(backend)
+                .lock()
+                .record_release(hold.metric_kind(), &Ok(true), held);
+            return Err(err);
+        }
     }
     Ok(outcome)
 }

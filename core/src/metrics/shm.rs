@@ -150,12 +150,18 @@ impl Fd {
     /// empty one to that size first when `grow`).
     fn map(&self, bytes: usize, grow: bool) -> Result<&'static [AtomicU64], String> {
         let len = libc::off_t::try_from(bytes).map_err(|_| "the table is too large".to_string())?;
-        // SAFETY: our descriptor.
-        if grow && unsafe { libc::ftruncate(self.0, len) } != 0 {
-            return Err(format!(
-                "cannot size the metrics segment: {}",
-                std::io::Error::last_os_error()
-            ));
+        // The pages are reserved now, not at their first write: a full
+        // /dev/shm then fails here, instead of stopping a process that
+        // counts with SIGBUS later.
+        if grow {
+            // SAFETY: our descriptor.
+            let failed = unsafe { libc::posix_fallocate(self.0, 0, len) };
+            if failed != 0 {
+                return Err(format!(
+                    "cannot size the metrics segment: {}",
+                    std::io::Error::from_raw_os_error(failed)
+                ));
+            }
         }
         // SAFETY: a new shared mapping of our descriptor; the kernel picks
         // the address.
