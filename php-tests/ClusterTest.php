@@ -75,7 +75,7 @@ final class ClusterTest extends \PHPUnit\Framework\TestCase
             }
             $seen = $lm->inspect($name);
             $this->assertSame(
-                [true, 'exclusive', $lock->owner(), ['host' => gethostname(), 'pid' => getmypid()], 1, 0, $lock->fencingToken()],
+                [true, 'exclusive', $lock->owner(), ['host' => TestCase::tokenHost(getmypid()), 'pid' => getmypid()], 1, 0, $lock->fencingToken()],
                 [$seen['locked'], $seen['kind'], $seen['owner'], $seen['holder'], $seen['waiters'], $seen['readers'], $seen['fencing']],
                 $name
             );

@@ -36,7 +36,7 @@ final class SemaphoreTest extends TestCase
         $this->assertInstanceOf(Semaphore::class, $a);
         $this->assertSame('s', $a->name());
         $this->assertSame(2, $a->limit());
-        $this->assertMatchesRegularExpression('/^[0-9a-f-]{36}:\d+@/', $a->owner());
+        $this->assertMatchesRegularExpression('/^[A-Za-z0-9_-]{22}:\d+@/', $a->owner());
         $this->assertFalse($a->isAcquired());
         $this->assertTrue($a->acquire());
         $this->assertTrue($a->isAcquired());

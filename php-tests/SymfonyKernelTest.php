@@ -168,7 +168,7 @@ final class SymfonyKernelTest extends TestCase
         $out = $tester->getDisplay();
         $this->assertStringContainsString("locked   yes\n", $out);
         $this->assertStringContainsString('owner    ' . $key->getState(RedisLockStore::class) . "\n", $out);
-        $this->assertStringContainsString('holder   pid ' . getmypid() . ' on ' . gethostname() . "\n", $out);
+        $this->assertStringContainsString('holder   pid ' . getmypid() . ' on ' . self::tokenHost(getmypid()) . "\n", $out);
         $this->assertSame(0, $tester->execute(['resource' => 'invoice-9', '--json' => true]));
         $this->assertSame('exclusive', json_decode($tester->getDisplay(), true)['kind']);
         $lock->release();

@@ -63,7 +63,7 @@ CONF
     ;;
 stop)
     for p in nginx fpm; do
-        [ -f "$dir/$p.pid" ] && kill "$(cat "$dir/$p.pid")" 2>/dev/null || true
+        [ -f "$dir/$p.pid" ] && kill "$(cat "$dir/$p.pid" 2>/dev/null)" 2>/dev/null || true
     done
     ;;
 esac

@@ -4,9 +4,9 @@
 # connections. Checks: counter == 2xx responses, no 5xx, FPM worker RSS flat,
 # one extension connection per FPM worker; and Debian's Prometheus, scraping
 # the workers' host-wide lock metrics at /metrics every second, counts as
-# many acquires over the run as requests were served (its HTTP API, queried
-# for the counter's rise over the run: `x - x offset <run>`, which is exact;
-# `increase()` extrapolates to the window's edges).
+# many acquires over the run as requests were served (its HTTP API's
+# `increase()` over the span from the last scrape before the run to the last
+# after it, where it extrapolates nothing).
 # Usage: soak/fpm-load.sh SO REQUESTS   (KEEP=1 leaves the servers and files for a look)
 set -euo pipefail
 so=$1 requests=$2
@@ -74,8 +74,23 @@ start=$(date +%s.%N)
 ab -c 64 -n "$requests" "http://127.0.0.1:$http_port/" >"$dir/ab.txt" 2>&1 || true
 took=$(echo "$(date +%s.%N) - $start" | bc)
 scraped || prom_ok=0
-run_ms=$(echo "($(date +%s.%N) - $before) * 1000 / 1" | bc)
-prom_rise=$(promql "$acquired - $acquired offset ${run_ms}ms")
+# increase() over exactly the samples' span, from the last scrape before the
+# run to the last one after it: it then extrapolates nothing and is exact.
+prom_rise=$(python3 - "$prom_port" "$acquired" "$before" <<'PY'
+import json, sys, urllib.parse, urllib.request
+port, series, before = sys.argv[1], sys.argv[2], float(sys.argv[3])
+def query(expr, at=None):
+    args = {"query": expr, **({"time": at} if at else {})}
+    r = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode(args)))
+    return r["data"]["result"]
+samples = query(f"{series}[10m]")[0]["values"]
+first = [ts for ts, _ in samples if ts <= before][-1]
+last = samples[-1][0]
+span_ms = round((last - first) * 1000)
+rise = query(f"increase({series}[{span_ms}ms])", f"{last:.3f}")[0]["value"][1]
+print(rise)
+PY
+) || prom_rise=none
 read -r rss_avg_after rss_max_after < <(rss)
 
 complete=$(awk '/^Complete requests:/ {print $3}' "$dir/ab.txt")

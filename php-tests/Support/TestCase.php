@@ -46,6 +46,16 @@ abstract class TestCase extends \PHPUnit\Framework\TestCase
     }
 
     /**
+     * The host as owner tokens made by process $pid carry it: the short name
+     * (up to the first dot), cut so that the token (22 random characters,
+     * `:<pid>@<host>`) stays within 44 bytes, what Redis keeps inline.
+     */
+    public static function tokenHost(int $pid): string
+    {
+        return substr(explode('.', (string) gethostname())[0], 0, 44 - 22 - 2 - strlen((string) $pid));
+    }
+
+    /**
      * The start of a child php process's command line that loads the
      * extension as this process did: the built .so REDIS_LOCK_SO names, or,
      * when it names none, the installed extension that php.ini enables (the
