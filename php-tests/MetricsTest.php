@@ -133,6 +133,8 @@ final class MetricsTest extends TestCase
         );
     }
 
+    /** @group promtool */
+    #[\PHPUnit\Framework\Attributes\Group('promtool')]
     public function testTheExpositionPassesPromtool(): void
     {
         $dsn = $this->dsn();

@@ -24,16 +24,18 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 roots="$top/.roots"
 
 # What a build root holds: PHP 8.4 with the headers to build against, the
-# framework packages the suites load, the servers of its matrix row, and
-# dpkg-dev and zip to pack `make dist`'s artifacts.
+# framework packages the suites load, the servers of its matrix row,
+# prometheus (promtool checks the metrics' exposition), and dpkg-dev and zip
+# to pack `make dist`'s artifacts.
 build=(ca-certificates procps psmisc bc curl gcc libc6-dev make pkg-config libssl-dev libclang-dev
        php8.4-cli php8.4-dev php8.4-xml php8.4-mbstring php8.4-sqlite3 php-redis php-predis phpunit
        php-laravel-framework php-symfony-lock php-symfony-semaphore php-symfony-framework-bundle
        php-symfony-cache composer redis-server redis-tools redis-sentinel valkey-server valkey-tools valkey-sentinel
-       dpkg-dev zip)
+       prometheus dpkg-dev zip)
 # What a bare root holds: what a user's server has to run PHP and the core
 # PHPUnit suite (phpredis and Symfony Lock are what some of its tests read
-# Redis with); no compiler, no headers.
+# Redis with); no compiler, no headers, no promtool (the install test leaves
+# out the tests of group promtool).
 bare=(ca-certificates procps psmisc openssl unzip php-cli php-xml php-mbstring php-redis
       php-symfony-lock phpunit redis-server redis-tools)
 # Bump when the way a root is made changes (the package list counts by itself).
